@@ -1,0 +1,183 @@
+"""The regimen file of the contract: a person, their meals and medicines, their supplements."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from decimal import Decimal
+from functools import cached_property
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+from schemas.amounts import Amount, DoseAmount
+from schemas.names import SupplementName, identify
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_clock(raw: Any) -> time:
+    """Read a wall-clock time written "HH:MM"."""
+    if isinstance(raw, time):
+        return raw.replace(second=0, microsecond=0, tzinfo=None)
+    match = _CLOCK.match(str(raw).strip()) if isinstance(raw, str) else None
+    if match is None:
+        raise ValueError(f'a time of day is written "HH:MM" (like "07:30"), not {raw!r}')
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _clock_text(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+Clock = Annotated[
+    time, BeforeValidator(parse_clock), PlainSerializer(_clock_text, return_type=str)
+]
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name like Europe/Copenhagen") from error
+    return name
+
+
+def check_phone(raw: str) -> str:
+    """Keep the number in E.164 form ("+4520123456")."""
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as error:
+        raise ValueError(f"phone {raw!r} is not in E.164 form, like +4520123456") from error
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"phone {raw!r} is not a valid number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
+PhoneNumber = Annotated[str, AfterValidator(check_phone)]
+
+# what meals may contain, mapped to the tags the rules speak of
+_CONTENT_SYNONYMS = {
+    "milk": "dairy",
+    "cheese": "dairy",
+    "yogurt": "dairy",
+    "yoghurt": "dairy",
+    "skyr": "dairy",
+    "dairy_products": "dairy",
+    "tea": "black_tea",
+    "calcium_rich": "calcium",
+}
+
+
+def content_tag(raw: str) -> str:
+    tag = "_".join(re.sub(r"[^0-9a-z]+", " ", raw.lower()).split())
+    if not tag:
+        raise ValueError(f"meal contents must be words like dairy or black tea, not {raw!r}")
+    return _CONTENT_SYNONYMS.get(tag, tag)
+
+
+ContentTag = Annotated[str, AfterValidator(content_tag)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+
+class TimeWindow(_Strict):
+    """A stretch of the local day, from one wall-clock time to another."""
+
+    start: Clock = Field(alias="from")
+    end: Clock = Field(alias="to")
+
+    def crosses_midnight(self) -> bool:
+        return self.end <= self.start
+
+
+class Person(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    phone: PhoneNumber
+    email: EmailStr | None = None
+    channel: Literal["sms", "email"] = "sms"
+    timezone: TimeZoneName
+    waking: TimeWindow = TimeWindow(start=time(7, 0), end=time(22, 0))
+    quiet: list[TimeWindow] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Person:
+        if self.channel == "email" and self.email is None:
+            raise ValueError("channel: email needs an email address")
+        if self.waking.crosses_midnight():
+            raise ValueError("the waking window must end later on the same day than it starts")
+        return self
+
+
+class Meal(_Strict):
+    name: str = Field(min_length=1)
+    at: Clock
+    contains: list[ContentTag] = Field(default_factory=list)
+
+
+def _as_list(raw: Any) -> Any:
+    return [raw] if isinstance(raw, str | time) else raw
+
+
+class Medication(_Strict):
+    name: str = Field(min_length=1)
+    at: Annotated[list[Clock], BeforeValidator(_as_list)] = Field(min_length=1)
+
+
+class SupplementEntry(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    dose: DoseAmount
+    at: Clock | None = None
+    deficiency_confirmed: bool = False
+
+    @cached_property
+    def identity(self) -> SupplementName:
+        return identify(self.name)
+
+    @property
+    def key(self) -> str:
+        return self.identity.key
+
+
+class Policy(_Strict):
+    """Derived defaults (see domain-rules.md) that a regimen file may change."""
+
+    black_tea_gap_hours: float = Field(default=3.0, ge=0, le=12)
+    repeat_gap_hours: float = Field(default=4.0, ge=0, le=12)
+    cold_course_days: int = Field(default=5, ge=1)
+    lozenges_per_day: int = Field(default=6, ge=1, le=12)
+    lozenge_dose: DoseAmount = Amount(value=Decimal(14), unit="mg")
+    lozenge_min_interval_hours: float = Field(default=2.0, gt=0, le=12)
+    lozenge_max_interval_hours: float = Field(default=3.0, gt=0, le=12)
+    course_zinc_gap_hours: float = Field(default=2.0, ge=0, le=12)
+    iron_daily_warn_mg: float = Field(default=18.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Policy:
+        if self.lozenge_max_interval_hours < self.lozenge_min_interval_hours:
+            raise ValueError("lozenge_max_interval_hours must not be below the minimum")
+        return self
+
+
+class Regimen(_Strict):
+    person: Person
+    meals: list[Meal] = Field(default_factory=list)
+    medications: list[Medication] = Field(default_factory=list)
+    supplements: list[SupplementEntry] = Field(min_length=1)
+    policy: Policy = Field(default_factory=Policy)
