@@ -73,7 +73,9 @@ def parse_amount(raw: Any) -> Amount:
         raise ValueError(f"a dose is written like '18 mg' or '100 µg', not {raw!r}")
     spelled = match.group("unit").strip().lower().rstrip(".")
     if spelled not in _UNIT_SPELLINGS:
-        raise ValueError(f"unknown unit {match.group('unit')!r} in dose {raw!r}: use mg, µg, g or IU")
+        raise ValueError(
+            f"unknown unit {match.group('unit')!r} in dose {raw!r}: use mg, µg, g or IU"
+        )
     unit, factor = _UNIT_SPELLINGS[spelled]
     try:
         value = Decimal(match.group("value").replace(",", ".")) * factor
@@ -85,6 +87,4 @@ def parse_amount(raw: Any) -> Amount:
 
 
 # The regimen file writes doses as strings; JSON output shows them the same way.
-DoseAmount = Annotated[
-    Amount, BeforeValidator(parse_amount), PlainSerializer(str, return_type=str)
-]
+DoseAmount = Annotated[Amount, BeforeValidator(parse_amount), PlainSerializer(str, return_type=str)]

@@ -55,7 +55,7 @@ def _parse(text: str, source: str) -> Any:
     try:
         if text.lstrip().startswith(("{", "[")):
             return json.loads(text)
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)
     except (yaml.YAMLError, json.JSONDecodeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else "syntax error"
         raise RegimenFileError(f"{source}: not valid YAML or JSON ({first_line})") from None

@@ -41,16 +41,16 @@ def _clock_text(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-Clock = Annotated[
-    time, BeforeValidator(parse_clock), PlainSerializer(_clock_text, return_type=str)
-]
+Clock = Annotated[time, BeforeValidator(parse_clock), PlainSerializer(_clock_text, return_type=str)]
 
 
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name like Europe/Copenhagen") from error
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name like Europe/Copenhagen"
+        ) from error
     return name
 
 
@@ -93,7 +93,11 @@ ContentTag = Annotated[str, AfterValidator(content_tag)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+        extra="forbid",
+        frozen=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
     )
 
 

@@ -1,0 +1,103 @@
+"""Checks on a whole day's regimen: daily limits, confirmed deficiencies, poor forms.
+
+They produce warnings, or a refusal where the rule says refuse; they never change a dose.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from planner.plan import PlanRefused
+from planner.rules import RULES, DailyLimit, RuleTable
+from schemas.regimen import Regimen, SupplementEntry
+
+
+def regimen_warnings(regimen: Regimen, table: RuleTable = RULES) -> list[str]:
+    """Every warning the regimen earns; raises PlanRefused for a refusing limit."""
+    supplements = regimen.supplements
+    warnings = [*_limit_warnings(regimen, table), *_deficiency_warnings(supplements, table)]
+    warnings += _form_warnings(supplements, table)
+    warnings += _pairing_warnings(supplements, table)
+    warnings += [
+        f"{entry.name}: no timing rules are known for it; it is planned on its own merits"
+        for entry in supplements
+        if entry.identity.canonical is None
+    ]
+    return warnings
+
+
+def daily_totals(supplements: list[SupplementEntry], unit: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for entry in supplements:
+        milligrams = entry.dose.milligrams
+        if milligrams is None:
+            continue
+        amount = milligrams * 1000 if unit == "µg" else milligrams
+        totals[entry.key] = totals.get(entry.key, Decimal(0)) + amount
+    return totals
+
+
+def limit_of(rule: DailyLimit, regimen: Regimen) -> Decimal:
+    if rule.policy is None:
+        return rule.limit
+    return Decimal(str(getattr(regimen.policy, rule.policy)))
+
+
+def _limit_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
+    warnings: list[str] = []
+    for rule in table.limits:
+        entries = [entry for entry in regimen.supplements if entry.key == rule.subject]
+        if not entries:
+            continue
+        warnings += [
+            f"{entry.name} {entry.dose}: given in IU, so it cannot be checked against "
+            f"{rule.id} ({rule.text})"
+            for entry in entries
+            if entry.dose.milligrams is None
+        ]
+        total = daily_totals(entries, rule.unit).get(rule.subject, Decimal(0))
+        limit = limit_of(rule, regimen)
+        if total <= limit:
+            continue
+        if rule.waived_by_deficiency and all(entry.deficiency_confirmed for entry in entries):
+            continue
+        message = (
+            f"{rule.subject} {_number(total)} {rule.unit}/day is above {_number(limit)} "
+            f"{rule.unit}/day: {rule.text} [{rule.label}]"
+        )
+        if rule.action == "refuse":
+            raise PlanRefused(f"refused: {message}", (rule.id,))
+        warnings.append(message)
+    return warnings
+
+
+def _deficiency_warnings(supplements: list[SupplementEntry], table: RuleTable) -> list[str]:
+    return [
+        f"{entry.name}: {rule.text}; set deficiency_confirmed: true once a physician has "
+        f"found one [{rule.label}]"
+        for rule in table.needs_deficiency
+        for entry in supplements
+        if entry.key == rule.subject and not entry.deficiency_confirmed
+    ]
+
+
+def _form_warnings(supplements: list[SupplementEntry], table: RuleTable) -> list[str]:
+    return [
+        f"{entry.name}: {rule.text} [{rule.label}]"
+        for rule in table.poor_forms
+        for entry in supplements
+        if entry.key == rule.subject and (entry.identity.form or "").startswith(rule.form)
+    ]
+
+
+def _pairing_warnings(supplements: list[SupplementEntry], table: RuleTable) -> list[str]:
+    keys = [entry.key for entry in supplements]
+    return [
+        f"{rule.subject} without {rule.partner}: {rule.text} [{rule.label}]"
+        for rule in table.together
+        if keys.count(rule.subject) > keys.count(rule.partner)
+    ]
+
+
+def _number(value: Decimal) -> str:
+    return format(value.normalize(), "f")

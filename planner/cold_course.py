@@ -1,0 +1,184 @@
+"""The zinc cold course: (regimen, onset instant) -> its lozenge doses. A pure function.
+
+By default 5 days of 6 x 14 mg lozenges, one every 2 to 3 h while awake, the first at onset
+(or at waking time when the onset is at night), each kept from the day's iron and copper doses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from planner.day import Day, day_frame, plan_day
+from planner.plan import DayPlan, PlanRefused
+from planner.rules import COLD_COURSE, RULES, RuleTable
+from planner.timeline import Interval, first_at_or_after, instant_of, minute_of, subtract
+from schemas.regimen import Policy, Regimen
+
+
+@dataclass(frozen=True)
+class CourseDose:
+    at: datetime  # aware, in the person's zone
+    day: int  # 1-based day of the course
+    number: int  # 1-based lozenge of that day
+    dose: str
+    why: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ColdCoursePlan:
+    onset: datetime
+    ends: datetime
+    doses: tuple[CourseDose, ...]
+    warnings: tuple[str, ...]
+
+
+def plan_cold_course(regimen: Regimen, onset: datetime, table: RuleTable = RULES) -> ColdCoursePlan:
+    """Raises PlanRefused for a course longer than the table allows, or a day with no room."""
+    if onset.tzinfo is None:
+        raise ValueError("the onset must be an aware instant, not a naive datetime")
+    policy, rule = regimen.policy, table.cold_course
+    if policy.cold_course_days > rule.max_days:
+        raise PlanRefused(
+            f"a cold course of {policy.cold_course_days} days is longer than {rule.max_days}: "
+            "high zinc is for brief periods only",
+            (rule.id, "zinc-upper-limit"),
+        )
+    frame_zone = day_frame(regimen, onset.date()).zone
+    start = minute_of(onset)
+    end = start + policy.cold_course_days * 24 * 60
+    doses: list[CourseDose] = []
+    local_day = instant_of(start, frame_zone).date()
+    day_number = 1
+    while True:
+        frame = day_frame(regimen, local_day)
+        if frame.start >= end:
+            break
+        placed = _day_doses(regimen, local_day, frame, max(start, frame.start), end, table)
+        first_day = not doses
+        doses += [
+            CourseDose(
+                instant_of(minute, frame.zone),
+                day_number,
+                number,
+                str(policy.lozenge_dose),
+                _why(minute, number, start, frame, reason, table, policy, first_day),
+            )
+            for number, (minute, reason) in enumerate(placed, start=1)
+        ]
+        day_number += 1
+        local_day += timedelta(days=1)
+    return ColdCoursePlan(
+        instant_of(start, frame_zone),
+        instant_of(end, frame_zone),
+        tuple(doses),
+        tuple(_total_warnings(regimen, table)),
+    )
+
+
+def _day_doses(
+    regimen: Regimen, day: date, frame: Day, start: int, end: int, table: RuleTable
+) -> list[tuple[int, str | None]]:
+    """Lozenge minutes for one day, spread evenly, each with what pushed it (if anything)."""
+    policy = regimen.policy
+    available = _room(regimen, day, frame, table)
+    available = [(max(low, start), min(high, end - 1)) for low, high in available]
+    available = [(low, high) for low, high in available if low <= high]
+    if not available:
+        return []
+    count = policy.lozenges_per_day
+    shortest = round(policy.lozenge_min_interval_hours * 60)
+    longest = round(policy.lozenge_max_interval_hours * 60)
+    packed = _spread(available, count, shortest)
+    # the widest spacing (within 2 to 3 h by default) that still fits as many lozenges
+    for spacing in range(longest, shortest, -15):
+        spread = _spread(available, count, spacing)
+        if len(spread) == len(packed):
+            return spread
+    return packed
+
+
+def _spread(available: list[Interval], count: int, spacing: int) -> list[tuple[int, str | None]]:
+    placed: list[tuple[int, str | None]] = []
+    target = available[0][0]
+    while len(placed) < count:
+        minute = first_at_or_after(available, target)
+        if minute is None:
+            break
+        placed.append((minute, "pushed" if minute > target else None))
+        target = minute + spacing
+    return placed
+
+
+def _room(regimen: Regimen, day: date, frame: Day, table: RuleTable) -> list[Interval]:
+    """The waking day less quiet hours less the course's gap around iron and copper."""
+    plan: DayPlan = plan_day(regimen, day, table)
+    room = frame.open
+    for rule in table.apart:
+        if rule.subject != COLD_COURSE:
+            continue
+        hours = getattr(regimen.policy, rule.policy) if rule.policy else rule.min_hours
+        gap = round(hours * 60)
+        for slot in plan.slots:
+            if any(item.supplement in rule.others for item in slot.items):
+                minute = minute_of(slot.at)
+                room = subtract(room, minute - gap, minute + gap)
+    return room
+
+
+def _why(
+    minute: int,
+    number: int,
+    onset: int,
+    frame: Day,
+    reason: str | None,
+    table: RuleTable,
+    policy: Policy,
+    first_day: bool,
+) -> tuple[str, ...]:
+    rule = table.cold_course
+    lines = [
+        f"zinc lozenge {number} of the day, cold course of {policy.cold_course_days} days: "
+        f"{rule.text} [{rule.label}; the split into lozenges is a default]"
+    ]
+    if first_day and number == 1:
+        lines.append(_first_dose_line(minute, onset, frame))
+    if reason == "pushed" or (first_day and number == 1 and frame.start <= onset < minute):
+        apart = next(rule for rule in table.apart if rule.subject == COLD_COURSE)
+        lines.append(
+            f"moved to keep {apart.text} [{apart.label}, a default: policy.{apart.policy}]"
+        )
+    return tuple(lines)
+
+
+def _first_dose_line(minute: int, onset: int, frame: Day) -> str:
+    if minute == onset:
+        return "the first lozenge at the reported onset of the cold"
+    if onset < frame.start:
+        return (
+            f"the cold began outside the waking day; the first lozenge at {_clock(minute, frame)}"
+        )
+    return f"the first lozenge as soon after the onset as the rules allow: {_clock(minute, frame)}"
+
+
+def _clock(minute: int, frame: Day) -> str:
+    return f"{instant_of(minute, frame.zone):%H:%M}"
+
+
+def _total_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
+    policy, rule = regimen.policy, table.cold_course
+    course = (policy.lozenge_dose.milligrams or Decimal(0)) * policy.lozenges_per_day
+    regular = sum(
+        (entry.dose.milligrams or Decimal(0))
+        for entry in regimen.supplements
+        if entry.key == "zinc"
+    )
+    low, high = rule.daily_range_mg
+    total = course + regular
+    if low <= total <= high:
+        return []
+    return [
+        f"zinc during the course totals {format(total.normalize(), 'f')} mg/day; the studies used "
+        f"{low} to {high} mg/day [{rule.label}]"
+    ]

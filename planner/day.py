@@ -1,0 +1,407 @@
+"""The day planner: (regimen, date) -> the day's reminder slots, each with its reasons.
+
+A pure function. Every dose lands inside the waking window, outside quiet hours, and at least
+the minimum gap of every `Apart` rule from the meals, medicines and other doses it concerns;
+doses a `Together` rule pairs share a slot. Among the placements that keep every rule, it
+takes the one with (1) fewest doses on a minimum instead of a preferred gap, (2) fewest
+reminders, (3) earliest times. If there is none, it refuses and names the rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from planner.checks import regimen_warnings
+from planner.explain import explain_slot
+from planner.plan import DayPlan, PlannedItem, PlanRefused, Slot
+from planner.rules import MEDICATION, RULES, Apart, RuleTable
+from planner.timeline import (
+    Interval,
+    contains,
+    duration_text,
+    instant_of,
+    subtract,
+    wall_minute,
+)
+from schemas.regimen import Regimen, SupplementEntry, TimeWindow
+
+
+@dataclass(frozen=True)
+class Gap:
+    """What the Apart rules ask between two things: minutes, and which rules."""
+
+    minimum: int
+    preferred: int
+    rules: tuple[str, ...]
+
+
+NO_GAP = Gap(0, 0, ())
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A meal or a medicine: at a fixed time, never reminded, but doses keep away from it."""
+
+    label: str
+    minute: int
+    tags: frozenset[str]
+
+
+@dataclass
+class Group:
+    """Doses that go into one slot together (a `Together` pair, or a single dose)."""
+
+    entries: list[SupplementEntry]
+    tags: frozenset[str]
+    fixed: int | None = None
+    rules: tuple[str, ...] = ()
+    allowed: list[Interval] = field(default_factory=list)  # minimum gaps kept
+    preferred: list[Interval] = field(default_factory=list)  # preferred gaps kept too
+
+    @property
+    def label(self) -> str:
+        return " + ".join(entry.name for entry in self.entries)
+
+
+@dataclass(frozen=True)
+class Day:
+    """The day's frame, in epoch minutes."""
+
+    zone: ZoneInfo
+    start: int
+    end: int
+    open: list[Interval]  # waking window less quiet hours
+    warnings: tuple[str, ...]
+
+
+class GapRules:
+    """The Apart and RepeatApart rules of the table with the regimen's policy applied."""
+
+    def __init__(self, regimen: Regimen, table: RuleTable = RULES) -> None:
+        self._apart = [(rule, _minutes(rule, regimen)) for rule in table.apart]
+        repeat = table.repeat
+        hours = getattr(regimen.policy, repeat.policy) if repeat.policy else repeat.min_hours
+        self._repeat = (repeat.id, round(hours * 60))
+        self._cache: dict[tuple[frozenset[str], frozenset[str], bool], Gap] = {}
+
+    def between(self, a: frozenset[str], b: frozenset[str], both_doses: bool = True) -> Gap:
+        key = (a, b, both_doses)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._compute(a, b, both_doses)
+        return found
+
+    def _compute(self, a: frozenset[str], b: frozenset[str], both_doses: bool) -> Gap:
+        minimum = preferred = 0
+        rules: list[str] = []
+        for rule, (rule_min, rule_pref) in self._apart:
+            if (rule.subject in a and rule.others & b) or (rule.subject in b and rule.others & a):
+                minimum, preferred = max(minimum, rule_min), max(preferred, rule_pref)
+                rules.append(rule.id)
+        if both_doses and a & b - _NON_SUPPLEMENT_TAGS:
+            rule_id, repeat = self._repeat
+            minimum, preferred = max(minimum, repeat, 1), max(preferred, repeat, 1)
+            rules.append(rule_id)
+        return Gap(minimum, preferred, tuple(rules)) if rules else NO_GAP
+
+
+_NON_SUPPLEMENT_TAGS = frozenset({MEDICATION})
+
+
+def _minutes(rule: Apart, regimen: Regimen) -> tuple[int, int]:
+    hours = getattr(regimen.policy, rule.policy) if rule.policy else rule.min_hours
+    return round(hours * 60), round(max(hours, rule.preferred_hours) * 60)
+
+
+def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
+    """Plan one local calendar day of a regimen. Raises PlanRefused."""
+    warnings = regimen_warnings(regimen, table)
+    frame = day_frame(regimen, day)
+    gaps = GapRules(regimen, table)
+    references = day_references(regimen, day, frame.zone)
+    groups = make_groups(regimen, day, frame, table)
+    for group in groups:
+        _check_group(group, gaps, frame, table)
+    fixed = [group for group in groups if group.fixed is not None]
+    _check_fixed(fixed, references, gaps, frame, table)
+    movable = [group for group in groups if group.fixed is None]
+    for group in movable:
+        _restrict(group, references, fixed, gaps, frame, table)
+    chosen = Search(movable, fixed, gaps).run()
+    if chosen is None:
+        raise _joint_refusal(movable, gaps, table)
+    for group, minute in zip(movable, chosen, strict=True):
+        group.fixed = minute
+    slots = build_slots(groups, references, gaps, frame, table)
+    return DayPlan(day, regimen.person.timezone, slots, (*frame.warnings, *warnings))
+
+
+def day_frame(regimen: Regimen, day: date) -> Day:
+    person = regimen.person
+    zone = ZoneInfo(person.timezone)
+    start, start_moved = wall_minute(day, person.waking.start, zone)
+    end, _ = wall_minute(day, person.waking.end, zone)
+    warnings = (
+        (
+            f"the waking time {person.waking.start:%H:%M} does not exist on {day} (clocks "
+            f"change); the day starts at {instant_of(start, zone):%H:%M}",
+        )
+        if start_moved
+        else ()
+    )
+    open_intervals: list[Interval] = [(start, end)]
+    for quiet in person.quiet:
+        for low, high in _quiet_spans(quiet, day, zone):
+            open_intervals = subtract(open_intervals, low - 1, high)
+    return Day(zone, start, end, open_intervals, warnings)
+
+
+def _quiet_spans(quiet: TimeWindow, day: date, zone: ZoneInfo) -> list[Interval]:
+    """Quiet hours as [start, end) spans of this day; a span across midnight is split."""
+    begin, _ = wall_minute(day, quiet.start, zone)
+    finish, _ = wall_minute(day, quiet.end, zone)
+    if not quiet.crosses_midnight():
+        return [(begin, finish)]
+    midnight, _ = wall_minute(day, time(0, 0), zone)
+    return [(midnight, finish), (begin, begin + 24 * 60)]
+
+
+def day_references(regimen: Regimen, day: date, zone: ZoneInfo) -> list[Reference]:
+    references = [
+        Reference(
+            _meal_label(meal.name, meal.contains),
+            wall_minute(day, meal.at, zone)[0],
+            frozenset(meal.contains),
+        )
+        for meal in regimen.meals
+    ]
+    references += [
+        Reference(
+            f"{medication.name} (medicine)", wall_minute(day, at, zone)[0], frozenset({MEDICATION})
+        )
+        for medication in regimen.medications
+        for at in medication.at
+    ]
+    return references
+
+
+def _meal_label(name: str, contains: list[str]) -> str:
+    return f"{name} ({', '.join(tag.replace('_', ' ') for tag in contains)})" if contains else name
+
+
+def make_groups(regimen: Regimen, day: date, frame: Day, table: RuleTable) -> list[Group]:
+    """Pair doses per the Together rules (each subject dose with one partner dose)."""
+    entries = list(regimen.supplements)
+    groups: list[Group] = []
+    for rule in table.together:
+        subjects = [entry for entry in entries if entry.key == rule.subject]
+        partners = [entry for entry in entries if entry.key == rule.partner]
+        for subject, partner in zip(subjects, partners, strict=False):
+            entries.remove(subject)
+            entries.remove(partner)
+            groups.append(_group([subject, partner], (rule.id,), day, frame))
+    groups += [_group([entry], (), day, frame) for entry in entries]
+    return groups
+
+
+def _group(entries: list[SupplementEntry], rules: tuple[str, ...], day: date, frame: Day) -> Group:
+    tags = frozenset(entry.key for entry in entries)
+    group = Group(entries, tags, rules=rules)
+    times = {entry.at for entry in entries if entry.at is not None}
+    if len(times) > 1:
+        wanted = ", ".join(f"{entry.name} at {entry.at:%H:%M}" for entry in entries if entry.at)
+        raise PlanRefused(f"{group.label} go together, but the regimen fixes {wanted}", rules)
+    if times:
+        group.fixed = wall_minute(day, times.pop(), frame.zone)[0]
+    return group
+
+
+def _check_group(group: Group, gaps: GapRules, frame: Day, table: RuleTable) -> None:
+    for first_index, first in enumerate(group.entries):
+        for second in group.entries[first_index + 1 :]:
+            gap = gaps.between(frozenset({first.key}), frozenset({second.key}))
+            if gap.minimum:
+                raise PlanRefused(
+                    f"{first.name} and {second.name} must share a slot and also be apart",
+                    (*group.rules, *gap.rules),
+                )
+    if group.fixed is not None and not contains(frame.open, group.fixed):
+        at = instant_of(group.fixed, frame.zone)
+        raise PlanRefused(
+            f"{group.label} is fixed at {at:%H:%M}, outside the waking window or in quiet hours",
+            (table.window.id,),
+        )
+
+
+def _check_fixed(
+    fixed: list[Group], references: list[Reference], gaps: GapRules, frame: Day, table: RuleTable
+) -> None:
+    """A fixed time is kept, or the plan is refused with the rule it would break."""
+    others: list[tuple[str, int, frozenset[str], bool]] = [
+        (ref.label, ref.minute, ref.tags, False) for ref in references
+    ]
+    others += [(group.label, group.fixed or 0, group.tags, True) for group in fixed]
+    for position, group in enumerate(fixed):
+        minute = group.fixed or 0
+        for other_position, (label, at, tags, is_dose) in enumerate(others):
+            if other_position == len(references) + position:
+                continue  # itself
+            gap = gaps.between(group.tags, tags, is_dose)
+            if gap.minimum and abs(at - minute) < gap.minimum:
+                raise PlanRefused(
+                    f"{group.label} is fixed at {instant_of(minute, frame.zone):%H:%M}, less "
+                    f"than {duration_text(gap.minimum)} from {label}",
+                    gap.rules,
+                )
+
+
+def _restrict(
+    group: Group,
+    references: list[Reference],
+    fixed: list[Group],
+    gaps: GapRules,
+    frame: Day,
+    table: RuleTable,
+) -> None:
+    """The times a movable group may take: its minimum gaps kept, and its preferred gaps."""
+    allowed = preferred = frame.open
+    blockers: list[str] = []
+    targets = [(ref.minute, ref.tags, False, ref.label) for ref in references]
+    targets += [(other.fixed or 0, other.tags, True, other.label) for other in fixed]
+    for minute, tags, is_dose, label in targets:
+        gap = gaps.between(group.tags, tags, is_dose)
+        if not gap.minimum:
+            continue
+        allowed = subtract(allowed, minute - gap.minimum, minute + gap.minimum)
+        preferred = subtract(preferred, minute - gap.preferred, minute + gap.preferred)
+        blockers.append(f"{label} at {instant_of(minute, frame.zone):%H:%M}")
+        group.rules = (*group.rules, *(rule for rule in gap.rules if rule not in group.rules))
+    if not allowed:
+        raise PlanRefused(
+            f"no time of day fits {group.label}: the waking window "
+            f"{instant_of(frame.start, frame.zone):%H:%M}-{instant_of(frame.end, frame.zone):%H:%M}"
+            f" has no room far enough from {', '.join(blockers)}",
+            (table.window.id, *group.rules),
+        )
+    group.allowed, group.preferred = allowed, preferred
+
+
+def _joint_refusal(movable: list[Group], gaps: GapRules, table: RuleTable) -> PlanRefused:
+    rules: list[str] = [table.window.id]
+    involved: list[str] = []
+    for index, first in enumerate(movable):
+        for second in movable[index + 1 :]:
+            gap = gaps.between(first.tags, second.tags)
+            if gap.minimum:
+                rules += [rule for rule in (*first.rules, *gap.rules) if rule not in rules]
+                involved += [
+                    label for label in (first.label, second.label) if label not in involved
+                ]
+    return PlanRefused(
+        f"no placement of {', '.join(involved) or 'the doses'} keeps them apart within the day",
+        tuple(rules),
+    )
+
+
+class Search:
+    """Branch and bound over slot times for the movable groups.
+
+    Candidate times are the ends of each group's allowed intervals, the times already taken
+    by other slots (so doses can share), and the edges of the gaps kept from doses placed
+    before: the vertices of the feasible region, where an optimum always lies.
+    """
+
+    def __init__(self, movable: list[Group], fixed: list[Group], gaps: GapRules) -> None:
+        self.order = sorted(range(len(movable)), key=lambda i: (_measure(movable[i].allowed), i))
+        self.groups = movable
+        self.gaps = gaps
+        self.fixed_times = [group.fixed or 0 for group in fixed]
+        self.points = sorted(
+            {point for group in movable for interval in group.allowed for point in interval}
+            | {point for group in movable for interval in group.preferred for point in interval}
+            | set(self.fixed_times)
+        )
+        self.best: tuple[int, int, int] | None = None
+        self.best_times: list[int] = []
+        self.times: list[int] = [0] * len(movable)
+
+    def run(self) -> list[int] | None:
+        slot_members: dict[int, int] = dict.fromkeys(self.fixed_times, 1)
+        self._place(0, slot_members, 0, 0)
+        return self.best_times if self.best is not None else None
+
+    def _place(self, depth: int, slots: dict[int, int], fallbacks: int, total: int) -> None:
+        if depth == len(self.order):
+            cost = (fallbacks, len(slots), total)
+            if self.best is None or cost < self.best:
+                self.best, self.best_times = cost, list(self.times)
+            return
+        index = self.order[depth]
+        for minute, is_fallback in self._candidates(index, depth, slots):
+            cost = (fallbacks + is_fallback, len(slots) + (minute not in slots), total + minute)
+            if self.best is not None and cost >= self.best:
+                continue
+            self.times[index] = minute
+            slots[minute] = slots.get(minute, 0) + 1
+            self._place(depth + 1, slots, cost[0], cost[2])
+            slots[minute] -= 1
+            if not slots[minute]:
+                del slots[minute]
+
+    def _candidates(self, index: int, depth: int, slots: dict[int, int]) -> list[tuple[int, int]]:
+        group = self.groups[index]
+        allowed, preferred = group.allowed, group.preferred
+        points = set(self.points)
+        for placed in self.order[:depth]:
+            other, minute = self.groups[placed], self.times[placed]
+            gap = self.gaps.between(group.tags, other.tags)
+            if gap.minimum:
+                allowed = subtract(allowed, minute - gap.minimum, minute + gap.minimum)
+                preferred = subtract(preferred, minute - gap.preferred, minute + gap.preferred)
+                points |= {minute - gap.minimum, minute + gap.minimum}
+                points |= {minute - gap.preferred, minute + gap.preferred}
+        if not allowed:
+            return []
+        found = [
+            (minute, 0 if contains(preferred, minute) else 1)
+            for minute in points
+            if contains(allowed, minute)
+        ]
+        # shared slots and preferred gaps first, then earliest: good answers come first
+        found.sort(key=lambda item: (item[1], item[0] not in slots, item[0]))
+        return found
+
+
+def _measure(intervals: list[Interval]) -> int:
+    return sum(end - start + 1 for start, end in intervals)
+
+
+def build_slots(
+    groups: list[Group],
+    references: list[Reference],
+    gaps: GapRules,
+    frame: Day,
+    table: RuleTable,
+) -> tuple[Slot, ...]:
+    by_minute: dict[int, list[Group]] = {}
+    for group in groups:
+        assert group.fixed is not None  # every group is placed by now
+        by_minute.setdefault(group.fixed, []).append(group)
+    slots = []
+    for minute in sorted(by_minute):
+        members = by_minute[minute]
+        items = tuple(_item(entry) for group in members for entry in group.entries)
+        why, rules, fallback = explain_slot(minute, members, references, groups, gaps, frame, table)
+        is_fixed = any(entry.at is not None for group in members for entry in group.entries)
+        slots.append(Slot(instant_of(minute, frame.zone), items, why, rules, is_fixed, fallback))
+    return tuple(slots)
+
+
+def _item(entry: SupplementEntry) -> PlannedItem:
+    return PlannedItem(entry.key, str(entry.dose), entry.name, entry.identity.form)
+
+
+def slot_instant(minute: int, zone: ZoneInfo) -> datetime:
+    return instant_of(minute, zone)
