@@ -135,7 +135,24 @@ def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
     for group, minute in zip(movable, chosen, strict=True):
         group.fixed = minute
     slots = build_slots(groups, references, gaps, frame, table)
-    return DayPlan(day, regimen.person.timezone, slots, (*frame.warnings, *warnings))
+    shifted = skipped_time_warnings(regimen, day, frame.zone)
+    return DayPlan(day, regimen.person.timezone, slots, (*frame.warnings, *shifted, *warnings))
+
+
+def skipped_time_warnings(regimen: Regimen, day: date, zone: ZoneInfo) -> list[str]:
+    """A fixed time the clocks skip on this day moves to the first valid instant: say so."""
+    fixed = [(meal.name, meal.at) for meal in regimen.meals]
+    fixed += [(medication.name, at) for medication in regimen.medications for at in medication.at]
+    fixed += [(entry.name, entry.at) for entry in regimen.supplements if entry.at is not None]
+    warnings = []
+    for name, clock in fixed:
+        minute, moved = wall_minute(day, clock, zone)
+        if moved:
+            warnings.append(
+                f"{name} at {clock:%H:%M} does not exist on {day} (the clocks go forward); "
+                f"taken as {instant_of(minute, zone):%H:%M}"
+            )
+    return warnings
 
 
 def day_frame(regimen: Regimen, day: date) -> Day:
