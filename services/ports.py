@@ -1,0 +1,179 @@
+"""What the use cases need from the database, as Protocols, and the values that cross them.
+
+The store implements these; the use cases are typed against them only, so they know no SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
+
+from schemas.regimen import Regimen
+
+Channel = Literal["sms", "email"]
+ReminderKind = Literal["dose", "lozenge"]
+ReminderStatus = Literal[
+    "planned", "queued", "sent", "confirmed", "skipped", "missed", "cancelled", "expired"
+]
+EventType = Literal[
+    "ReplyReceived",
+    "DoseConfirmed",
+    "DoseSkipped",
+    "Snoozed",
+    "ColdOnset",
+    "ColdEnded",
+    "RegimenChanged",
+    "OptedOut",
+    "OptedIn",
+    "DeliveryFailed",
+]
+
+
+@dataclass(frozen=True)
+class PersonDetails:
+    """Who a person is and how to reach them, as a regimen file states it."""
+
+    name: str
+    phone: str
+    email: str | None
+    channel: Channel
+    timezone: str
+
+    @classmethod
+    def from_regimen(cls, regimen: Regimen) -> PersonDetails:
+        person = regimen.person
+        return cls(person.name, person.phone, person.email, person.channel, person.timezone)
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    id: int
+    details: PersonDetails
+    active: bool
+    opted_out: bool
+
+
+@dataclass(frozen=True)
+class PersonSummary:
+    """A line of `dosewise people list`."""
+
+    person: PersonRecord
+    regimen_version: int | None
+
+
+@dataclass(frozen=True)
+class RegimenVersion:
+    id: int
+    person_id: int
+    version: int
+    body: dict[str, Any]
+    created_at: datetime
+
+    def regimen(self) -> Regimen:
+        return Regimen.model_validate(self.body)
+
+
+@dataclass(frozen=True)
+class ReminderPlan:
+    """A reminder the scheduler wants to exist; (person_id, due_at, slot_key) names it."""
+
+    person_id: int
+    slot_key: str
+    kind: ReminderKind
+    due_at: datetime
+    window_closes_at: datetime
+    items: list[dict[str, Any]]
+    followup_due_at: datetime | None = None
+    regimen_id: int | None = None
+    cold_course_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReminderRecord:
+    id: int
+    plan: ReminderPlan
+    status: ReminderStatus
+    confirmed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A domain event to append; the payload is plain JSON (instants as ISO text)."""
+
+    type: EventType
+    person_id: int | None
+    occurred_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as the log holds it: ids grow in the order the events were committed."""
+
+    id: int
+    event: Event
+
+
+EventHandler = Callable[[RecordedEvent], None]
+
+
+class PeopleRepository(Protocol):
+    def by_phone(self, phone: str) -> PersonRecord | None: ...
+
+    def get(self, person_id: int) -> PersonRecord | None: ...
+
+    def add(self, details: PersonDetails, now: datetime) -> int: ...
+
+    def update(self, person_id: int, details: PersonDetails, now: datetime) -> None: ...
+
+    def summaries(self) -> list[PersonSummary]: ...
+
+
+class RegimenRepository(Protocol):
+    def current(self, person_id: int) -> RegimenVersion | None: ...
+
+    def add(self, person_id: int, body: dict[str, Any], now: datetime) -> RegimenVersion: ...
+
+
+class ReminderRepository(Protocol):
+    def upsert(self, plans: Sequence[ReminderPlan], now: datetime) -> None: ...
+
+    def between(self, person_id: int, start: datetime, end: datetime) -> list[ReminderRecord]: ...
+
+
+class EventLog(Protocol):
+    def append(self, event: Event) -> None: ...
+
+    def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction: `with uow:` begins it, `uow.commit()` keeps it, leaving rolls back."""
+
+    @property
+    def people(self) -> PeopleRepository: ...
+
+    @property
+    def regimens(self) -> RegimenRepository: ...
+
+    @property
+    def reminders(self) -> ReminderRepository: ...
+
+    @property
+    def events(self) -> EventLog: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...

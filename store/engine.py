@@ -1,0 +1,68 @@
+"""Engines for the shared database: PostgreSQL in production, SQLite as the embedded default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.errors import DatabaseUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for `url`; refuses a URL it cannot use with one readable line."""
+    try:
+        parsed = make_url(url)
+        engine = sqlalchemy.create_engine(
+            parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite"
+        )
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as error:
+        raise DatabaseUnavailable(
+            f"{url_for_humans(url)} is not a database URL dosewise can use ({error})"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    # records leave the store as plain values, so nothing needs reloading after commit
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def url_for_humans(url: str | URL) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "the database URL"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # let SQLAlchemy emit BEGIN itself: the sqlite3 module's own handling skips it for SELECT
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets the services read while one of them writes
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a transaction that reads and then writes would
+    # otherwise fail at once with SQLITE_BUSY (no waiting) when another process wrote meanwhile
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

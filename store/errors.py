@@ -1,0 +1,22 @@
+"""What the database layer reports in words, so no caller needs to know SQLAlchemy's errors."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message is one line that names the problem."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The URL is unusable, or the database cannot be reached or refuses us."""
+
+
+class SchemaNotCurrent(StoreError):
+    """The database has no schema yet, or an older one: `dosewise db upgrade` fixes it."""
+
+
+def first_line(error: BaseException) -> str:
+    """The driver's own reason, without the SQL and the background link SQLAlchemy appends."""
+    reason = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+    return lines[0] if lines else type(reason).__name__

@@ -1,0 +1,63 @@
+"""One use case, one transaction: the SQLAlchemy implementation of services.ports.UnitOfWork."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.engine import url_for_humans
+from store.errors import DatabaseUnavailable, first_line
+from store.events import SqlEventLog
+from store.repositories import SqlPeople, SqlRegimens, SqlReminders
+
+
+class SqlUnitOfWork:
+    """`with uow:` opens a session; `commit()` keeps the work; leaving without it rolls back."""
+
+    people: SqlPeople
+    regimens: SqlRegimens
+    reminders: SqlReminders
+    events: SqlEventLog
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._session: Session | None = None
+
+    def __enter__(self) -> Self:
+        session = self._sessions()
+        self._session = session
+        self.people = SqlPeople(session)
+        self.regimens = SqlRegimens(session)
+        self.reminders = SqlReminders(session)
+        self.events = SqlEventLog(session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session, self._session = self._require_session(), None
+        try:
+            session.rollback()  # nothing left to undo after a commit
+        finally:
+            session.close()
+        if isinstance(exc, OperationalError | InterfaceError):
+            # the connection failed or the database refused: one line for the caller
+            where = url_for_humans(session.get_bind().engine.url)
+            raise DatabaseUnavailable(f"database {where}: {first_line(exc)}") from exc
+
+    def commit(self) -> None:
+        self._require_session().commit()
+
+    def rollback(self) -> None:
+        self._require_session().rollback()
+
+    def _require_session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("use the unit of work inside `with uow:`")
+        return self._session
