@@ -6,7 +6,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 
 Unit = Literal["mg", "µg", "IU"]
 
@@ -87,4 +87,16 @@ def parse_amount(raw: Any) -> Amount:
 
 
 # The regimen file writes doses as strings; JSON output shows them the same way.
-DoseAmount = Annotated[Amount, BeforeValidator(parse_amount), PlainSerializer(str, return_type=str)]
+DoseAmount = Annotated[
+    Amount,
+    BeforeValidator(parse_amount),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\s*\d+([.,]\d+)?\s*\S.*$",
+            "description": "an amount and a unit: mg, µg (mcg, ug), g or IU",
+            "examples": ["18 mg", "100 µg", "1000 IU"],
+        }
+    ),
+]

@@ -18,6 +18,7 @@ from pydantic import (
     EmailStr,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -41,7 +42,14 @@ def _clock_text(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-Clock = Annotated[time, BeforeValidator(parse_clock), PlainSerializer(_clock_text, return_type=str)]
+Clock = Annotated[
+    time,
+    BeforeValidator(parse_clock),
+    PlainSerializer(_clock_text, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^([01]?\d|2[0-3]):[0-5]\d$", "examples": ["07:30"]}
+    ),
+]
 
 
 def check_timezone(name: str) -> str:

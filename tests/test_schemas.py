@@ -1,0 +1,137 @@
+"""The regimen file: strict validation, normalised amounts and names, one clear error."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from planner.day import plan_day
+from schemas.amounts import parse_amount
+from schemas.export import regimen_schema_text
+from schemas.files import RegimenFileError, load_regimen, parse_regimen_text
+from schemas.names import identify
+from tests.regimens import regimen
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("written", "value", "unit", "milligrams"),
+    [
+        ("18 mg", "18", "mg", "18"),
+        ("100 mcg", "100", "µg", "0.1"),
+        ("100 ug", "100", "µg", "0.1"),
+        ("100µg", "100", "µg", "0.1"),
+        ("0.5 g", "500", "mg", "500"),
+        ("1,5 mg", "1.5", "mg", "1.5"),
+        ("1000 IU", "1000", "IU", None),
+    ],
+)
+def test_amounts_are_normalised(
+    written: str, value: str, unit: str, milligrams: str | None
+) -> None:
+    amount = parse_amount(written)
+    assert amount.value == Decimal(value)
+    assert amount.unit == unit
+    assert amount.milligrams == (Decimal(milligrams) if milligrams else None)
+
+
+@pytest.mark.parametrize("written", ["", "mg", "18", "-3 mg", "0 mg", "18 kg", "lots"])
+def test_bad_amounts_are_refused(written: str) -> None:
+    with pytest.raises(ValueError, match=r"dose|unit"):
+        parse_amount(written)
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical", "form"),
+    [
+        ("vitamin C", "vitamin_c", None),
+        ("Vitamin-C", "vitamin_c", None),
+        ("ascorbic acid", "vitamin_c", None),
+        ("magnesium citrate", "magnesium", "citrate"),
+        ("Magnesium Oxide", "magnesium", "oxide"),
+        ("ferrous bisglycinate", "iron", "bisglycinate"),
+        ("zinc gluconate", "zinc", "gluconate"),
+        ("selenium", "selenium", None),
+        ("vitamin_d", "vitamin_d", None),
+        ("ashwagandha", None, None),
+    ],
+)
+def test_supplement_names_are_canonical_with_forms(
+    written: str, canonical: str | None, form: str | None
+) -> None:
+    name = identify(written)
+    assert (name.canonical, name.form) == (canonical, form)
+
+
+def test_an_unknown_supplement_is_kept_as_a_custom_item_with_a_warning() -> None:
+    person = regimen([{"name": "Ashwagandha root", "dose": "300 mg"}])
+    plan = plan_day(person, date(2026, 11, 23))
+    assert [item.supplement for slot in plan.slots for item in slot.items] == ["ashwagandha_root"]
+    assert any("Ashwagandha root: no timing rules are known" in line for line in plan.warnings)
+
+
+BASE = """
+person: {name: Ana, phone: "+4520123456", timezone: Europe/Copenhagen}
+supplements: [{name: iron, dose: 18 mg}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE.replace("+4520123456", "12345"), "person.phone: phone '12345' is not in E.164"),
+        (BASE.replace("Europe/Copenhagen", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        (BASE.replace("18 mg", "18 kg"), "unknown unit 'kg'"),
+        (
+            BASE + "meals: [{name: lunch, at: '25:00'}]",
+            'meals.0.at: a time of day is written "HH:MM"',
+        ),
+        (
+            BASE.replace("supplements: [{name: iron, dose: 18 mg}]", "supplements: []"),
+            "supplements",
+        ),
+        (BASE + "colour: blue", "colour: is not a known field"),
+        ("person: [unclosed", "not valid YAML or JSON"),
+        (
+            BASE.replace(
+                "timezone: Europe/Copenhagen", "timezone: Europe/Copenhagen, channel: email"
+            ),
+            "channel: email needs an email address",
+        ),
+    ],
+)
+def test_a_bad_regimen_gets_one_clear_line(text: str, message: str) -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(text, "r.yaml")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith("r.yaml: ")
+
+
+def test_unquoted_times_in_yaml_are_times_not_base_sixty_numbers() -> None:
+    parsed = parse_regimen_text(BASE + "meals: [{name: lunch, at: 12:00}]")
+    assert parsed.meals[0].at.strftime("%H:%M") == "12:00"
+
+
+def test_json_regimen_files_are_read_too(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(
+        '{"person": {"name": "Ana", "phone": "+4520123456", "timezone": "Europe/Copenhagen"},'
+        ' "supplements": [{"name": "zinc", "dose": "10 mg"}]}'
+    )
+    assert load_regimen(path).supplements[0].key == "zinc"
+
+
+def test_the_example_regimen_loads_and_the_phone_is_e164() -> None:
+    parsed = load_regimen(ROOT / "examples" / "ana.yaml")
+    assert parsed.person.phone == "+4520123456"
+    assert parsed.person.waking.start.hour == 7
+
+
+def test_the_published_json_schema_matches_the_models() -> None:
+    published = (ROOT / "docs" / "regimen.schema.json").read_text(encoding="utf-8")
+    assert published == regimen_schema_text(), "run: python -m schemas.export"
