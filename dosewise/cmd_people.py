@@ -1,0 +1,81 @@
+"""`dosewise people add FILE` and `dosewise people list`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from dosewise.errors import UserError
+from dosewise.wiring import database, load_settings
+from schemas.files import RegimenFileError, load_regimen
+from services.enrolment import Enrolment, enrol_person, list_people
+from services.ports import PersonSummary
+
+
+def register(subcommands: Any) -> None:
+    parser = subcommands.add_parser("people", help="enrol people and list them")
+    actions = parser.add_subparsers(dest="people_command", metavar="ACTION")
+    actions.required = True
+    add = actions.add_parser("add", help="enrol a person with a regimen file (YAML or JSON)")
+    add.add_argument("file", help="regimen file")
+    add.set_defaults(handler=run_add)
+    listing = actions.add_parser("list", help="list the people enrolled")
+    listing.set_defaults(handler=run_list)
+
+
+def run_add(arguments: argparse.Namespace) -> int:
+    # the file is checked before the database is touched: a bad file writes nothing
+    try:
+        regimen = load_regimen(arguments.file)
+    except RegimenFileError as error:
+        raise UserError(str(error)) from None
+    with database(load_settings()) as unit_of_work:
+        # the outermost layer reads the clock; the use case is given the instant
+        enrolment = enrol_person(unit_of_work(), regimen, datetime.now(UTC))
+    print(_outcome(enrolment, f"{regimen.person.name} ({regimen.person.phone})"))
+    return 0
+
+
+def run_list(_arguments: argparse.Namespace) -> int:
+    with database(load_settings()) as unit_of_work:
+        people = list_people(unit_of_work())
+    if not people:
+        print("nobody is enrolled yet: add someone with `dosewise people add FILE`")
+        return 0
+    print(_columns("id", "name", "phone", "channel", "time zone", "regimen", "state"))
+    for summary in people:
+        print(_line(summary))
+    return 0
+
+
+def _outcome(enrolment: Enrolment, who: str) -> str:
+    if enrolment.outcome == "enrolled":
+        return f"enrolled {who} with regimen version {enrolment.version}"
+    if enrolment.outcome == "new_version":
+        return f"{who} now has regimen version {enrolment.version}"
+    return f"{who} already has this regimen (version {enrolment.version}): nothing changed"
+
+
+def _line(summary: PersonSummary) -> str:
+    person = summary.person
+    details = person.details
+    state = "opted out" if person.opted_out else ("active" if person.active else "inactive")
+    version = "-" if summary.regimen_version is None else f"v{summary.regimen_version}"
+    return _columns(
+        str(person.id),
+        details.name,
+        details.phone,
+        details.channel,
+        details.timezone,
+        version,
+        state,
+    )
+
+
+def _columns(*cells: str) -> str:
+    # the id is right-aligned, the rest left-aligned; the last column runs to the line's end
+    identifier, *rest = cells
+    widths = (24, 16, 7, 22, 7, 0)
+    padded = (cell.ljust(width) for cell, width in zip(rest, widths, strict=True))
+    return " ".join([identifier.rjust(4), *padded]).rstrip()
