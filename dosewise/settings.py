@@ -43,12 +43,15 @@ class Settings:
             twilio_auth_token=text("TWILIO_AUTH_TOKEN"),
             twilio_from_number=text("TWILIO_FROM_NUMBER"),
             twilio_messaging_service_sid=text("TWILIO_MESSAGING_SERVICE_SID"),
-            twilio_api_base_url=(text("TWILIO_API_BASE_URL") or cls.twilio_api_base_url).rstrip("/"),
+            twilio_api_base_url=(text("TWILIO_API_BASE_URL") or cls.twilio_api_base_url).rstrip(
+                "/"
+            ),
             smtp_host=text("SMTP_HOST"),
             smtp_port=int(port) if port else cls.smtp_port,
             smtp_username=text("SMTP_USERNAME"),
             smtp_password=text("SMTP_PASSWORD"),
-            smtp_starttls=(text("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no", "off"},
+            smtp_starttls=(text("SMTP_STARTTLS") or "true").lower()
+            not in {"0", "false", "no", "off"},
             email_from=text("DOSEWISE_EMAIL_FROM") or cls.email_from,
         )
 

@@ -1,0 +1,5 @@
+import sys
+
+from dosewise.cli import main
+
+sys.exit(main())
