@@ -14,7 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dosewise demo
+	$(BIN)/dosewise plan examples/ana.yaml --date 2026-11-23
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
