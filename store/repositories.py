@@ -64,7 +64,7 @@ class SqlPeople:
             .outerjoin(latest, latest.c.person_id == PersonRow.id)
             .order_by(PersonRow.id)
         )
-        return [PersonSummary(_person(person), version) for person, version in rows.tuples()]
+        return [PersonSummary(_person(person), version) for person, version in rows]
 
 
 def _person(row: PersonRow) -> PersonRecord:

@@ -1,0 +1,107 @@
+"""Database fixtures: every database test runs on SQLite and on PostgreSQL.
+
+Each test gets a fresh, migrated database. Migrating takes a while, so it happens once per
+session into a template (a file on SQLite, a template database on PostgreSQL) that each test
+copies. Names are random so parallel runs on one server do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from store.engine import create_engine, session_factory
+from store.migrate import upgrade
+from store.unit_of_work import SqlUnitOfWork
+
+POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    admin: Engine
+    url: URL
+    template: str
+
+    def url_of(self, database: str) -> str:
+        return self.url.set(database=database).render_as_string(hide_password=False)
+
+    def run(self, sql: str) -> None:
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(sql)
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "dosewise.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    url = make_url(os.environ.get("DOSEWISE_TEST_POSTGRES_URL", POSTGRES_DEFAULT))
+    # CREATE DATABASE refuses to run inside a transaction
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect():
+            pass
+    except OperationalError as error:
+        reason = f"PostgreSQL at {url.render_as_string()} is unreachable: {error.orig}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PostgresServer(admin, url, _unique("dosewise_template"))
+    server.run(f'CREATE DATABASE "{server.template}"')
+    try:
+        upgrade(server.url_of(server.template))
+        yield server
+    finally:
+        server.run(f'DROP DATABASE IF EXISTS "{server.template}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh database with the current schema and nothing in it."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "dosewise.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = _unique("dosewise_test")
+    server.run(f'CREATE DATABASE "{name}" TEMPLATE "{server.template}"')
+    try:
+        yield server.url_of(name)
+    finally:
+        server.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def unit_of_work(engine: Engine) -> Callable[[], SqlUnitOfWork]:
+    """Makes a new unit of work on the test's database (one per transaction)."""
+    sessions = session_factory(engine)
+    return lambda: SqlUnitOfWork(sessions)

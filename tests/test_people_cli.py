@@ -1,0 +1,140 @@
+"""`dosewise db upgrade`, `people add` and `people list` as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dosewise.cli import main
+
+GOOD = """\
+person:
+  name: Ana Jensen
+  phone: "+4520123456"
+  email: ana@example.com
+  channel: sms
+  timezone: Europe/Copenhagen
+  waking: {from: "07:00", to: "22:00"}
+meals:
+  - {name: breakfast, at: "07:30", contains: [dairy]}
+supplements:
+  - {name: iron, dose: "18 mg", deficiency_confirmed: true}
+  - {name: vitamin C, dose: "250 mg"}
+"""
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def on_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DOSEWISE_DATABASE_URL", database_url)
+    return database_url
+
+
+def regimen_file(tmp_path: Path, text: str, name: str = "ana.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_people_add_then_list(
+    on_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(capsys, "people", "add", regimen_file(tmp_path, GOOD))
+    assert (status, err) == (0, "")
+    assert out == "enrolled Ana Jensen (+4520123456) with regimen version 1\n"
+    changed = regimen_file(tmp_path, GOOD.replace("18 mg", "9 mg"), "ana-2.yaml")
+    status, out, _ = run(capsys, "people", "add", changed)
+    assert (status, out) == (0, "Ana Jensen (+4520123456) now has regimen version 2\n")
+    status, out, _ = run(capsys, "people", "list")
+    header, line = out.splitlines()
+    assert status == 0
+    assert header.split() == ["id", "name", "phone", "channel", "time", "zone", "regimen", "state"]
+    assert line.split() == [
+        "1",
+        "Ana",
+        "Jensen",
+        "+4520123456",
+        "sms",
+        "Europe/Copenhagen",
+        "v2",
+        "active",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (GOOD.replace("Europe/Copenhagen", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        (GOOD.replace('"+4520123456"', "12345"), "person.phone"),
+        ("person: [unclosed", "not valid YAML or JSON"),
+    ],
+)
+def test_a_bad_file_is_one_line_and_writes_nothing(
+    on_database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    problem: str,
+) -> None:
+    status, out, err = run(capsys, "people", "add", regimen_file(tmp_path, text))
+    assert (status, out) == (2, "")
+    assert err.startswith("dosewise: ") and err.endswith("\n") and err.count("\n") == 1
+    assert problem in err
+    status, out, _ = run(capsys, "people", "list")
+    assert (status, out) == (
+        0,
+        "nobody is enrolled yet: add someone with `dosewise people add FILE`\n",
+    )
+
+
+def test_a_missing_file_is_one_line(on_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "people", "add", "/nonexistent/ana.yaml")
+    assert (status, err) == (2, "dosewise: /nonexistent/ana.yaml: no such file\n")
+
+
+def test_db_upgrade_on_a_new_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    monkeypatch.setenv("DOSEWISE_DATABASE_URL", url)
+    status, _, err = run(capsys, "people", "list")
+    assert status == 2
+    assert err == f"dosewise: database {url} has no schema, not 0001: run `dosewise db upgrade`\n"
+    status, out, _ = run(capsys, "db", "upgrade")
+    assert (status, out) == (0, f"database {url} is at schema revision 0001\n")
+    assert run(capsys, "people", "list")[0] == 0
+
+
+def test_db_upgrade_on_a_migrated_database(
+    on_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, "db", "upgrade")
+    assert (status, out.endswith("is at schema revision 0001\n")) == (0, True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://dosewise:secret@127.0.0.1:1/dosewise",
+        "sqlite:////nonexistent/directory/dosewise.db",
+        "nosuchdb://somewhere/dosewise",
+    ],
+)
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("people", "list")])
+def test_an_unreachable_database_is_one_line(
+    url: str,
+    command: tuple[str, ...],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DOSEWISE_DATABASE_URL", url)
+    status, out, err = run(capsys, *command)
+    assert (status, out) == (2, "")
+    assert err.startswith("dosewise: ") and err.count("\n") == 1
+    assert "secret" not in err

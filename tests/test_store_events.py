@@ -1,0 +1,128 @@
+"""The event log: each consumer acts on each committed event exactly once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.ports import Event, EventType, RecordedEvent
+from store.unit_of_work import SqlUnitOfWork
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
+
+
+def append(unit_of_work: UnitOfWorkFactory, *types: EventType) -> None:
+    with unit_of_work() as uow:
+        for index, kind in enumerate(types):
+            uow.events.append(Event(kind, None, NOW + timedelta(seconds=index), {"n": index}))
+        uow.commit()
+
+
+def consume(
+    unit_of_work: UnitOfWorkFactory, consumer: str, limit: int = 100
+) -> list[RecordedEvent]:
+    seen: list[RecordedEvent] = []
+    with unit_of_work() as uow:
+        uow.events.consume(consumer, seen.append, limit)
+        uow.commit()
+    return seen
+
+
+def test_a_consumer_sees_each_event_once_in_order(unit_of_work: UnitOfWorkFactory) -> None:
+    append(unit_of_work, "ColdOnset", "Snoozed", "ColdEnded")
+    first = consume(unit_of_work, "scheduler", limit=2)
+    rest = consume(unit_of_work, "scheduler")
+    assert [seen.event.type for seen in first + rest] == ["ColdOnset", "Snoozed", "ColdEnded"]
+    assert [seen.event.payload for seen in first + rest] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert first[0].event.occurred_at == NOW
+    assert consume(unit_of_work, "scheduler") == []
+
+
+def test_each_consumer_has_its_own_cursor(unit_of_work: UnitOfWorkFactory) -> None:
+    append(unit_of_work, "OptedOut")
+    scheduler_first = consume(unit_of_work, "scheduler")
+    append(unit_of_work, "OptedIn")
+    scheduler_second = consume(unit_of_work, "scheduler")
+    notifier = consume(unit_of_work, "notifier")
+    assert [seen.event.type for seen in scheduler_first] == ["OptedOut"]
+    assert [seen.event.type for seen in scheduler_second] == ["OptedIn"]
+    assert [seen.event.type for seen in notifier] == ["OptedOut", "OptedIn"]
+
+
+def test_an_event_rolled_back_is_never_seen(unit_of_work: UnitOfWorkFactory) -> None:
+    with unit_of_work() as uow:
+        uow.events.append(Event("DoseConfirmed", None, NOW))
+        # leaving without commit rolls back
+    append(unit_of_work, "DoseSkipped")
+    assert [seen.event.type for seen in consume(unit_of_work, "scheduler")] == ["DoseSkipped"]
+
+
+def test_a_failing_handler_leaves_the_events_for_the_next_try(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    append(unit_of_work, "ColdOnset", "ColdEnded")
+
+    def fail_on_second(seen: RecordedEvent) -> None:
+        if seen.event.type == "ColdEnded":
+            raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError), unit_of_work() as uow:
+        uow.events.consume("scheduler", fail_on_second)
+        uow.commit()
+    again = consume(unit_of_work, "scheduler")
+    assert [seen.event.type for seen in again] == ["ColdOnset", "ColdEnded"]
+
+
+def test_the_handler_acts_in_the_consuming_transaction(unit_of_work: UnitOfWorkFactory) -> None:
+    append(unit_of_work, "ReplyReceived")
+    with unit_of_work() as uow:
+        # the handler's own write commits or rolls back together with the cursor
+        uow.events.consume(
+            "tracker", lambda seen: uow.events.append(Event("DoseConfirmed", None, NOW))
+        )
+        uow.commit()
+    assert [seen.event.type for seen in consume(unit_of_work, "tracker")] == ["DoseConfirmed"]
+
+
+def test_two_processes_of_one_consumer_share_the_work(unit_of_work: UnitOfWorkFactory) -> None:
+    append(unit_of_work, *(["Snoozed"] * 40))
+    handled: list[int] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while batch := consume(unit_of_work, "scheduler", limit=3):
+            with lock:
+                handled.extend(seen.id for seen in batch)
+
+    workers = [threading.Thread(target=drain) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(handled) == 40
+    assert len(set(handled)) == 40
+
+
+def test_an_appender_waits_for_the_one_before_to_commit(unit_of_work: UnitOfWorkFactory) -> None:
+    # otherwise a later id could commit first and a consumer could pass the earlier one by
+    second_done = threading.Event()
+
+    def append_second() -> None:
+        append(unit_of_work, "ColdEnded")
+        second_done.set()
+
+    second = threading.Thread(target=append_second)
+    with unit_of_work() as first:
+        first.events.append(Event("ColdOnset", None, NOW))
+        second.start()
+        assert not second_done.wait(timeout=0.5)
+        first.commit()
+    second.join(timeout=10)
+    assert second_done.is_set()
+    seen = consume(unit_of_work, "scheduler")
+    assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded"]
+    assert seen[0].id < seen[1].id
