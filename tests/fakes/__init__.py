@@ -1,0 +1,1 @@
+"""Stand-ins for the outside services dosewise talks to, run for real on loopback."""

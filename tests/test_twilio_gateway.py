@@ -1,0 +1,316 @@
+"""The Twilio SMS adapter, through the real twilio client, against the local fake Twilio."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from notifier.ports import AsyncSmsGateway, ErrorKind, SendError, SmsGateway
+from notifier.sms import (
+    AsyncTwilioSmsGateway,
+    TwilioConfig,
+    TwilioSmsGateway,
+    rebase_url,
+)
+from tests.fakes.twilio_server import (
+    DEFAULT_ACCOUNT_SID,
+    DEFAULT_AUTH_TOKEN,
+    FakeTwilioServer,
+    ScriptedAnswer,
+)
+
+TO = "+4520123456"
+FROM = "+15005550006"
+SERVICE = "MG" + "ab" * 16
+CALLBACK = "http://127.0.0.1:8000/twilio/status"
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilioServer]:
+    with FakeTwilioServer() as server:
+        yield server
+
+
+def config(server: FakeTwilioServer, **changes: object) -> TwilioConfig:
+    values: dict[str, object] = {
+        "account_sid": DEFAULT_ACCOUNT_SID,
+        "auth_token": DEFAULT_AUTH_TOKEN,
+        "from_number": FROM,
+        "api_base_url": server.base_url,
+        "timeout_s": 2.0,
+    }
+    values.update(changes)
+    return TwilioConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def gateway(twilio: FakeTwilioServer) -> Iterator[TwilioSmsGateway]:
+    sms = TwilioSmsGateway(config(twilio))
+    yield sms
+    sms.close()
+
+
+def send_error(gateway: TwilioSmsGateway, to: str = TO) -> SendError:
+    with pytest.raises(SendError) as caught:
+        gateway.send(to, "dosewise 11:30: iron 18 mg")
+    return caught.value
+
+
+def test_send_posts_the_form_fields_and_returns_twilio_s_answer(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    body = "dosewise 11:30: iron 18 mg + vitamin C 250 mg. Reply TAKEN, SKIP or LATER"
+    result = gateway.send(TO, body, status_callback=CALLBACK, validity_period_s=1800)
+
+    assert re.fullmatch(r"SM[0-9a-f]{32}", result.provider_id)
+    assert (result.channel, result.status, result.num_segments) == ("sms", "queued", 1)
+    [message] = twilio.messages
+    assert message.sid == result.provider_id
+    assert message.form == {
+        "To": TO,
+        "From": FROM,
+        "Body": body,
+        "StatusCallback": CALLBACK,
+        "ValidityPeriod": "1800",
+    }
+    assert isinstance(gateway, SmsGateway)
+
+
+def test_optional_fields_are_left_out_when_not_given(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    gateway.send(TO, "hello")
+    assert twilio.messages[0].form == {"To": TO, "From": FROM, "Body": "hello"}
+
+
+def test_messaging_service_sends_without_a_from_number(twilio: FakeTwilioServer) -> None:
+    sms = TwilioSmsGateway(config(twilio, from_number=None, messaging_service_sid=SERVICE))
+    result = sms.send(TO, "hello")
+    assert result.status == "accepted"
+    assert twilio.messages[0].form == {"To": TO, "MessagingServiceSid": SERVICE, "Body": "hello"}
+
+
+def test_segments_come_from_twilio_s_count(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    assert gateway.send(TO, "a" * 161).num_segments == 2
+    assert gateway.send(TO, "selenium 100 µg").num_segments == 1  # UCS-2, still one
+
+
+def test_a_wrong_auth_token_is_refused_and_nothing_is_sent(twilio: FakeTwilioServer) -> None:
+    sms = TwilioSmsGateway(config(twilio, auth_token="not-the-token"))
+    error = send_error(sms)
+    assert (error.kind, error.http_status, error.code) == (ErrorKind.PERMANENT, 401, 20003)
+    assert twilio.messages == []
+
+
+def test_a_wrong_account_sid_is_refused(twilio: FakeTwilioServer) -> None:
+    sms = TwilioSmsGateway(config(twilio, account_sid="AC" + "9" * 32))
+    assert send_error(sms).http_status == 401
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        (429, 20429, ErrorKind.RETRYABLE),
+        (429, None, ErrorKind.RETRYABLE),
+        (500, None, ErrorKind.RETRYABLE),
+        (503, None, ErrorKind.RETRYABLE),
+        (400, 30001, ErrorKind.RETRYABLE),
+        (400, 30003, ErrorKind.RETRYABLE),
+        (400, 30008, ErrorKind.RETRYABLE),
+        (400, 21211, ErrorKind.PERMANENT),
+        (400, 21614, ErrorKind.PERMANENT),
+        (400, 30005, ErrorKind.PERMANENT),
+        (400, 30006, ErrorKind.PERMANENT),
+        (400, 30007, ErrorKind.PERMANENT),
+        (400, 21610, ErrorKind.OPTED_OUT),
+        (400, 21617, ErrorKind.PERMANENT),  # any other 4xx
+        (404, 20404, ErrorKind.PERMANENT),
+    ],
+)
+def test_twilio_errors_are_classified(
+    twilio: FakeTwilioServer,
+    gateway: TwilioSmsGateway,
+    status: int,
+    code: int | None,
+    kind: ErrorKind,
+) -> None:
+    twilio.script(ScriptedAnswer(status=status, code=code))
+    error = send_error(gateway)
+    assert error.kind is kind
+    assert error.http_status == status
+    assert error.code == (code or status)
+    assert error.may_have_been_sent == (status >= 500)
+    assert twilio.messages == []
+
+
+def test_the_server_s_own_validation_reaches_the_classifier(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    twilio.opted_out.add("+4520999999")
+    assert send_error(gateway, to="+4520999999").kind is ErrorKind.OPTED_OUT
+    invalid = send_error(gateway, to="12345")
+    assert (invalid.kind, invalid.code) == (ErrorKind.PERMANENT, 21211)
+
+
+def test_a_scripted_failure_is_used_once(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    twilio.fail_next(429, 20429)
+    assert send_error(gateway).retryable
+    assert gateway.send(TO, "again").status == "queued"
+
+
+def test_a_timeout_is_retryable_and_the_message_may_have_gone_out(
+    twilio: FakeTwilioServer,
+) -> None:
+    sms = TwilioSmsGateway(config(twilio, timeout_s=0.3))
+    twilio.script(ScriptedAnswer(delay_s=1.0))
+    error = send_error(sms)
+    assert error.kind is ErrorKind.RETRYABLE
+    assert error.may_have_been_sent
+    # Twilio went on and accepted it: why the worker must look before sending again.
+    assert len(twilio.wait_for_messages(1, timeout_s=3)) == 1
+
+
+def test_accepted_then_dropped_is_retryable_and_found_by_the_listing(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    claimed_at = datetime.now(UTC)
+    twilio.script(ScriptedAnswer(drop_connection=True))
+    error = send_error(gateway)
+    assert error.kind is ErrorKind.RETRYABLE
+    assert error.may_have_been_sent
+    [found] = gateway.messages_sent_to(TO, claimed_at)
+    assert found.provider_id == twilio.messages[0].sid
+    assert found.body == "dosewise 11:30: iron 18 mg"
+
+
+def test_an_unreachable_server_is_retryable_and_nothing_went_out() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sms = TwilioSmsGateway(
+        TwilioConfig(
+            DEFAULT_ACCOUNT_SID,
+            DEFAULT_AUTH_TOKEN,
+            from_number=FROM,
+            api_base_url=f"http://127.0.0.1:{port}",
+            timeout_s=1.0,
+        )
+    )
+    error = send_error(sms)
+    assert error.kind is ErrorKind.RETRYABLE
+    assert not error.may_have_been_sent
+
+
+def test_listing_finds_messages_to_one_number_since_a_time(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    sent = [gateway.send(TO, f"reminder {n}").provider_id for n in range(3)]
+    gateway.send("+4520000001", "someone else")
+
+    found = gateway.messages_sent_to(TO, since)
+    assert sorted(m.provider_id for m in found) == sorted(sent)
+    assert {m.body for m in found} == {"reminder 0", "reminder 1", "reminder 2"}
+    assert all(m.to == TO and m.date_created is not None for m in found)
+    # Any time zone will do; only the instant matters.
+    assert len(gateway.messages_sent_to(TO, since.astimezone(ZoneInfo("Pacific/Auckland")))) == 3
+    assert gateway.messages_sent_to(TO, datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def test_listing_follows_next_page_links(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for n in range(130):  # the adapter asks for pages of 100
+        gateway.send(TO, f"r{n}")
+    assert len(gateway.messages_sent_to(TO, since)) == 130
+
+
+def test_listing_needs_an_aware_time(gateway: TwilioSmsGateway) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        gateway.messages_sent_to(TO, datetime(2026, 11, 23, 12, 0))
+
+
+def test_listing_errors_are_classified(twilio: FakeTwilioServer, gateway: TwilioSmsGateway) -> None:
+    twilio.script(ScriptedAnswer(status=503, method="GET"))
+    with pytest.raises(SendError) as caught:
+        gateway.messages_sent_to(TO, datetime.now(UTC))
+    assert caught.value.kind is ErrorKind.RETRYABLE
+
+
+def test_fetching_one_message_by_sid(twilio: FakeTwilioServer, gateway: TwilioSmsGateway) -> None:
+    sid = gateway.send(TO, "hello").provider_id
+    fetched = gateway.client.messages(sid).fetch()
+    assert (fetched.sid, fetched.to, fetched.body, fetched.status) == (sid, TO, "hello", "sent")
+
+
+def test_bad_arguments_fail_before_any_request(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    with pytest.raises(ValueError, match="36000"):
+        gateway.send(TO, "x", validity_period_s=0)
+    with pytest.raises(ValueError, match="TWILIO_FROM_NUMBER"):
+        TwilioConfig(DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+    assert twilio.requests_seen == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "expected"),
+    [
+        (
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json",
+            "http://127.0.0.1:9000",
+            "http://127.0.0.1:9000/2010-04-01/Accounts/AC1/Messages.json",
+        ),
+        (
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?Page=1",
+            "http://proxy.local/twilio/",
+            "http://proxy.local/twilio/2010-04-01/Accounts/AC1/Messages.json?Page=1",
+        ),
+        ("https://api.twilio.com/x", "https://api.twilio.com", "https://api.twilio.com/x"),
+        (
+            "https://api.twilio.com.evil.example/x",
+            "http://h",
+            "https://api.twilio.com.evil.example/x",
+        ),
+        ("https://messaging.twilio.com/v1/x", "http://h", "https://messaging.twilio.com/v1/x"),
+    ],
+)
+def test_rebase_url(url: str, base: str, expected: str) -> None:
+    assert rebase_url(url, base) == expected
+
+
+def test_async_gateway_sends_lists_and_classifies(twilio: FakeTwilioServer) -> None:
+    async def scenario() -> None:
+        sms = AsyncTwilioSmsGateway(config(twilio, timeout_s=0.3))
+        assert isinstance(sms, AsyncSmsGateway)
+        try:
+            since = datetime.now(UTC) - timedelta(seconds=1)
+            results = await asyncio.gather(*(sms.send(TO, f"r{n}") for n in range(20)))
+            assert len({r.provider_id for r in results}) == 20
+            assert len(await sms.messages_sent_to(TO, since)) == 20
+
+            twilio.script(ScriptedAnswer(status=400, code=21610))
+            with pytest.raises(SendError) as opted_out:
+                await sms.send(TO, "x", status_callback=CALLBACK, validity_period_s=60)
+            assert opted_out.value.kind is ErrorKind.OPTED_OUT
+
+            twilio.script(ScriptedAnswer(delay_s=1.0))
+            with pytest.raises(SendError) as timed_out:
+                await sms.send(TO, "slow")
+            assert timed_out.value.kind is ErrorKind.RETRYABLE
+            assert timed_out.value.may_have_been_sent
+        finally:
+            await sms.aclose()
+
+    asyncio.run(scenario())
