@@ -9,7 +9,7 @@ answers Twilio-shaped JSON, records every accepted message (thread-safe), and ca
 to fail: an HTTP error with a Twilio code, a delay longer than the client's timeout, or
 accepting a message and then dropping the connection before answering.
 
-    with FakeTwilioServer() as twilio:          # or the `fake_twilio` pytest fixture
+    with FakeTwilioServer() as twilio:          # or a fixture from fake_twilio_server()
         twilio.base_url                         # -> TWILIO_API_BASE_URL
         twilio.script(ScriptedAnswer(status=429, code=20429))
         twilio.messages                         # what was accepted, oldest first
@@ -659,9 +659,10 @@ def _main(argv: list[str] | None = None) -> None:
     loop.close()
 
 
-@contextlib.contextmanager
-def running_fake_twilio(**kwargs: Any) -> Iterator[FakeTwilioServer]:
-    with FakeTwilioServer(**kwargs) as server:
+def fake_twilio_server() -> Iterator[FakeTwilioServer]:
+    """A fresh server per test. In a conftest: `fake_twilio = pytest.fixture(fake_twilio_server)`
+    (kept free of pytest here, so the standalone server starts without it)."""
+    with FakeTwilioServer() as server:
         yield server
 
 
