@@ -1,4 +1,10 @@
-"""Schema migrations, run from code: `dosewise db upgrade` needs no alembic.ini."""
+"""Schema migrations, run from code: `dosewise db upgrade` needs no alembic.ini.
+
+A new revision, after changing store/models.py (then tidy it by hand):
+    python -c "from alembic import command; from store.migrate import alembic_config;
+    command.revision(alembic_config('sqlite:///scratch.db'), 'what changed', autogenerate=True,
+    rev_id='0002')"   # on a scratch database upgraded to the previous head
+"""
 
 from __future__ import annotations
 

@@ -44,6 +44,8 @@ class SqlUnitOfWork:
         session, self._session = self._require_session(), None
         try:
             session.rollback()  # nothing left to undo after a commit
+        except (OperationalError, InterfaceError) as error:
+            exc = exc or error
         finally:
             session.close()
         if isinstance(exc, OperationalError | InterfaceError):

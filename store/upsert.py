@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
 
 def insert_for(
-    session: Session, entity: type[DeclarativeBase]
+    session: Session, target: type[DeclarativeBase] | Table
 ) -> postgresql.Insert | sqlite.Insert:
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(entity)
-    return sqlite.insert(entity)
+        return postgresql.insert(target)
+    return sqlite.insert(target)
