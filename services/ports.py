@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from schemas.regimen import Regimen
+from services.reply_ports import ReplyRepository
 
 Channel = Literal["sms", "email"]
 ReminderKind = Literal["dose", "lozenge"]
@@ -164,6 +165,9 @@ class UnitOfWork(Protocol):
 
     @property
     def events(self) -> EventLog: ...
+
+    @property
+    def replies(self) -> ReplyRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.engine import url_for_humans
 from store.errors import DatabaseUnavailable, first_line
 from store.events import SqlEventLog
+from store.replies import SqlReplies
 from store.repositories import SqlPeople, SqlRegimens, SqlReminders
 
 
@@ -21,6 +22,7 @@ class SqlUnitOfWork:
     regimens: SqlRegimens
     reminders: SqlReminders
     events: SqlEventLog
+    replies: SqlReplies
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -33,6 +35,7 @@ class SqlUnitOfWork:
         self.regimens = SqlRegimens(session)
         self.reminders = SqlReminders(session)
         self.events = SqlEventLog(session)
+        self.replies = SqlReplies(session)
         return self
 
     def __exit__(

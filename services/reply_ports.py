@@ -1,0 +1,118 @@
+"""What the tracker's use cases need from the database, beyond services.ports.
+
+Kept in its own module so that the replies port can grow without touching the shared one;
+services.ports only names it on the unit of work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Outcome = Literal["taken", "skipped"]
+OutcomeSource = Literal["sms", "email"]
+
+
+@dataclass(frozen=True)
+class InboundReply:
+    """An SMS as Twilio delivered it, with what it was read as."""
+
+    provider_id: str
+    from_number: str
+    body: str
+    person_id: int | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    id: int
+    kind: str
+    answer: str | None
+
+
+@dataclass(frozen=True)
+class OpenReminder:
+    """A reminder that still takes an answer."""
+
+    id: int
+    person_id: int
+    items: list[dict[str, Any]]
+    due_at: datetime
+    status: str
+
+
+@dataclass(frozen=True)
+class ColdCourseRecord:
+    id: int
+    person_id: int
+    onset_at: datetime
+    ends_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ConfirmToken:
+    id: int
+    reminder_id: int
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """An outgoing message as a status callback finds it."""
+
+    id: int
+    reminder_id: int | None
+    person_id: int
+    status: str
+    error_code: str | None
+
+
+class ReplyRepository(Protocol):
+    # inbound replies: the MessageSid is the idempotency key
+    def stored(self, provider_id: str) -> StoredReply | None: ...
+
+    def claim(self, reply: InboundReply, now: datetime) -> int | None: ...
+
+    def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None: ...
+
+    # reminders and their outcomes
+    def open_reminder(self, person_id: int, now: datetime) -> OpenReminder | None: ...
+
+    def reminder_for_update(self, reminder_id: int) -> OpenReminder | None: ...
+
+    def record_outcome(
+        self,
+        reminder: OpenReminder,
+        outcome: Outcome,
+        at: datetime,
+        source: OutcomeSource,
+        reply_id: int | None,
+    ) -> None: ...
+
+    # opting out and in
+    def opt_out(self, person_id: int, source: str, now: datetime) -> bool: ...
+
+    def opt_in(self, person_id: int, now: datetime) -> bool: ...
+
+    # cold courses
+    def running_cold_course(self, person_id: int, now: datetime) -> ColdCourseRecord | None: ...
+
+    def start_cold_course(self, person_id: int, onset_at: datetime, ends_at: datetime) -> int: ...
+
+    def end_cold_course(self, cold_course_id: int, now: datetime) -> None: ...
+
+    # e-mail confirm links
+    def confirm_token(self, token_hash: str) -> ConfirmToken | None: ...
+
+    def use_confirm_token(self, token_id: int, now: datetime) -> None: ...
+
+    # delivery status callbacks
+    def message_by_provider_id(self, provider_id: str) -> MessageRecord | None: ...
+
+    def set_message_status(
+        self, message_id: int, status: str, error_code: str | None, now: datetime
+    ) -> None: ...
