@@ -167,6 +167,9 @@ class UnitOfWork(Protocol):
     def events(self) -> EventLog: ...
 
     @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
     def replies(self) -> ReplyRepository: ...
 
     def __enter__(self) -> Self: ...
@@ -181,3 +184,102 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+# -- the outbox (the notifier's side of outgoing_messages) -----------------------------------
+
+MessageChannel = Literal["sms", "email", "console"]
+FinalStatus = Literal["failed", "expired", "cancelled"]
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """An outgoing message as the notifier claimed it (attempts counts this claim)."""
+
+    id: int
+    reminder_id: int | None
+    person_id: int
+    channel: MessageChannel
+    recipient: str
+    subject: str | None
+    body: str
+    purpose: str
+    due_at: datetime
+    not_after: datetime | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """What the notifier checks again at send time: opt-out, quiet hours, an e-mail fallback.
+
+    `quiet` is the current regimen's quiet windows as the file states them ({"from", "to"}).
+    """
+
+    person_id: int
+    opted_out: bool
+    email: str | None
+    timezone: str
+    quiet: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    message: OutboxMessage
+    addressee: Addressee
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    """A message a provider accepted: what to store right after the call."""
+
+    message_id: int
+    reminder_id: int | None
+    purpose: str
+    channel: MessageChannel
+    provider_id: str
+    segments: int | None
+
+
+class OutboxRepository(Protocol):
+    def claim(
+        self, now: datetime, worker: str, limit: int, lease_until: datetime
+    ) -> list[ClaimedMessage]: ...
+
+    def claim_expired_leases(
+        self, now: datetime, worker: str, limit: int, lease_until: datetime
+    ) -> list[OutboxMessage]: ...
+
+    def mark_sent(self, sent: Sequence[SentRecord], now: datetime) -> None: ...
+
+    def retry(
+        self,
+        message_id: int,
+        next_attempt_at: datetime,
+        error_code: str | None,
+        error_message: str,
+        now: datetime,
+    ) -> None: ...
+
+    def defer(self, message_id: int, next_attempt_at: datetime, now: datetime) -> None: ...
+
+    def hold(
+        self, message_id: int, lease_until: datetime, error_code: str | None, error_message: str
+    ) -> None: ...
+
+    def finish(
+        self,
+        message: OutboxMessage,
+        status: FinalStatus,
+        error_code: str | None,
+        error_message: str,
+        now: datetime,
+    ) -> None: ...
+
+    def add_fallback(
+        self, message: OutboxMessage, recipient: str, purpose: str, now: datetime
+    ) -> bool: ...
+
+    def opt_out(self, person_id: int, source: str, now: datetime) -> bool: ...
+
+    def take_send_slots(self, sender: str, second: int, want: int, rate: int) -> int: ...

@@ -35,6 +35,8 @@ NAMING_CONVENTION = {
 }
 
 CHANNELS = ("sms", "email")
+# a message sent on the console channel (no credentials) is recorded as sent there
+MESSAGE_CHANNELS = (*CHANNELS, "console")
 REMINDER_KINDS = ("dose", "lozenge")
 REMINDER_STATUSES = (
     "planned",
@@ -150,7 +152,7 @@ class OutgoingMessageRow(Base):
     __table_args__ = (
         # one message per reminder and purpose (NULL reminder ids never collide)
         UniqueConstraint("reminder_id", "purpose"),
-        CheckConstraint(one_of("channel", CHANNELS), name="channel"),
+        CheckConstraint(one_of("channel", MESSAGE_CHANNELS), name="channel"),
         CheckConstraint(one_of("status", MESSAGE_STATUSES), name="status"),
         Index("ix_outgoing_messages_status_next_attempt_at", "status", "next_attempt_at"),
     )
@@ -249,3 +251,13 @@ class EventCursorRow(Base):
 
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SendRateSlotRow(Base):
+    """Messages one sender may still send in one wall-clock second, shared by all notifiers."""
+
+    __tablename__ = "send_rate_slots"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    second: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)

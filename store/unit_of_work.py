@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.engine import url_for_humans
 from store.errors import DatabaseUnavailable, first_line
 from store.events import SqlEventLog
+from store.outbox import SqlOutbox
 from store.replies import SqlReplies
 from store.repositories import SqlPeople, SqlRegimens, SqlReminders
 
@@ -22,6 +23,7 @@ class SqlUnitOfWork:
     regimens: SqlRegimens
     reminders: SqlReminders
     events: SqlEventLog
+    outbox: SqlOutbox
     replies: SqlReplies
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
@@ -35,6 +37,7 @@ class SqlUnitOfWork:
         self.regimens = SqlRegimens(session)
         self.reminders = SqlReminders(session)
         self.events = SqlEventLog(session)
+        self.outbox = SqlOutbox(session)
         self.replies = SqlReplies(session)
         return self
 

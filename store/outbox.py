@@ -1,0 +1,346 @@
+"""The outbox as the notifier sees it: claim due messages under a lease, record what happened.
+
+A claim commits status 'sending' with a lease before any provider call, so a crashed notifier
+leaves rows that say "maybe sent": the sweeper claims those once their lease has run out and
+asks the provider before sending again. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several
+notifiers claim side by side without waiting on or taking each other's rows; on SQLite the
+engine begins every transaction with BEGIN IMMEDIATE, so claims simply take turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Row, bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from services.ports import (
+    Addressee,
+    ClaimedMessage,
+    FinalStatus,
+    MessageChannel,
+    OutboxMessage,
+    SentRecord,
+)
+from store.models import OptOutRow, PersonRow, RegimenRow, metadata
+from store.upsert import insert_for
+
+# Core tables: a batch of hundreds of rows costs far less without the ORM's unit of work
+_messages = metadata.tables["outgoing_messages"]
+_reminders = metadata.tables["reminders"]
+_MESSAGE_COLUMNS = (
+    _messages.c.id,
+    _messages.c.reminder_id,
+    _messages.c.person_id,
+    _messages.c.channel,
+    _messages.c.recipient,
+    _messages.c.subject,
+    _messages.c.body,
+    _messages.c.purpose,
+    _messages.c.due_at,
+    _messages.c.not_after,
+    _messages.c.attempts,
+)
+# how long a rate slot row is kept after its second has passed
+_SLOT_KEEP_S = 60
+
+
+class SqlOutbox:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def claim(
+        self, now: datetime, worker: str, limit: int, lease_until: datetime
+    ) -> list[ClaimedMessage]:
+        """Up to `limit` due messages, oldest first, now 'sending' under this worker's lease."""
+        due = (
+            select(_messages.c.id)
+            .where(
+                _messages.c.status == "due",
+                _messages.c.next_attempt_at <= now,
+                _messages.c.due_at <= now,
+            )
+            .order_by(_messages.c.next_attempt_at, _messages.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        messages = self._take(due, now, worker, lease_until, count_attempt=True)
+        addressees = self._addressees({message.person_id for message in messages})
+        return [ClaimedMessage(message, addressees[message.person_id]) for message in messages]
+
+    def claim_expired_leases(
+        self, now: datetime, worker: str, limit: int, lease_until: datetime
+    ) -> list[OutboxMessage]:
+        """Messages whose claimer vanished mid-send (lease run out), now under a new lease."""
+        stale = (
+            select(_messages.c.id)
+            .where(_messages.c.status == "sending", _messages.c.lease_until < now)
+            .order_by(_messages.c.lease_until, _messages.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return self._take(stale, now, worker, lease_until, count_attempt=False)
+
+    def _take(
+        self,
+        ids: Any,
+        now: datetime,
+        worker: str,
+        lease_until: datetime,
+        *,
+        count_attempt: bool,
+    ) -> list[OutboxMessage]:
+        attempts = _messages.c.attempts + 1 if count_attempt else _messages.c.attempts
+        rows = self._session.execute(
+            update(_messages)
+            .where(_messages.c.id.in_(ids.scalar_subquery()))
+            .values(
+                status="sending",
+                lease_until=lease_until,
+                claimed_by=worker,
+                attempts=attempts,
+                updated_at=now,
+            )
+            .returning(*_MESSAGE_COLUMNS)
+        ).all()
+        # RETURNING gives no order; keep the queue's
+        return sorted((_message(row) for row in rows), key=lambda m: (m.due_at, m.id))
+
+    def _addressees(self, person_ids: set[int]) -> dict[int, Addressee]:
+        if not person_ids:
+            return {}
+        latest = (
+            select(RegimenRow.person_id, func.max(RegimenRow.version).label("version"))
+            .where(RegimenRow.person_id.in_(person_ids))
+            .group_by(RegimenRow.person_id)
+            .subquery()
+        )
+        # only the quiet windows leave the database, not the whole regimen
+        quiet_rows = self._session.execute(
+            select(RegimenRow.person_id, RegimenRow.body[("person", "quiet")]).join(
+                latest,
+                (latest.c.person_id == RegimenRow.person_id)
+                & (latest.c.version == RegimenRow.version),
+            )
+        ).all()
+        quiet = {person_id: _windows(windows) for person_id, windows in quiet_rows}
+        people = self._session.execute(
+            select(PersonRow.id, PersonRow.opted_out, PersonRow.email, PersonRow.timezone).where(
+                PersonRow.id.in_(person_ids)
+            )
+        ).all()
+        return {
+            row.id: Addressee(row.id, row.opted_out, row.email, row.timezone, quiet.get(row.id, []))
+            for row in people
+        }
+
+    # -- results -------------------------------------------------------------------------
+
+    def mark_sent(self, sent: Sequence[SentRecord], now: datetime) -> None:
+        """Store what the providers answered; an initial message sends its reminder to 'sent'."""
+        if not sent:
+            return
+        self._session.execute(
+            update(_messages)
+            .where(_messages.c.id == bindparam("message_id"))
+            .values(
+                status="sent",
+                channel=bindparam("sent_channel"),
+                provider_id=bindparam("sent_provider_id"),
+                segments=bindparam("sent_segments"),
+                sent_at=now,
+                lease_until=None,
+                error_code=None,
+                error_message=None,
+                updated_at=now,
+            ),
+            [
+                {
+                    "message_id": record.message_id,
+                    "sent_channel": record.channel,
+                    "sent_provider_id": record.provider_id,
+                    "sent_segments": record.segments,
+                }
+                for record in sent
+            ],
+        )
+        initial = [r.reminder_id for r in sent if r.purpose == "initial" and r.reminder_id]
+        self._advance_reminders(initial, "sent", now)
+
+    def retry(
+        self,
+        message_id: int,
+        next_attempt_at: datetime,
+        error_code: str | None,
+        error_message: str,
+        now: datetime,
+    ) -> None:
+        self._session.execute(
+            update(_messages)
+            .where(_messages.c.id == message_id)
+            .values(
+                status="due",
+                next_attempt_at=next_attempt_at,
+                lease_until=None,
+                error_code=error_code,
+                error_message=error_message,
+                updated_at=now,
+            )
+        )
+
+    def defer(self, message_id: int, next_attempt_at: datetime, now: datetime) -> None:
+        """Back to due without spending an attempt (quiet hours are not a failure)."""
+        self._session.execute(
+            update(_messages)
+            .where(_messages.c.id == message_id)
+            .values(
+                status="due",
+                next_attempt_at=next_attempt_at,
+                lease_until=None,
+                attempts=_messages.c.attempts - 1,
+                updated_at=now,
+            )
+        )
+
+    def hold(
+        self, message_id: int, lease_until: datetime, error_code: str | None, error_message: str
+    ) -> None:
+        """Keep 'sending' until `lease_until`: the provider may have it, the sweeper will ask."""
+        self._session.execute(
+            update(_messages)
+            .where(_messages.c.id == message_id)
+            .values(lease_until=lease_until, error_code=error_code, error_message=error_message)
+        )
+
+    def finish(
+        self,
+        message: OutboxMessage,
+        status: FinalStatus,
+        error_code: str | None,
+        error_message: str,
+        now: datetime,
+    ) -> None:
+        self._session.execute(
+            update(_messages)
+            .where(_messages.c.id == message.id)
+            .values(
+                status=status,
+                lease_until=None,
+                error_code=error_code,
+                error_message=error_message,
+                updated_at=now,
+            )
+        )
+        if status == "expired" and message.purpose == "initial" and message.reminder_id:
+            self._advance_reminders([message.reminder_id], "expired", now)
+
+    def _advance_reminders(self, reminder_ids: Iterable[int], status: str, now: datetime) -> None:
+        ids = list(reminder_ids)
+        if not ids:
+            return
+        # only from 'queued': a reply may already have confirmed or skipped the reminder
+        self._session.execute(
+            update(_reminders)
+            .where(_reminders.c.id.in_(ids), _reminders.c.status == "queued")
+            .values(status=status, updated_at=now)
+        )
+
+    def add_fallback(
+        self, message: OutboxMessage, recipient: str, purpose: str, now: datetime
+    ) -> bool:
+        """Queue the same text by e-mail; False when that fallback already exists."""
+        inserted = self._session.execute(
+            insert_for(self._session, _messages)
+            .values(
+                reminder_id=message.reminder_id,
+                person_id=message.person_id,
+                channel="email",
+                recipient=recipient,
+                subject=message.subject,
+                body=message.body,
+                purpose=purpose,
+                status="due",
+                due_at=now,
+                not_after=message.not_after,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["reminder_id", "purpose"])
+        )
+        return bool(cast(Any, inserted).rowcount)
+
+    def opt_out(self, person_id: int, source: str, now: datetime) -> bool:
+        """Mark the person opted out; False when they already were."""
+        changed = self._session.execute(
+            update(PersonRow)
+            .where(PersonRow.id == person_id, PersonRow.opted_out.is_(False))
+            .values(opted_out=True, updated_at=now)
+        )
+        if not cast(Any, changed).rowcount:
+            return False
+        self._session.add(OptOutRow(person_id=person_id, opted_out_at=now, source=source))
+        self._session.flush()
+        return True
+
+    # -- rate limit ----------------------------------------------------------------------
+
+    def take_send_slots(self, sender: str, second: int, want: int, rate: int) -> int:
+        """Take up to `want` of the `rate` sends `sender` has in `second`; how many it got.
+
+        The slot row is locked (FOR UPDATE; BEGIN IMMEDIATE on SQLite) until the caller
+        commits, so notifier processes taking slots at once never hand out more than `rate`.
+        """
+        slots = metadata.tables["send_rate_slots"]
+        self._session.execute(
+            insert_for(self._session, slots)
+            .values(sender=sender, second=second, used=0)
+            .on_conflict_do_nothing(index_elements=["sender", "second"])
+        )
+        used = self._session.execute(
+            select(slots.c.used)
+            .where(slots.c.sender == sender, slots.c.second == second)
+            .with_for_update()
+        ).scalar_one()
+        granted: int = max(0, min(want, rate - used))
+        if granted:
+            self._session.execute(
+                update(slots)
+                .where(slots.c.sender == sender, slots.c.second == second)
+                .values(used=slots.c.used + granted)
+            )
+        self._session.execute(
+            delete(slots).where(slots.c.sender == sender, slots.c.second < second - _SLOT_KEEP_S)
+        )
+        return granted
+
+
+def _message(row: Row[Any]) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        reminder_id=row.reminder_id,
+        person_id=row.person_id,
+        channel=cast("MessageChannel", row.channel),
+        recipient=row.recipient,
+        subject=row.subject,
+        body=row.body,
+        purpose=row.purpose,
+        due_at=row.due_at,
+        not_after=row.not_after,
+        attempts=row.attempts,
+    )
+
+
+def _windows(raw: object) -> list[dict[str, str]]:
+    if not isinstance(raw, list):
+        return []
+    return [
+        {"from": str(w["from"]), "to": str(w["to"])}
+        for w in raw
+        if isinstance(w, dict) and "from" in w and "to" in w
+    ]
