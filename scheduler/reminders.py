@@ -130,8 +130,16 @@ def _reminder(
 
 
 def _waking_end(regimen: Regimen, day: date) -> datetime:
+    return waking_bounds(regimen, day)[1]
+
+
+def waking_bounds(regimen: Regimen, day: date) -> tuple[datetime, datetime]:
+    """The local day's waking window as UTC instants (clock-change days in real time)."""
     frame = day_frame(regimen, day)
-    return instant_of(frame.end, frame.zone).astimezone(UTC)
+    return (
+        instant_of(frame.start, frame.zone).astimezone(UTC),
+        instant_of(frame.end, frame.zone).astimezone(UTC),
+    )
 
 
 def _require_aware(*instants: datetime) -> None:

@@ -9,10 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
 
 from schemas.regimen import Regimen
 from services.reply_ports import ReplyRepository
+
+if TYPE_CHECKING:  # scheduling_ports imports this module's values
+    from services.scheduling_ports import SchedulingRepository
 
 Channel = Literal["sms", "email"]
 ReminderKind = Literal["dose", "lozenge"]
@@ -171,6 +174,9 @@ class UnitOfWork(Protocol):
 
     @property
     def replies(self) -> ReplyRepository: ...
+
+    @property
+    def scheduling(self) -> SchedulingRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -14,6 +14,7 @@ from store.events import SqlEventLog
 from store.outbox import SqlOutbox
 from store.replies import SqlReplies
 from store.repositories import SqlPeople, SqlRegimens, SqlReminders
+from store.scheduling import SqlScheduling
 
 
 class SqlUnitOfWork:
@@ -25,6 +26,7 @@ class SqlUnitOfWork:
     events: SqlEventLog
     outbox: SqlOutbox
     replies: SqlReplies
+    scheduling: SqlScheduling
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -39,6 +41,7 @@ class SqlUnitOfWork:
         self.events = SqlEventLog(session)
         self.outbox = SqlOutbox(session)
         self.replies = SqlReplies(session)
+        self.scheduling = SqlScheduling(session)
         return self
 
     def __exit__(

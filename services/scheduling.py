@@ -1,0 +1,334 @@
+"""The scheduler's use cases: reminders materialised, events acted on, messages handed off.
+
+Each public function is one transaction (one unit of work) and is given `now`; the database
+is the source of truth, so each can run any number of times and from any process: the
+reminders' and the outbox's unique keys make a repeated run write nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from scheduler.reminders import (
+    ReminderTiming,
+    dose_reminders,
+    lozenge_reminders,
+    waking_bounds,
+)
+from schemas.regimen import Regimen
+from services.clock import require_aware
+from services.ports import RecordedEvent, ReminderPlan, UnitOfWork
+from services.scheduling_ports import (
+    ConfirmToken,
+    OutgoingMessage,
+    Plannable,
+    ScheduledReminder,
+    SchedulingRepository,
+)
+from services.texts import Purpose, email_text, pack_email, sms_body
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "scheduler"
+HORIZON = timedelta(hours=48)
+DEFAULT_SNOOZE_MINUTES = 30
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    public_url: str = "http://127.0.0.1:8000"
+    horizon: timedelta = HORIZON
+    timing: ReminderTiming = field(default_factory=ReminderTiming)
+
+
+@dataclass
+class PlanCache:
+    """Day plans depend on the regimen's rules and times, not on who the person is: plan each
+    distinct regimen once per run and copy its reminders to everyone who shares it."""
+
+    start: datetime
+    end: datetime
+    timing: ReminderTiming
+    _plans: dict[str, list[ReminderPlan]] = field(default_factory=dict)
+    _refusals: dict[str, list[str]] = field(default_factory=dict)
+
+    def reminders(self, who: Plannable) -> tuple[list[ReminderPlan], list[str]]:
+        key = _planning_key(who.body)
+        if key not in self._plans:
+            regimen = Regimen.model_validate(who.body)
+            made = dose_reminders(0, None, regimen, self.start, self.end, self.timing)
+            self._plans[key], self._refusals[key] = made.reminders, made.refusals
+        plans = [
+            replace(plan, person_id=who.person_id, regimen_id=who.regimen_id)
+            for plan in self._plans[key]
+        ]
+        return plans, self._refusals[key]
+
+
+def _planning_key(body: dict[str, Any]) -> str:
+    person = body.get("person", {})
+    planning = {key: value for key, value in body.items() if key != "person"}
+    # the person's name, phone and channel do not move a dose; zone, waking and quiet do
+    planning["person"] = {key: person.get(key) for key in ("timezone", "waking", "quiet")}
+    return json.dumps(planning, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Materialised:
+    people: int
+    reminders: int
+    refusals: list[str]
+
+
+def materialise(
+    uow: UnitOfWork, now: datetime, config: SchedulerConfig = SchedulerConfig()
+) -> Materialised:
+    """Reminders for the next `horizon` of every active, opted-in person, and lozenges of the
+    running cold courses; rows already there are refreshed only while still planned."""
+    require_aware(now)
+    cache = PlanCache(now, now + config.horizon, config.timing)
+    with uow:
+        repo = uow.scheduling
+        people = repo.plannable()
+        wanted: list[ReminderPlan] = []
+        refusals: list[str] = []
+        for who in people:
+            plans, refused = cache.reminders(who)
+            wanted += plans
+            refusals += [f"person {who.person_id}: {reason}" for reason in refused]
+        by_person = {who.person_id: who for who in people}
+        for course in repo.running_courses(now):
+            if course.person_id in by_person:
+                wanted += _lozenges(
+                    by_person[course.person_id], course.id, course.onset_at, now, config
+                )
+        repo.save_reminders(wanted, now)
+        uow.commit()
+    return Materialised(len(people), len(wanted), refusals)
+
+
+def consume_events(
+    uow: UnitOfWork,
+    now: datetime,
+    config: SchedulerConfig = SchedulerConfig(),
+    limit: int = 100,
+) -> int:
+    """Act on up to `limit` unseen events in one transaction with the cursor; how many."""
+    require_aware(now)
+    with uow:
+        handler = _EventHandler(uow.scheduling, now, config)
+        seen = uow.events.consume(CONSUMER, handler, limit)
+        uow.commit()
+    return seen
+
+
+def send_followups(
+    uow: UnitOfWork, now: datetime, config: SchedulerConfig = SchedulerConfig()
+) -> int:
+    """One `followup` message for each sent reminder still unanswered at its follow-up time."""
+    require_aware(now)
+    with uow:
+        repo = uow.scheduling
+        due = repo.followups_due(now, BATCH)
+        _enqueue(repo, [(reminder, "followup", now) for reminder in due], config, now)
+        uow.commit()
+    return len(due)
+
+
+def close_windows(uow: UnitOfWork, now: datetime) -> int:
+    """Reminders whose window closed: `missed` if sent, `expired` if never sent."""
+    require_aware(now)
+    with uow:
+        closed = uow.scheduling.close_windows(now)
+        uow.commit()
+    return closed
+
+
+def hand_off(uow: UnitOfWork, now: datetime, config: SchedulerConfig = SchedulerConfig()) -> int:
+    """Write the `initial` message of each due reminder and mark it queued; too late: expired."""
+    require_aware(now)
+    with uow:
+        repo = uow.scheduling
+        due = repo.due_reminders(now, BATCH)
+        late = [reminder.id for reminder in due if reminder.plan.window_closes_at <= now]
+        ready = [reminder for reminder in due if reminder.plan.window_closes_at > now]
+        repo.set_status(late, "expired", now)
+        _enqueue(
+            repo, [(reminder, "initial", reminder.plan.due_at) for reminder in ready], config, now
+        )
+        repo.set_status([reminder.id for reminder in ready], "queued", now)
+        uow.commit()
+    return len(ready)
+
+
+def tick(uow_factory: Callable[[], UnitOfWork], now: datetime, config: SchedulerConfig) -> None:
+    """The frequent job: events first (they cancel and re-plan), then follow-ups, windows and
+    hand-off. Each step is its own transaction, so one failing leaves the others' work."""
+    while consume_events(uow_factory(), now, config) > 0:
+        pass
+    send_followups(uow_factory(), now, config)
+    close_windows(uow_factory(), now)
+    while hand_off(uow_factory(), now, config) == BATCH:
+        pass
+
+
+class _EventHandler:
+    def __init__(self, repo: SchedulingRepository, now: datetime, config: SchedulerConfig) -> None:
+        self._repo, self._now, self._config = repo, now, config
+
+    def __call__(self, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        action = getattr(self, f"_on_{event.type}", None)
+        if action is not None:
+            action(event.person_id, event.payload, event.occurred_at)
+
+    def _on_RegimenChanged(self, person_id: int | None, _payload: Any, _at: datetime) -> None:
+        if person_id is not None:
+            replan(self._repo, person_id, self._now, self._config)
+
+    _on_OptedIn = _on_RegimenChanged
+
+    def _on_OptedOut(self, person_id: int | None, _payload: Any, _at: datetime) -> None:
+        if person_id is not None:
+            self._repo.cancel_pending(person_id, self._now)
+
+    def _on_ColdOnset(self, person_id: int | None, payload: Any, _at: datetime) -> None:
+        course = self._repo.course(int(payload["cold_course_id"]))
+        if course is None or course.ended_at is not None:
+            return
+        people = self._repo.plannable(course.person_id)
+        if people:
+            # from the onset's minute on: the first lozenge is due at onset, a moment ago
+            start = min(self._now, course.onset_at.replace(second=0, microsecond=0))
+            plans = _lozenges(people[0], course.id, course.onset_at, start, self._config)
+            self._repo.save_reminders(plans, self._now)
+
+    def _on_ColdEnded(self, person_id: int | None, payload: Any, at: datetime) -> None:
+        course = self._repo.course(int(payload["cold_course_id"]))
+        if course is not None:
+            self._repo.cancel_course_reminders(course.id, course.ended_at or at, self._now)
+
+    def _on_DoseConfirmed(self, person_id: int | None, payload: Any, _at: datetime) -> None:
+        self._repo.cancel_due_messages(int(payload["reminder_id"]), self._now)
+
+    _on_DoseSkipped = _on_DoseConfirmed
+
+    def _on_Snoozed(self, person_id: int | None, payload: Any, at: datetime) -> None:
+        reminder = self._repo.reminder(int(payload["reminder_id"]))
+        if reminder is None:
+            return
+        people = self._repo.plannable(reminder.plan.person_id)
+        if not people:
+            return  # opted out or inactive: nothing more goes to them
+        minutes = int(payload.get("minutes") or DEFAULT_SNOOZE_MINUTES)
+        # from when the person asked, so a backlog of events does not stretch the snooze
+        due = at + timedelta(minutes=minutes)
+        regimen = Regimen.model_validate(people[0].body)
+        local_day = due.astimezone(ZoneInfo(regimen.person.timezone)).date()
+        awake_from, awake_to = waking_bounds(regimen, local_day)
+        if not awake_from <= due <= awake_to:
+            log.info("snooze of reminder %s falls outside the waking window: dropped", reminder.id)
+            return
+        purposes = self._repo.message_purposes(reminder.id)
+        number = 1 + sum(purpose.startswith("snooze-") for purpose in purposes)
+        # the snooze replaces the follow-up: one nudge at the time the person chose
+        self._repo.cancel_due_messages(reminder.id, self._now, purposes=["followup"])
+        _enqueue(
+            self._repo,
+            [(reminder, f"snooze-{number}", due)],
+            self._config,
+            self._now,
+            not_after=awake_to,
+        )
+
+
+def replan(
+    repo: SchedulingRepository, person_id: int, now: datetime, config: SchedulerConfig
+) -> None:
+    """Plan the person's next horizon again: reminders no longer in the plan are cancelled."""
+    people = repo.plannable(person_id)
+    if not people:
+        return
+    who = people[0]
+    cache = PlanCache(now, now + config.horizon, config.timing)
+    plans, refusals = cache.reminders(who)
+    for reason in refusals:
+        log.warning("person %s: plan refused: %s", person_id, reason)
+    for course in repo.running_courses(now, person_id):
+        plans += _lozenges(who, course.id, course.onset_at, now, config)
+    repo.save_reminders(plans, now)
+    keep = [(plan.due_at, plan.slot_key) for plan in plans if plan.kind == "dose"]
+    repo.cancel_dose_reminders_except(person_id, now, keep, now)
+
+
+def _lozenges(
+    who: Plannable, course_id: int, onset: datetime, start: datetime, config: SchedulerConfig
+) -> list[ReminderPlan]:
+    regimen = Regimen.model_validate(who.body)
+    return lozenge_reminders(
+        who.person_id, course_id, regimen, onset, start, start + config.horizon, config.timing
+    )
+
+
+def _enqueue(
+    repo: SchedulingRepository,
+    wanted: list[tuple[ScheduledReminder, str, datetime]],
+    config: SchedulerConfig,
+    now: datetime,
+    not_after: datetime | None = None,
+) -> None:
+    messages: list[OutgoingMessage] = []
+    tokens: list[ConfirmToken] = []
+    for reminder, purpose, due in wanted:
+        message, token = _message(reminder, purpose, due, config, not_after)
+        messages.append(message)
+        if token is not None:
+            tokens.append(token)
+    repo.add_confirm_tokens(tokens)
+    repo.add_messages(messages, now)
+
+
+def _message(
+    reminder: ScheduledReminder,
+    purpose: str,
+    due: datetime,
+    config: SchedulerConfig,
+    not_after: datetime | None,
+) -> tuple[OutgoingMessage, ConfirmToken | None]:
+    plan, person = reminder.plan, reminder.person
+    kind: Purpose = "snooze" if purpose.startswith("snooze-") else purpose  # type: ignore[assignment]
+    close = not_after or plan.window_closes_at
+    token: ConfirmToken | None = None
+    if person.channel == "email" and person.email:
+        secret = secrets.token_urlsafe(32)
+        # the link carries the secret; the database keeps only its hash
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        token = ConfirmToken(digest, reminder.id, close)
+        text = email_text(
+            plan.items, plan.due_at, person.timezone, kind, f"{config.public_url}/confirm/{secret}"
+        )
+        subject, body, recipient = text.subject, pack_email(text.plain, text.html), person.email
+    else:
+        subject, recipient = None, person.phone
+        body = sms_body(plan.items, plan.due_at, person.timezone, kind)
+    message = OutgoingMessage(
+        reminder_id=reminder.id,
+        person_id=plan.person_id,
+        channel="email" if token is not None else "sms",
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        purpose=purpose,
+        due_at=due,
+        not_after=close,
+    )
+    return message, token

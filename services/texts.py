@@ -1,0 +1,112 @@
+"""The words of reminder messages: SMS bodies and e-mails. Pure: instants in, text out.
+
+An SMS aims for one GSM-7 segment (160 characters): "µ" is outside GSM-7 and would turn the
+whole message into UCS-2 (70 characters a segment), so SMS write "mcg".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from html import escape
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from planner.rules import RULES, Apart
+
+Purpose = Literal["initial", "followup", "snooze"]
+REPLY_HINT = "Reply TAKEN, SKIP or LATER"
+
+
+@dataclass(frozen=True)
+class EmailText:
+    subject: str
+    plain: str
+    html: str
+
+
+def _iron_dairy_rule() -> Apart:
+    # the gap comes from the rule table, so a changed rule changes the message too
+    for rule in RULES.apart:
+        if rule.subject == "iron" and "dairy" in rule.others:
+            return rule
+    raise LookupError("the rule table has no iron-apart-from-dairy rule")
+
+
+IRON_DAIRY_GAP = timedelta(hours=_iron_dairy_rule().min_hours)
+
+
+def sms_body(
+    items: Sequence[dict[str, Any]], due_at: datetime, timezone: str, purpose: Purpose
+) -> str:
+    when = _clock(due_at, timezone)
+    head = {
+        "initial": f"dosewise {when}",
+        "followup": f"dosewise {when}, not answered yet",
+        "snooze": f"dosewise {when} again",
+    }[purpose]
+    parts = [f"{head}: {_sms_safe(doses(items))}."]
+    keep_away = _keep_away(items, due_at, timezone)
+    if keep_away:
+        parts.append(keep_away)
+    parts.append(REPLY_HINT)
+    return " ".join(parts)
+
+
+def email_text(
+    items: Sequence[dict[str, Any]],
+    due_at: datetime,
+    timezone: str,
+    purpose: Purpose,
+    confirm_url: str,
+) -> EmailText:
+    when = _clock(due_at, timezone)
+    what = doses(items)
+    prefix = {"initial": "", "followup": "Not answered yet: ", "snooze": "Again: "}[purpose]
+    subject = f"{prefix}dosewise {when}: {what}"
+    skip_url = f"{confirm_url}?action=skip"
+    keep_away = _keep_away(items, due_at, timezone)
+    lines = [f"Time to take {what} ({when}).", *([keep_away] if keep_away else [])]
+    plain = "\n".join([*lines, "", f"Taken: {confirm_url}", f"Skipped: {skip_url}", "", "dosewise"])
+    paragraphs = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    html = (
+        f"<html><body>{paragraphs}"
+        f'<p><a href="{escape(confirm_url)}">I took it</a> &middot; '
+        f'<a href="{escape(skip_url)}">Skip this one</a></p>'
+        "<p>dosewise</p></body></html>"
+    )
+    return EmailText(subject, plain, html)
+
+
+def doses(items: Sequence[dict[str, Any]]) -> str:
+    return " + ".join(f"{item.get('name') or item['supplement']} {item['dose']}" for item in items)
+
+
+def _keep_away(items: Sequence[dict[str, Any]], due_at: datetime, timezone: str) -> str | None:
+    if not any(item.get("supplement") == "iron" for item in items):
+        return None
+    # real elapsed time: on a clock-change day "3 h later" is not 3 wall-clock hours
+    return f"Keep dairy away until {_clock(due_at + IRON_DAIRY_GAP, timezone)}."
+
+
+def _clock(instant: datetime, timezone: str) -> str:
+    return instant.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+
+
+def _sms_safe(text: str) -> str:
+    return text.replace("µg", "mcg").replace("μg", "mcg")
+
+
+# the outbox has one body column: an e-mail's plain text, then its HTML after this line
+EMAIL_HTML_MARK = "\n<!-- dosewise:html -->\n"
+
+
+def pack_email(plain: str, html: str) -> str:
+    return f"{plain}{EMAIL_HTML_MARK}{html}"
+
+
+def unpack_email(body: str) -> tuple[str, str | None]:
+    """(plain, html) of an outbox e-mail body; a body without HTML is all plain text."""
+    plain, mark, html = body.partition(EMAIL_HTML_MARK)
+    return (plain, html) if mark else (body, None)
