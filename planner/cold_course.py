@@ -55,7 +55,8 @@ def plan_cold_course(regimen: Regimen, onset: datetime, table: RuleTable = RULES
         frame = day_frame(regimen, local_day)
         if frame.start >= end:
             break
-        placed = _day_doses(regimen, local_day, frame, max(start, frame.start), end, table)
+        earliest = max(start, frame.start, _after_last(doses, policy))
+        placed = _day_doses(regimen, local_day, frame, earliest, end, table)
         first_day = not doses
         doses += [
             CourseDose(
@@ -75,6 +76,14 @@ def plan_cold_course(regimen: Regimen, onset: datetime, table: RuleTable = RULES
         tuple(doses),
         tuple(_total_warnings(regimen, table)),
     )
+
+
+def _after_last(doses: list[CourseDose], policy: Policy) -> int:
+    """The first minute the next lozenge may take: the shortest interval after the last one,
+    across midnight too."""
+    if not doses:
+        return 0
+    return minute_of(doses[-1].at) + round(policy.lozenge_min_interval_hours * 60)
 
 
 def _day_doses(

@@ -9,6 +9,8 @@ reminders, (3) earliest times. If there is none, it refuses and names the rules.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo
 from planner.checks import regimen_warnings
 from planner.explain import explain_slot
 from planner.plan import DayPlan, PlannedItem, PlanRefused, Slot
-from planner.rules import MEDICATION, RULES, Apart, RuleTable
+from planner.rules import MEDICATION, RULES, Apart, RuleTable, Together
 from planner.timeline import (
     Interval,
     contains,
@@ -24,6 +26,7 @@ from planner.timeline import (
     instant_of,
     subtract,
     wall_minute,
+    wall_spans,
 )
 from schemas.regimen import Regimen, SupplementEntry, TimeWindow
 
@@ -116,12 +119,39 @@ def _minutes(rule: Apart, regimen: Regimen) -> tuple[int, int]:
 
 
 def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
-    """Plan one local calendar day of a regimen. Raises PlanRefused."""
+    """Plan one local calendar day of a regimen. Raises PlanRefused.
+
+    When a Together rule could pair its doses in more than one way (two vitamin C doses for
+    one iron), each pairing is tried in turn: the regimen's order first.
+    """
     warnings = regimen_warnings(regimen, table)
     frame = day_frame(regimen, day)
     gaps = GapRules(regimen, table)
     references = day_references(regimen, day, frame.zone)
-    groups = make_groups(regimen, day, frame, table)
+    first_refusal: PlanRefused | None = None
+    for pairing in pairings(regimen.supplements, table):
+        try:
+            groups = _place(pairing, day, frame, gaps, references, table)
+        except PlanRefused as refusal:
+            first_refusal = first_refusal or refusal
+            continue
+        slots = build_slots(groups, references, gaps, frame, table)
+        shifted = skipped_time_warnings(regimen, day, frame.zone)
+        return DayPlan(day, regimen.person.timezone, slots, (*frame.warnings, *shifted, *warnings))
+    assert first_refusal is not None  # there is always at least one pairing
+    raise first_refusal
+
+
+def _place(
+    pairing: list[tuple[list[SupplementEntry], tuple[str, ...]]],
+    day: date,
+    frame: Day,
+    gaps: GapRules,
+    references: list[Reference],
+    table: RuleTable,
+) -> list[Group]:
+    """Every group of the pairing with its minute, or PlanRefused."""
+    groups = [_group(entries, rules, day, frame) for entries, rules in pairing]
     for group in groups:
         _check_group(group, gaps, frame, table)
     fixed = [group for group in groups if group.fixed is not None]
@@ -134,9 +164,7 @@ def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
         raise _joint_refusal(movable, gaps, table)
     for group, minute in zip(movable, chosen, strict=True):
         group.fixed = minute
-    slots = build_slots(groups, references, gaps, frame, table)
-    shifted = skipped_time_warnings(regimen, day, frame.zone)
-    return DayPlan(day, regimen.person.timezone, slots, (*frame.warnings, *shifted, *warnings))
+    return groups
 
 
 def skipped_time_warnings(regimen: Regimen, day: date, zone: ZoneInfo) -> list[str]:
@@ -156,10 +184,11 @@ def skipped_time_warnings(regimen: Regimen, day: date, zone: ZoneInfo) -> list[s
 
 
 def day_frame(regimen: Regimen, day: date) -> Day:
+    """The day's open time: instants whose wall-clock time is in the waking window (both ends
+    included) and in no quiet hours (their end excluded), in real time on clock-change days."""
     person = regimen.person
     zone = ZoneInfo(person.timezone)
     start, start_moved = wall_minute(day, person.waking.start, zone)
-    end, _ = wall_minute(day, person.waking.end, zone)
     warnings = (
         (
             f"the waking time {person.waking.start:%H:%M} does not exist on {day} (clocks "
@@ -168,21 +197,26 @@ def day_frame(regimen: Regimen, day: date) -> Day:
         if start_moved
         else ()
     )
-    open_intervals: list[Interval] = [(start, end)]
+    waking = wall_spans(day, _of_day(person.waking.start), _of_day(person.waking.end) + 1, zone)
+    open_intervals = waking
     for quiet in person.quiet:
         for low, high in _quiet_spans(quiet, day, zone):
-            open_intervals = subtract(open_intervals, low - 1, high)
-    return Day(zone, start, end, open_intervals, warnings)
+            open_intervals = subtract(open_intervals, low - 1, high + 1)
+    if not waking:  # the whole waking window falls in the hour the clocks skip
+        return Day(zone, start, start, [], warnings)
+    return Day(zone, waking[0][0], waking[-1][1], open_intervals, warnings)
+
+
+def _of_day(clock: time) -> int:
+    return clock.hour * 60 + clock.minute
 
 
 def _quiet_spans(quiet: TimeWindow, day: date, zone: ZoneInfo) -> list[Interval]:
-    """Quiet hours as [start, end) spans of this day; a span across midnight is split."""
-    begin, _ = wall_minute(day, quiet.start, zone)
-    finish, _ = wall_minute(day, quiet.end, zone)
+    """Quiet hours as closed spans of this day; a span across midnight is split."""
+    begin, finish = _of_day(quiet.start), _of_day(quiet.end)
     if not quiet.crosses_midnight():
-        return [(begin, finish)]
-    midnight, _ = wall_minute(day, time(0, 0), zone)
-    return [(midnight, finish), (begin, begin + 24 * 60)]
+        return wall_spans(day, begin, finish, zone)
+    return [*wall_spans(day, 0, finish, zone), *wall_spans(day, begin, 24 * 60, zone)]
 
 
 def day_references(regimen: Regimen, day: date, zone: ZoneInfo) -> list[Reference]:
@@ -208,19 +242,39 @@ def _meal_label(name: str, contains: list[str]) -> str:
     return f"{name} ({', '.join(tag.replace('_', ' ') for tag in contains)})" if contains else name
 
 
-def make_groups(regimen: Regimen, day: date, frame: Day, table: RuleTable) -> list[Group]:
-    """Pair doses per the Together rules (each subject dose with one partner dose)."""
-    entries = list(regimen.supplements)
-    groups: list[Group] = []
-    for rule in table.together:
-        subjects = [entry for entry in entries if entry.key == rule.subject]
-        partners = [entry for entry in entries if entry.key == rule.partner]
-        for subject, partner in zip(subjects, partners, strict=False):
-            entries.remove(subject)
-            entries.remove(partner)
-            groups.append(_group([subject, partner], (rule.id,), day, frame))
-    groups += [_group([entry], (), day, frame) for entry in entries]
-    return groups
+Pairing = list[tuple[list[SupplementEntry], tuple[str, ...]]]
+
+
+def pairings(supplements: list[SupplementEntry], table: RuleTable) -> Iterator[Pairing]:
+    """Every distinct way to pair doses per the Together rules, each subject dose with its
+    own partner dose, as many pairs as the doses allow: the regimen's order first."""
+    seen: list[Pairing] = []
+    per_rule = [_rule_pairings(supplements, rule) for rule in table.together]
+    for choice in itertools.product(*per_rule):
+        paired = [(pair, rule_id) for pairs, rule_id in choice for pair in pairs]
+        taken = [entry for pair, _ in paired for entry in pair]
+        pairing: Pairing = [(list(pair), (rule_id,)) for pair, rule_id in paired]
+        pairing += [([entry], ()) for entry in supplements if not _among(entry, taken)]
+        if pairing not in seen:
+            seen.append(pairing)
+            yield pairing
+
+
+def _rule_pairings(
+    supplements: list[SupplementEntry], rule: Together
+) -> list[tuple[list[tuple[SupplementEntry, SupplementEntry]], str]]:
+    subjects = [entry for entry in supplements if entry.key == rule.subject]
+    partners = [entry for entry in supplements if entry.key == rule.partner]
+    count = min(len(subjects), len(partners))
+    return [
+        (list(zip(chosen, matched, strict=True)), rule.id)
+        for chosen in itertools.combinations(subjects, count)
+        for matched in itertools.permutations(partners, count)
+    ]
+
+
+def _among(entry: SupplementEntry, entries: list[SupplementEntry]) -> bool:
+    return any(entry is other for other in entries)
 
 
 def _group(entries: list[SupplementEntry], rules: tuple[str, ...], day: date, frame: Day) -> Group:

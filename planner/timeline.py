@@ -52,6 +52,48 @@ def day_bounds(day: date, zone: ZoneInfo) -> Interval:
     return start, end - 1
 
 
+def offset_stretches(day: date, zone: ZoneInfo) -> list[tuple[int, int, int]]:
+    """The local day as [start, end) stretches of one UTC offset: (start, end, offset minutes).
+
+    One stretch on most days, two on a day the clocks change.
+    """
+    start, last = day_bounds(day, zone)
+    first_offset, last_offset = _offset_minutes(start, zone), _offset_minutes(last, zone)
+    if first_offset == last_offset:
+        return [(start, last + 1, first_offset)]
+    low, high = start, last
+    while high - low > 1:  # the transition: first minute with the new offset
+        middle = (low + high) // 2
+        if _offset_minutes(middle, zone) == first_offset:
+            low = middle
+        else:
+            high = middle
+    return [(start, high, first_offset), (high, last + 1, last_offset)]
+
+
+def _offset_minutes(minute: int, zone: ZoneInfo) -> int:
+    offset = instant_of(minute, zone).utcoffset()
+    assert offset is not None  # instant_of gives an aware datetime
+    return int(offset.total_seconds() // 60)
+
+
+def wall_spans(day: date, begin: int, finish: int, zone: ZoneInfo) -> list[Interval]:
+    """Every instant of `day` whose wall-clock time is in [begin, finish) minutes after local
+    midnight, as closed intervals of epoch minutes.
+
+    On a day the clocks fall back the repeated wall times belong to the span twice; on a day
+    they spring forward the skipped ones not at all.
+    """
+    midnight = (day - _EPOCH.date()).days * 24 * 60  # local midnight read as if it were UTC
+    spans: list[Interval] = []
+    for low, high, offset in offset_stretches(day, zone):
+        first = max(low, midnight + begin - offset)
+        last = min(high, midnight + finish - offset) - 1
+        if first <= last:
+            spans.append((first, last))
+    return spans
+
+
 def subtract(intervals: list[Interval], low: int, high: int) -> list[Interval]:
     """Remove the open interval (low, high): points exactly at low or high stay."""
     if high - low < 2:
