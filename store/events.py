@@ -26,6 +26,8 @@ from store.upsert import insert_for
 
 # pg_advisory_xact_lock key of the event log ("dwEVENTS"); other advisory locks use other keys
 EVENT_LOG_LOCK = 0x6477_4556_454E_5453
+# the channel consumers LISTEN on to act on a new event at once instead of at the next poll
+EVENTS_CHANNEL = "dosewise_events"
 
 
 class SqlEventLog:
@@ -46,6 +48,10 @@ class SqlEventLog:
             )
         )
         self._session.flush()
+        if self._postgres:
+            # PostgreSQL delivers a NOTIFY when (and only if) the transaction commits, and
+            # folds repeats within one transaction into one
+            self._session.execute(select(func.pg_notify(EVENTS_CHANNEL, "")))
 
     def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int:
         """Hand up to `limit` unseen events to `handler` in this transaction; how many."""

@@ -1,0 +1,42 @@
+"""`dosewise scheduler`: run the scheduler service in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from dosewise.wiring import database, load_settings
+from scheduler.service import SchedulerService
+from services.scheduling import SchedulerConfig
+from store.coordination import coordinator_for
+
+
+def register(subcommands: Any) -> None:
+    parser = subcommands.add_parser("scheduler", help="run the scheduler service")
+    parser.set_defaults(handler=run)
+
+
+def run(_arguments: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # APScheduler reports every run of the one-second tick at INFO
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    settings = load_settings()
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with database(settings) as unit_of_work:
+        service = SchedulerService(
+            unit_of_work,
+            coordinator_for(settings.database_url),
+            SchedulerConfig(public_url=settings.public_url),
+        )
+        service.run(stop)
+    return 0

@@ -1,0 +1,120 @@
+"""`dosewise scheduler`: APScheduler is the clock, the database is the source of truth.
+
+Two jobs, never one per dose: `materialise` keeps the next 48 h of reminders in the table,
+`tick` acts on events, writes follow-ups, closes windows and hands due reminders to the
+notifier. Only the leader runs them (see store.coordination); the main thread keeps the
+leadership, listens for event wake-ups and waits for SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from services.ports import UnitOfWork
+from services.scheduling import SchedulerConfig, materialise, tick
+
+log = logging.getLogger(__name__)
+
+STANDBY_RETRY_S = 2.0  # a standby asks for the lock this often: takeover well inside 10 s
+LEADER_CHECK_S = 2.0  # the leader checks its lock connection this often
+
+
+class Coordinator(Protocol):
+    """Who leads, and whether an event arrived (store.coordination implements it)."""
+
+    def try_lead(self) -> bool: ...
+
+    def still_leading(self) -> bool: ...
+
+    def wait_for_events(self, timeout: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        coordinator: Coordinator,
+        config: SchedulerConfig,
+        materialise_every: timedelta = timedelta(minutes=5),
+        tick_every: timedelta = timedelta(seconds=1),
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._coordinator = coordinator
+        self._config = config
+        self._leading = threading.Event()
+        self._woken = threading.Event()
+        self._clock = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                # a run missed while the process stalled (or the previous run overran) is
+                # not worth replaying one by one: all the jobs work from the database's state,
+                # so one catch-up run does what any number would
+                "coalesce": True,
+                # two overlapping runs of one job would only contend for the same rows
+                "max_instances": 1,
+                # later than this a missed run is dropped: the next regular run is near
+                "misfire_grace_time": 30,
+            },
+        )
+        self._clock.add_job(
+            self._materialise,
+            "interval",
+            id="materialise",
+            seconds=materialise_every.total_seconds(),
+        )
+        self._clock.add_job(self._tick, "interval", id="tick", seconds=tick_every.total_seconds())
+
+    def run(self, stop: threading.Event) -> None:
+        """Until `stop` is set: lead (or stand by), and wake the tick on each event."""
+        self._clock.start()
+        try:
+            while not stop.is_set():
+                if self._leading.is_set():
+                    self._lead_a_while()
+                elif self._coordinator.try_lead():
+                    log.info("scheduler: leading")
+                    self._leading.set()
+                    self._wake("materialise")
+                    self._wake("tick")
+                else:
+                    stop.wait(STANDBY_RETRY_S)
+        finally:
+            self._leading.clear()
+            self._clock.shutdown(wait=True)
+            self._coordinator.close()
+
+    def _lead_a_while(self) -> None:
+        if self._coordinator.wait_for_events(LEADER_CHECK_S / 4):
+            self._woken.set()
+            self._wake("tick")
+        elif not self._coordinator.still_leading():
+            log.warning("scheduler: lost the leader lock; standing by")
+            self._leading.clear()
+
+    def _wake(self, job_id: str) -> None:
+        self._clock.modify_job(job_id, next_run_time=datetime.now(UTC))
+
+    def _materialise(self) -> None:
+        if self._leading.is_set():
+            # the outermost loop is the only reader of the clock
+            done = materialise(self._unit_of_work(), datetime.now(UTC), self._config)
+            log.info("materialised %d reminders for %d people", done.reminders, done.people)
+            for refusal in done.refusals:
+                log.warning("plan refused: %s", refusal)
+
+    def _tick(self) -> None:
+        # an event that arrives while a tick runs sets _woken again: run once more for it
+        # instead of waiting for the next interval
+        while self._leading.is_set():
+            self._woken.clear()
+            tick(self._unit_of_work, datetime.now(UTC), self._config)
+            if not self._woken.is_set():
+                break
