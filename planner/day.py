@@ -10,6 +10,7 @@ reminders, (3) earliest times. If there is none, it refuses and names the rules.
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -435,14 +436,20 @@ class Search:
                 points |= {minute - gap.preferred, minute + gap.preferred}
         if not allowed:
             return []
-        found = [
-            (minute, 0 if contains(preferred, minute) else 1)
-            for minute in points
-            if contains(allowed, minute)
-        ]
+        inside = points_within(allowed, sorted(points))
+        kept = set(points_within(preferred, inside))
+        found = [(minute, 0 if minute in kept else 1) for minute in inside]
         # shared slots and preferred gaps first, then earliest: good answers come first
         found.sort(key=lambda item: (item[1], item[0] not in slots, item[0]))
         return found
+
+
+def points_within(intervals: list[Interval], points: list[int]) -> list[int]:
+    """The sorted `points` that fall in the sorted, disjoint closed `intervals`."""
+    found: list[int] = []
+    for start, end in intervals:
+        found += points[bisect_left(points, start) : bisect_right(points, end)]
+    return found
 
 
 def _measure(intervals: list[Interval]) -> int:
