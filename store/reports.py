@@ -1,0 +1,504 @@
+"""The adherence report's read model: aggregation in SQL, on SQLite and on PostgreSQL.
+
+The dose measures are two grouped scans of `reminders` (per person and day, per person and
+slot), never a row per reminder into Python. What is loaded row by row is small or asked for:
+people, opt-outs, cold courses, the iron doses taken (for the timing check against the
+planned meals) and, for one person's report, that person's doses (the calendar).
+
+The local date of a reminder is the first ten characters of its slot key (the scheduler's
+`YYYY-MM-DD#...`: the plan's day in the person's zone), so no time-zone arithmetic happens in
+SQL; `due_at` bounds the scan so the (person_id, due_at, slot_key) index serves one person.
+A reminder's outcome is read from its own status and `confirmed_at` (the tracker writes them
+with the confirmation, in one transaction), which spares a join with `confirmations`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import TextClause, TextualSelect, bindparam, text
+from sqlalchemy.engine import Connection, Engine
+
+from reports.adherence import (
+    ON_TIME_MINUTES,
+    AdherenceReport,
+    ColdCourses,
+    Counts,
+    DayLine,
+    Deliveries,
+    DoseLine,
+    IronTiming,
+    PersonLine,
+    Streaks,
+)
+from reports.ports import PersonRef
+from reports.timing import CALCIUM, IRON, IronGaps
+from schemas.regimen import Regimen
+from store.types import UTCDateTime
+
+# every zone is within 14 h of UTC: these margins make the due_at range cover the local dates
+_MARGIN = timedelta(days=1)
+_COUNT_COLUMNS = ("planned", "sent", "on_time", "late", "skipped", "missed", "expired", "pending")
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """The few SQL fragments SQLite and PostgreSQL spell differently."""
+
+    on_time: str  # a confirmed reminder's confirmed_at within ON_TIME_MINUTES of due_at
+    excluded: str  # rows (person_id, d) from the JSON text parameter :excluded
+    items: str  # FROM-clause fragment unnesting alias s's items as alias e
+    supplement: str  # the canonical supplement name of e
+    has_supplement: str  # true when r.items holds the supplement :supplement
+
+
+_POSTGRESQL = _Dialect(
+    on_time=f"r.confirmed_at <= r.due_at + interval '{ON_TIME_MINUTES} minutes'",
+    excluded=(
+        "SELECT (x.value->>0)::integer AS person_id, x.value->>1 AS d "
+        "FROM jsonb_array_elements(CAST(:excluded AS jsonb)) AS x(value)"
+    ),
+    items="CROSS JOIN LATERAL jsonb_array_elements(s.items) AS e(value)",
+    supplement="e.value->>'supplement'",
+    has_supplement=(
+        "r.items @> jsonb_build_array(jsonb_build_object('supplement', CAST(:supplement AS text)))"
+    ),
+)
+_SQLITE = _Dialect(
+    # julianday keeps milliseconds: allow one for the floating point
+    on_time=(
+        f"(julianday(r.confirmed_at) - julianday(r.due_at)) * 86400.0 <= {ON_TIME_MINUTES * 60}.001"
+    ),
+    excluded=(
+        "SELECT json_extract(x.value, '$[0]') AS person_id, json_extract(x.value, '$[1]') AS d "
+        "FROM json_each(:excluded) AS x"
+    ),
+    items="CROSS JOIN json_each(s.items) AS e",
+    supplement="json_extract(e.value, '$.supplement')",
+    has_supplement=(
+        "EXISTS (SELECT 1 FROM json_each(r.items) AS i "
+        "WHERE json_extract(i.value, '$.supplement') = :supplement)"
+    ),
+)
+
+_DAY = "substr(r.slot_key, 1, 10)"
+_COMBO = "substr(r.slot_key, 12)"
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Which reminders a report reads: local dates, perhaps one person, less opted-out days."""
+
+    start: date
+    end: date
+    person_id: int | None
+    excluded: list[tuple[int, str]]
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "lo": datetime.combine(self.start, datetime.min.time(), UTC) - _MARGIN,
+            "hi": datetime.combine(self.end, datetime.min.time(), UTC) + 2 * _MARGIN,
+            "d_from": self.start.isoformat(),
+            "d_to": self.end.isoformat(),
+        }
+        if self.person_id is not None:
+            params["person"] = self.person_id
+        if self.excluded:
+            params["excluded"] = json.dumps(self.excluded)
+        return params
+
+
+class SqlAdherenceQueries:
+    """reports.ports.AdherenceQueries on an engine (the report opens its own connection)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sql = _POSTGRESQL if engine.dialect.name == "postgresql" else _SQLITE
+
+    def find_person(self, ref: str) -> PersonRef | None:
+        ref = ref.strip()
+        column = "id" if ref.isdigit() else "phone"
+        value: int | str = int(ref) if ref.isdigit() else ref
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                text(f"SELECT id, name, phone FROM people WHERE {column} = :value"),
+                {"value": value},
+            ).first()
+        return None if row is None else PersonRef(row.id, row.name, row.phone)
+
+    def report(
+        self, start: date, end: date, now: datetime, person_id: int | None = None
+    ) -> AdherenceReport:
+        if end < start:
+            raise ValueError(f"the window ends ({end}) before it starts ({start})")
+        with self._engine.connect() as connection:
+            people = self._people(connection, person_id)
+            excluded = self._opted_out_days(connection, people, start, end, now)
+            scope = _Scope(
+                start,
+                end,
+                person_id,
+                sorted((pid, day.isoformat()) for pid, days in excluded.items() for day in days),
+            )
+            per_person, days, streaks = self._day_measures(connection, scope)
+            per_supplement = self._supplement_measures(connection, scope)
+            deliveries = self._deliveries(connection, scope)
+            iron = self._iron_timing(connection, scope)
+            colds = self._cold_courses(connection, people, start, end, now)
+            doses = self._doses(connection, scope, people) if person_id is not None else []
+        lines = [
+            PersonLine(
+                id=pid,
+                name=name,
+                phone=phone,
+                timezone=zone,
+                counts=per_person.get(pid, Counts()),
+                supplements=per_supplement.get(pid, {}),
+                streaks=streaks.get(pid, Streaks()),
+                iron_timing=iron.get(pid, IronTiming(min_hours=_IRON_MIN_HOURS)),
+                cold_courses=colds.get(pid, ColdCourses()),
+                deliveries=deliveries.get(pid, Deliveries()),
+                opted_out_days=len(excluded.get(pid, ())),
+            )
+            for pid, (name, phone, zone) in people.items()
+        ]
+        totals: dict[str, Counts] = defaultdict(Counts)
+        for supplements in per_supplement.values():
+            for name, counts in supplements.items():
+                totals[name] += counts
+        return AdherenceReport(start, end, now, lines, days, dict(totals), doses)
+
+    # -- the pieces ---------------------------------------------------------------------------
+
+    def _people(
+        self, connection: Connection, person_id: int | None
+    ) -> dict[int, tuple[str, str, str]]:
+        where = "" if person_id is None else "WHERE id = :person"
+        rows = connection.execute(
+            text(f"SELECT id, name, phone, timezone FROM people {where} ORDER BY id"),
+            {} if person_id is None else {"person": person_id},
+        )
+        return {row.id: (row.name, row.phone, row.timezone) for row in rows}
+
+    def _opted_out_days(
+        self,
+        connection: Connection,
+        people: Mapping[int, tuple[str, str, str]],
+        start: date,
+        end: date,
+        now: datetime,
+    ) -> dict[int, set[date]]:
+        """The local dates of the window on which each person was opted out at any moment."""
+        lo = datetime.combine(start, datetime.min.time(), UTC) - _MARGIN
+        hi = datetime.combine(end, datetime.min.time(), UTC) + 2 * _MARGIN
+        statement = text(
+            "SELECT person_id, opted_out_at, opted_in_at FROM opt_outs "
+            "WHERE opted_out_at < :hi AND (opted_in_at IS NULL OR opted_in_at >= :lo)"
+        ).bindparams(*_instants("lo", "hi"))
+        typed = statement.columns(opted_out_at=UTCDateTime(), opted_in_at=UTCDateTime())
+        days: dict[int, set[date]] = defaultdict(set)
+        for row in connection.execute(typed, {"lo": lo, "hi": hi}):
+            if row.person_id not in people:
+                continue
+            zone = ZoneInfo(people[row.person_id][2])
+            first = row.opted_out_at.astimezone(zone).date()
+            last = (row.opted_in_at or max(now, hi)).astimezone(zone).date()
+            day = max(first, start)
+            while day <= min(last, end):
+                days[row.person_id].add(day)
+                day += timedelta(days=1)
+        return days
+
+    def _dose_rows(self, scope: _Scope, *, kind_dose: bool = True) -> str:
+        """FROM and WHERE of the window's doses, with `sent` as the joins m1/m2."""
+        joins = (
+            "LEFT JOIN outgoing_messages m1 ON m1.reminder_id = r.id AND m1.purpose = 'initial' "
+            "AND m1.status IN ('sent', 'delivered') "
+            "LEFT JOIN outgoing_messages m2 ON m2.reminder_id = r.id "
+            "AND m2.purpose = 'initial-email' AND m2.status IN ('sent', 'delivered') "
+        )
+        where = [
+            "r.due_at >= :lo",
+            "r.due_at < :hi",
+            f"{_DAY} >= :d_from",
+            f"{_DAY} <= :d_to",
+        ]
+        if kind_dose:
+            where += ["r.kind = 'dose'", "r.status <> 'cancelled'"]
+        if scope.person_id is not None:
+            where.append("r.person_id = :person")
+        if scope.excluded:
+            joins += (
+                f"LEFT JOIN ({self._sql.excluded}) xo "
+                f"ON xo.person_id = r.person_id AND xo.d = {_DAY} "
+            )
+            where.append("xo.person_id IS NULL")
+        return f"FROM reminders r {joins} WHERE {' AND '.join(where)}"
+
+    def _sums(self) -> str:
+        return (
+            "count(*) AS planned, "
+            "sum(CASE WHEN m1.id IS NOT NULL OR m2.id IS NOT NULL THEN 1 ELSE 0 END) AS sent, "
+            f"sum(CASE WHEN r.status = 'confirmed' AND {self._sql.on_time} "
+            "THEN 1 ELSE 0 END) AS on_time, "
+            f"sum(CASE WHEN r.status = 'confirmed' AND NOT ({self._sql.on_time}) "
+            "THEN 1 ELSE 0 END) AS late, "
+            "sum(CASE WHEN r.status = 'skipped' THEN 1 ELSE 0 END) AS skipped, "
+            "sum(CASE WHEN r.status = 'missed' THEN 1 ELSE 0 END) AS missed, "
+            "sum(CASE WHEN r.status = 'expired' THEN 1 ELSE 0 END) AS expired, "
+            "sum(CASE WHEN r.status IN ('planned', 'queued', 'sent') THEN 1 ELSE 0 END) "
+            "AS pending"
+        )
+
+    def _day_measures(
+        self, connection: Connection, scope: _Scope
+    ) -> tuple[dict[int, Counts], list[DayLine], dict[int, Streaks]]:
+        """Per person, per day and the streaks: one grouped scan, (person, day) rows stay in
+        the database."""
+        summed = ", ".join(f"sum({column})" for column in _COUNT_COLUMNS)
+        sql = f"""
+        WITH pday AS (
+            SELECT r.person_id, {_DAY} AS d, {self._sums()}
+            {self._dose_rows(scope)}
+            GROUP BY r.person_id, {_DAY}
+        ),
+        closed AS (
+            SELECT person_id, d, CASE WHEN on_time + late = planned THEN 1 ELSE 0 END AS ok
+            FROM pday WHERE pending = 0
+        ),
+        marked AS (
+            SELECT person_id, ok,
+                   sum(1 - ok) OVER (PARTITION BY person_id ORDER BY d
+                                     ROWS UNBOUNDED PRECEDING) AS grp
+            FROM closed
+        ),
+        runs AS (
+            SELECT person_id, grp, sum(ok) AS n FROM marked GROUP BY person_id, grp
+        ),
+        ranked AS (
+            SELECT person_id, grp, n, max(grp) OVER (PARTITION BY person_id) AS last_grp
+            FROM runs
+        )
+        SELECT 'person' AS section, person_id, NULL AS d, {summed}
+        FROM pday GROUP BY person_id
+        UNION ALL
+        SELECT 'day', NULL, d, {summed} FROM pday GROUP BY d
+        UNION ALL
+        SELECT 'streak', person_id, NULL, max(n),
+               max(CASE WHEN grp = last_grp THEN n ELSE 0 END), 0, 0, 0, 0, 0, 0
+        FROM ranked GROUP BY person_id
+        """
+        per_person: dict[int, Counts] = {}
+        days: list[DayLine] = []
+        streaks: dict[int, Streaks] = {}
+        for row in connection.execute(self._statement(sql), scope.params()):
+            section, person_id, day, *numbers = row
+            values = [int(number or 0) for number in numbers]
+            if section == "person":
+                per_person[int(person_id)] = _counts(values)
+            elif section == "day":
+                days.append(DayLine(date.fromisoformat(day), _counts(values)))
+            else:
+                streaks[int(person_id)] = Streaks(current=values[1], longest=values[0])
+        days.sort(key=lambda line: line.day)
+        return per_person, days, streaks
+
+    def _supplement_measures(
+        self, connection: Connection, scope: _Scope
+    ) -> dict[int, dict[str, Counts]]:
+        """Per person and supplement: group by the slot (its key names its supplements), then
+        unnest one sample reminder's items per group."""
+        summed = ", ".join(f"sum(c.{column})" for column in _COUNT_COLUMNS)
+        sql = f"""
+        WITH combos AS (
+            SELECT r.person_id, {_COMBO} AS combo, min(r.id) AS sample, {self._sums()}
+            {self._dose_rows(scope)}
+            GROUP BY r.person_id, {_COMBO}
+        )
+        SELECT c.person_id, {self._sql.supplement} AS supplement, {summed}
+        FROM combos c JOIN reminders s ON s.id = c.sample {self._sql.items}
+        GROUP BY c.person_id, {self._sql.supplement}
+        """
+        result: dict[int, dict[str, Counts]] = defaultdict(dict)
+        for row in connection.execute(self._statement(sql), scope.params()):
+            person_id, supplement, *numbers = row
+            result[int(person_id)][str(supplement)] = _counts([int(n or 0) for n in numbers])
+        return result
+
+    def _deliveries(self, connection: Connection, scope: _Scope) -> dict[int, Deliveries]:
+        """Every message of the window's reminders (doses and lozenges, follow-ups too)."""
+        where = ["r.due_at >= :lo", "r.due_at < :hi", f"{_DAY} >= :d_from", f"{_DAY} <= :d_to"]
+        if scope.person_id is not None:
+            where.append("r.person_id = :person")
+        sql = f"""
+        SELECT r.person_id,
+               sum(CASE WHEN m.status = 'delivered' THEN 1 ELSE 0 END) AS delivered,
+               sum(CASE WHEN m.status = 'failed' THEN 1 ELSE 0 END) AS failed,
+               sum(CASE WHEN m.purpose LIKE '%-email' THEN 1 ELSE 0 END) AS email_fallback
+        FROM outgoing_messages m JOIN reminders r ON r.id = m.reminder_id
+        WHERE {" AND ".join(where)}
+        GROUP BY r.person_id
+        """
+        params = {k: v for k, v in scope.params().items() if k != "excluded"}
+        return {
+            int(row.person_id): Deliveries(
+                int(row.delivered), int(row.failed), int(row.email_fallback)
+            )
+            for row in connection.execute(self._statement(sql), params)
+        }
+
+    def _iron_timing(self, connection: Connection, scope: _Scope) -> dict[int, IronTiming]:
+        gaps = IronGaps()
+        base = self._dose_rows(scope)
+        taken = connection.execute(
+            self._statement(
+                f"SELECT r.person_id, r.regimen_id, {_DAY} AS d, r.confirmed_at {base} "
+                f"AND r.status = 'confirmed' AND {self._sql.has_supplement}",
+                confirmed_at=UTCDateTime(),
+            ),
+            {**scope.params(), "supplement": IRON},
+        ).all()
+        if not taken:
+            return {}
+        calcium: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+        for row in connection.execute(
+            self._statement(
+                f"SELECT r.person_id, {_DAY} AS d, r.due_at {base} AND {self._sql.has_supplement}",
+                due_at=UTCDateTime(),
+            ),
+            {**scope.params(), "supplement": CALCIUM},
+        ):
+            calcium[(row.person_id, row.d)].append(row.due_at)
+        self._load_regimens(connection, gaps, {row.regimen_id for row in taken})
+        kept: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for row in taken:
+            tally = kept[row.person_id]
+            tally[0] += 1
+            day = date.fromisoformat(row.d)
+            if gaps.kept(
+                row.regimen_id, day, row.confirmed_at, calcium.get((row.person_id, row.d), ())
+            ):
+                tally[1] += 1
+        return {
+            pid: IronTiming(taken=n, gap_kept=ok, min_hours=gaps.rule.min_hours)
+            for pid, (n, ok) in kept.items()
+        }
+
+    def _load_regimens(
+        self, connection: Connection, gaps: IronGaps, ids: Iterable[int | None]
+    ) -> None:
+        wanted = sorted(i for i in ids if i is not None)
+        if not wanted:
+            return
+        statement = text("SELECT id, body FROM regimens WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        validated: dict[str, Regimen] = {}
+        for row in connection.execute(statement, {"ids": wanted}):
+            body = row.body if isinstance(row.body, dict) else json.loads(row.body)
+            # people with one routine (zone, meals, medicines) share one validated regimen
+            routine = json.dumps(
+                [body["person"]["timezone"], body.get("meals"), body.get("medications")],
+                sort_keys=True,
+            )
+            if routine not in validated:
+                validated[routine] = Regimen.model_validate(body)
+            gaps.add_regimen(row.id, validated[routine])
+
+    def _cold_courses(
+        self,
+        connection: Connection,
+        people: Mapping[int, tuple[str, str, str]],
+        start: date,
+        end: date,
+        now: datetime,
+    ) -> dict[int, ColdCourses]:
+        """Courses whose onset falls on a local date of the window: started, completed (ran to
+        their end), ended early (WELL before the end)."""
+        statement = text(
+            "SELECT person_id, onset_at, ends_at, ended_at FROM cold_courses "
+            "WHERE onset_at >= :lo AND onset_at < :hi"
+        ).bindparams(*_instants("lo", "hi"))
+        typed = statement.columns(
+            onset_at=UTCDateTime(), ends_at=UTCDateTime(), ended_at=UTCDateTime()
+        )
+        params = {
+            "lo": datetime.combine(start, datetime.min.time(), UTC) - _MARGIN,
+            "hi": datetime.combine(end, datetime.min.time(), UTC) + 2 * _MARGIN,
+        }
+        tallies: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for row in connection.execute(typed, params):
+            if row.person_id not in people:
+                continue
+            zone = ZoneInfo(people[row.person_id][2])
+            if not start <= row.onset_at.astimezone(zone).date() <= end:
+                continue
+            tally = tallies[row.person_id]
+            tally[0] += 1
+            if row.ended_at is not None and row.ended_at < row.ends_at:
+                tally[2] += 1
+            elif row.ends_at <= now:
+                tally[1] += 1
+        return {pid: ColdCourses(*tally) for pid, tally in tallies.items()}
+
+    def _doses(
+        self,
+        connection: Connection,
+        scope: _Scope,
+        people: Mapping[int, tuple[str, str, str]],
+    ) -> list[DoseLine]:
+        """One person's doses, for the calendar (at most a few per day)."""
+        if scope.person_id is None or scope.person_id not in people:
+            return []
+        zone = ZoneInfo(people[scope.person_id][2])
+        on_time = f"CASE WHEN {self._sql.on_time} THEN 1 ELSE 0 END"
+        rows = connection.execute(
+            self._statement(
+                f"SELECT {_DAY} AS d, r.due_at, r.status, r.items, {on_time} AS on_time "
+                f"{self._dose_rows(scope)} ORDER BY r.due_at, r.id",
+                due_at=UTCDateTime(),
+            ),
+            scope.params(),
+        )
+        doses = []
+        for row in rows:
+            items = row.items if isinstance(row.items, list) else json.loads(row.items)
+            doses.append(
+                DoseLine(
+                    day=date.fromisoformat(row.d),
+                    due_at=row.due_at.astimezone(zone),
+                    supplements=tuple(str(item.get("supplement")) for item in items),
+                    outcome=_outcome(row.status, bool(row.on_time)),
+                )
+            )
+        return doses
+
+    def _statement(self, sql: str, **columns: Any) -> TextClause | TextualSelect:
+        statement = text(sql).bindparams(*_instants("lo", "hi"))
+        return statement.columns(**columns) if columns else statement
+
+
+_IRON_MIN_HOURS = IronGaps().rule.min_hours
+
+
+def _instants(*names: str) -> list[Any]:
+    return [bindparam(name, type_=UTCDateTime()) for name in names]
+
+
+def _counts(values: list[int]) -> Counts:
+    planned, sent, on_time, late, skipped, missed, expired, pending = values
+    return Counts(planned, sent, on_time, late, skipped, missed, expired, pending)
+
+
+def _outcome(status: str, on_time: bool) -> str:
+    if status == "confirmed":
+        return "on_time" if on_time else "late"
+    if status in ("skipped", "missed", "expired"):
+        return status
+    return "open"
