@@ -1,0 +1,392 @@
+"""Replies become confirmations: SMS replies, e-mail confirm links and delivery status callbacks.
+
+One function per use case, one transaction each, `now` given by the caller. Every effect and
+its event commit together; the events are appended last because the event log serialises its
+writers from the first append to the commit (store.events), so the lock is held briefly.
+
+Which reminder a reply answers: the person's most recent reminder that has gone out (status
+queued or sent), is due (due_at <= now) and whose window has not closed (window_closes_at >
+now). An older open reminder stays open; a late reply after the window closed records nothing
+and says so, because guessing which dose was meant would be worse than asking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from planner.cold_course import plan_cold_course
+from planner.plan import PlanRefused
+from planner.rules import RULES, Apart
+from services.clock import require_aware
+from services.ports import Event, EventType, PersonRecord, UnitOfWork
+from services.reply_ports import InboundReply, OpenReminder, Outcome, OutcomeSource
+from tracker.replies import HELP_TEXT, HINT_TEXT, Reply, read_reply
+
+IRON_GAP_RULE = "iron-apart-from-dairy-calcium-medicines"
+DEFAULT_SNOOZE_MINUTES = 30
+OPT_OUT_SOURCE_SMS = "sms"
+OPT_OUT_SOURCE_CARRIER = "twilio"  # Twilio error 21610: the carrier has the person opted out
+TWILIO_UNSUBSCRIBED = 21610
+
+NOT_ENROLLED = "This number is not enrolled with dosewise, so nothing was recorded."
+NO_OPEN_REMINDER = "There is no reminder waiting for an answer right now, so nothing was recorded."
+STOPPED = "You will get no more messages from dosewise. Reply START to resume."
+RESUMED = "Welcome back: dosewise reminders resume."
+ALREADY_SUBSCRIBED = "You are already receiving dosewise reminders."
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    provider_id: str  # Twilio's MessageSid
+    from_number: str
+    body: str
+
+
+@dataclass(frozen=True)
+class SmsAnswer:
+    """What to answer in TwiML (None: an empty response) and what the reply was read as."""
+
+    text: str | None
+    kind: str
+    duplicate: bool = False
+
+
+@dataclass
+class _Reply:
+    """One reply being handled: the effects collect their events here."""
+
+    uow: UnitOfWork
+    person: PersonRecord
+    reply: Reply
+    reply_id: int
+    now: datetime
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.person.details.timezone)
+
+    def event(self, type_: EventType, **payload: Any) -> None:
+        self.events.append(Event(type_, self.person.id, self.now, payload))
+
+
+def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
+    """Handle one inbound SMS once: a redelivery of its MessageSid gets the stored answer."""
+    require_aware(now)
+    reply = read_reply(sms.body)
+    with uow:
+        person = uow.people.by_phone(sms.from_number)
+        person_id = None if person is None else person.id
+        claimed = uow.replies.claim(
+            InboundReply(sms.provider_id, sms.from_number, sms.body, person_id, reply.kind), now
+        )
+        if claimed is None:
+            stored = uow.replies.stored(sms.provider_id)
+            if stored is None:  # pragma: no cover - the conflicting row exists by definition
+                raise RuntimeError(f"reply {sms.provider_id} neither claimed nor stored")
+            return SmsAnswer(stored.answer, stored.kind, duplicate=True)
+        kind: str = reply.kind
+        text: str | None
+        events: list[Event] = []
+        if person is None:
+            text = _unknown_number(reply)
+        else:
+            handling = _Reply(uow, person, reply, claimed, now)
+            kind, text = _answer(handling)
+            events = handling.events
+        uow.replies.set_answer(claimed, kind, text)
+        uow.events.append(
+            Event("ReplyReceived", person_id, now, {"reply_id": claimed, "kind": kind})
+        )
+        for event in events:
+            uow.events.append(event)
+        uow.commit()
+    return SmsAnswer(text, kind)
+
+
+def _unknown_number(reply: Reply) -> str | None:
+    # someone who says STOP gets no message, not even from a number we do not know
+    return None if reply.kind == "stop" else NOT_ENROLLED
+
+
+def _answer(handling: _Reply) -> tuple[str, str | None]:
+    """(the kind the reply is stored as, the answer): the STOP family is read first."""
+    kind = handling.reply.kind
+    opted_out = handling.person.opted_out
+    if kind == "stop":
+        return kind, _stop(handling)
+    if kind == "start" or (kind == "yes" and opted_out):
+        return "start", _start(handling)
+    if kind == "help":
+        return kind, HELP_TEXT  # carriers require HELP to be answered, opted out or not
+    meaning = "taken" if kind == "yes" else kind
+    if opted_out:
+        return meaning, None  # no messages of any kind until START
+    return meaning, _EFFECTS[meaning](handling)
+
+
+def _stop(handling: _Reply) -> str:
+    if handling.uow.replies.opt_out(handling.person.id, OPT_OUT_SOURCE_SMS, handling.now):
+        handling.event("OptedOut", source=OPT_OUT_SOURCE_SMS)
+    return STOPPED
+
+
+def _start(handling: _Reply) -> str:
+    if not handling.uow.replies.opt_in(handling.person.id, handling.now):
+        return ALREADY_SUBSCRIBED
+    handling.event("OptedIn")
+    return RESUMED
+
+
+def _taken(handling: _Reply) -> str:
+    reminder = handling.uow.replies.open_reminder(handling.person.id, handling.now)
+    if reminder is None:
+        return NO_OPEN_REMINDER
+    _record(handling.uow, reminder, "taken", handling.now, "sms", handling.reply_id)
+    handling.event("DoseConfirmed", reminder_id=reminder.id, at=handling.now.isoformat())
+    return taken_text(reminder, handling.now, handling.zone)
+
+
+def _skip(handling: _Reply) -> str:
+    reminder = handling.uow.replies.open_reminder(handling.person.id, handling.now)
+    if reminder is None:
+        return NO_OPEN_REMINDER
+    _record(handling.uow, reminder, "skipped", handling.now, "sms", handling.reply_id)
+    handling.event("DoseSkipped", reminder_id=reminder.id)
+    return skipped_text(reminder)
+
+
+def _later(handling: _Reply) -> str:
+    reminder = handling.uow.replies.open_reminder(handling.person.id, handling.now)
+    if reminder is None:
+        return NO_OPEN_REMINDER
+    minutes = handling.reply.minutes or DEFAULT_SNOOZE_MINUTES
+    handling.event("Snoozed", reminder_id=reminder.id, minutes=minutes)
+    return f"OK: dosewise will remind you again in {minutes} minutes."
+
+
+def _cold(handling: _Reply) -> str:
+    uow, person, now = handling.uow, handling.person, handling.now
+    running = uow.replies.running_cold_course(person.id, now)
+    if running is not None:
+        since = _clock(running.onset_at, handling.zone, now)
+        return f"Your zinc cold course is already running (since {since}). Reply WELL when better."
+    current = uow.regimens.current(person.id)
+    if current is None:
+        return "dosewise has no regimen for you yet, so no cold course was started."
+    regimen = current.regimen()
+    try:
+        course = plan_cold_course(regimen, now.astimezone(handling.zone))
+    except PlanRefused as refusal:
+        return f"dosewise could not start a cold course: {refusal.reason}."
+    if not course.doses:
+        return "dosewise found no waking time for a zinc lozenge, so no cold course was started."
+    course_id = uow.replies.start_cold_course(person.id, now, course.ends)
+    handling.event("ColdOnset", cold_course_id=course_id, onset_at=now.isoformat())
+    first = course.doses[0]
+    policy = regimen.policy
+    return (
+        f"Get well soon. Zinc cold course started: first {first.dose} lozenge at "
+        f"{_clock(first.at, handling.zone, now)}, {policy.lozenges_per_day} a day for "
+        f"{policy.cold_course_days} days. Reply WELL when you feel better."
+    )
+
+
+def _well(handling: _Reply) -> str:
+    uow, now = handling.uow, handling.now
+    running = uow.replies.running_cold_course(handling.person.id, now)
+    if running is None:
+        return "No zinc cold course is running, so there was nothing to end."
+    uow.replies.end_cold_course(running.id, now)
+    handling.event("ColdEnded", cold_course_id=running.id, ended_at=now.isoformat())
+    return "Glad you are better: the zinc cold course has ended."
+
+
+def _unparsed(_handling: _Reply) -> str:
+    return HINT_TEXT
+
+
+_EFFECTS: dict[str, Callable[[_Reply], str]] = {
+    "taken": _taken,
+    "skip": _skip,
+    "later": _later,
+    "cold": _cold,
+    "well": _well,
+    "unparsed": _unparsed,
+}
+
+
+def _record(
+    uow: UnitOfWork,
+    reminder: OpenReminder,
+    outcome: Outcome,
+    now: datetime,
+    source: OutcomeSource,
+    reply_id: int | None,
+) -> None:
+    uow.replies.record_outcome(reminder, outcome, now, source, reply_id)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def taken_text(reminder: OpenReminder, at: datetime, zone: ZoneInfo) -> str:
+    """'Iron logged at 11:42. Dairy, calcium and medicines from 14:42.' for a slot with iron."""
+    if any(item.get("supplement") == "iron" for item in reminder.items):
+        gap = _iron_gap()
+        return (
+            f"Iron logged at {_clock(at, zone, at)}. Dairy, calcium and medicines from "
+            f"{_clock(at + gap, zone, at)}."
+        )
+    return f"Logged at {_clock(at, zone, at)}: {describe(reminder.items)}."
+
+
+def skipped_text(reminder: OpenReminder) -> str:
+    return f"Skipped: {describe(reminder.items)}. Noted, no more reminders for this dose."
+
+
+def describe(items: list[dict[str, Any]]) -> str:
+    names = [
+        " ".join(
+            str(part)
+            for part in (item.get("name") or _name(item.get("supplement")), item.get("dose"))
+            if part
+        )
+        for item in items
+    ]
+    return " + ".join(names) or "this dose"
+
+
+def _name(supplement: object) -> str:
+    text = str(supplement or "").replace("_", " ")
+    return "vitamin C" if text == "vitamin c" else text
+
+
+def _iron_gap() -> timedelta:
+    # the rule table's minimum gap: the earliest moment dairy and medicines stop hurting uptake
+    rule = RULES.by_id(IRON_GAP_RULE)
+    assert isinstance(rule, Apart)
+    return timedelta(hours=rule.min_hours)
+
+
+def _clock(instant: datetime, zone: ZoneInfo, today: datetime) -> str:
+    """HH:MM in the person's zone, with the day when it is not the day of `today` there."""
+    local = instant.astimezone(zone)
+    if local.date() == today.astimezone(zone).date():
+        return f"{local:%H:%M}"
+    return f"{local:%H:%M} on {local:%A %d %B}"
+
+
+# -- e-mail confirm links --------------------------------------------------------------------
+
+LinkStatus = Literal["recorded", "used", "expired", "unknown", "closed"]
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    status: LinkStatus
+    text: str
+
+
+def hash_token(token: str) -> str:
+    """Only the hash is stored, so a database dump holds no usable links."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def confirm_by_link(uow: UnitOfWork, token: str, outcome: Outcome, now: datetime) -> LinkOutcome:
+    """Record the outcome a confirm link stands for, once; a used or stale link records nothing."""
+    require_aware(now)
+    with uow:
+        found = uow.replies.confirm_token(hash_token(token))
+        if found is None:
+            return LinkOutcome("unknown", "This link is not one dosewise sent.")
+        if found.used_at is not None:
+            return LinkOutcome("used", "This link was already used; nothing more was recorded.")
+        if found.expires_at <= now:
+            return LinkOutcome("expired", "This link has expired; nothing was recorded.")
+        reminder = uow.replies.reminder_for_update(found.reminder_id)
+        person = None if reminder is None else uow.people.get(reminder.person_id)
+        if reminder is None or person is None or reminder.status not in ("queued", "sent"):
+            uow.replies.use_confirm_token(found.id, now)
+            uow.commit()
+            return LinkOutcome(
+                "closed", "This dose was already answered; nothing more was recorded."
+            )
+        _record(uow, reminder, outcome, now, "email", None)
+        uow.replies.use_confirm_token(found.id, now)
+        zone = ZoneInfo(person.details.timezone)
+        if outcome == "taken":
+            text = taken_text(reminder, now, zone)
+            event = Event(
+                "DoseConfirmed", person.id, now, {"reminder_id": reminder.id, "at": now.isoformat()}
+            )
+        else:
+            text = skipped_text(reminder)
+            event = Event("DoseSkipped", person.id, now, {"reminder_id": reminder.id})
+        uow.events.append(event)
+        uow.commit()
+    return LinkOutcome("recorded", text)
+
+
+# -- delivery status callbacks ---------------------------------------------------------------
+
+DeliveryOutcome = Literal["unknown", "updated", "unchanged"]
+
+# Twilio's MessageStatus values we act on; the others (queued, accepted, sending, ...) are
+# steps before the notifier's own "sent" and change nothing here
+_STATUS_MAP = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "failed": "failed",
+    "undelivered": "failed",
+}
+_FINAL = frozenset({"delivered", "failed", "expired", "cancelled"})
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    provider_id: str  # MessageSid
+    status: str  # MessageStatus
+    error_code: int | None
+
+
+def record_delivery_status(
+    uow: UnitOfWork, report: DeliveryStatus, now: datetime
+) -> DeliveryOutcome:
+    """Move the message along; a final failure raises DeliveryFailed, 21610 opts out."""
+    require_aware(now)
+    new_status = _STATUS_MAP.get(report.status.strip().lower())
+    with uow:
+        message = uow.replies.message_by_provider_id(report.provider_id)
+        if message is None:
+            return "unknown"
+        events: list[Event] = []
+        if report.error_code == TWILIO_UNSUBSCRIBED and uow.replies.opt_out(
+            message.person_id, OPT_OUT_SOURCE_CARRIER, now
+        ):
+            events.append(
+                Event("OptedOut", message.person_id, now, {"source": OPT_OUT_SOURCE_CARRIER})
+            )
+        changes = new_status is not None and new_status != message.status
+        # callbacks arrive out of order: a final state is never left for an earlier one
+        if changes and message.status not in _FINAL:
+            code = None if report.error_code is None else str(report.error_code)
+            uow.replies.set_message_status(message.id, new_status or message.status, code, now)
+            if new_status == "failed":
+                payload = {
+                    "message_id": message.id,
+                    "reminder_id": message.reminder_id,
+                    "error_code": report.error_code,
+                }
+                events.append(Event("DeliveryFailed", message.person_id, now, payload))
+        else:
+            changes = False
+        for event in events:
+            uow.events.append(event)
+        uow.commit()
+    return "updated" if changes or events else "unchanged"

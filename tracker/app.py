@@ -1,0 +1,294 @@
+"""The tracker's HTTP face (FastAPI): Twilio's webhooks, e-mail confirm links, health, metrics.
+
+Thin on purpose: each route parses, calls one use case of services.replies in a worker thread
+(the store is synchronous) and renders. The clock is read here and handed to the use case.
+
+The twilio-dependent pieces (signature check, TwiML) come in as a TwilioWebhooks value from
+the composition root (dosewise.cmd_tracker), because only the notifier package may import
+twilio, even indirectly.
+
+Webhooks are only believed when signed: X-Twilio-Signature must be Twilio's signature of
+DOSEWISE_PUBLIC_URL + path (+ query) and the form, with TWILIO_AUTH_TOKEN. Without an auth
+token nothing can be checked, so every webhook is refused with 403 (never accepted unsigned).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from dosewise.settings import Settings
+from services.health import check_database
+from services.ports import UnitOfWork
+from services.replies import (
+    DeliveryStatus,
+    InboundSms,
+    confirm_by_link,
+    receive_sms,
+    record_delivery_status,
+)
+from services.reply_ports import Outcome
+from store.errors import StoreError
+from tracker.limits import BodySizeLimit
+from tracker.logs import mask_phone
+from tracker.pages import link_page
+
+Clock = Callable[[], datetime]
+FormPairs = Sequence[tuple[str, str]]
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+log = logging.getLogger("dosewise.tracker")
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+TWIML_CONTENT_TYPE = "application/xml"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_FIELDS = 100  # Twilio sends about 20
+# what the store can keep: a MessageSid is 34 characters, E.164 at most 16 with the "+"
+_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+MAX_FROM_LENGTH = 32
+MAX_TOKEN_LENGTH = 200
+_LINK_STATUS_CODES = {"recorded": 200, "used": 410, "expired": 410, "closed": 410, "unknown": 404}
+
+_SMS_FORM = {
+    "type": "object",
+    "properties": {
+        "MessageSid": {"type": "string"},
+        "From": {"type": "string"},
+        "To": {"type": "string"},
+        "Body": {"type": "string"},
+    },
+    "required": ["MessageSid", "From", "Body"],
+}
+_STATUS_FORM = {
+    "type": "object",
+    "properties": {
+        "MessageSid": {"type": "string"},
+        "MessageStatus": {"type": "string"},
+        "ErrorCode": {"type": "string"},
+    },
+    "required": ["MessageSid", "MessageStatus"],
+}
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "a form that cannot be read"},
+    403: {"description": "missing or wrong X-Twilio-Signature"},
+    413: {"description": "request body over 64 KiB"},
+    415: {"description": "not application/x-www-form-urlencoded"},
+    503: {"description": "the database is unavailable"},
+}
+
+
+@dataclass(frozen=True)
+class TwilioWebhooks:
+    """notifier.twilio_webhooks' functions: (auth token, URL, form, signature) -> valid?, and
+    the TwiML answer for a text (None: no message)."""
+
+    signature_is_valid: Callable[[str, str, FormPairs, str | None], bool]
+    twiml_message: Callable[[str | None], str]
+
+
+class Refused(Exception):
+    """A request the tracker will not act on; rendered as a short plain-text answer."""
+
+    def __init__(self, status: int, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.outcome = outcome
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    webhooks: Counter
+
+    @classmethod
+    def create(cls) -> Metrics:
+        # an own registry per app: several apps (tests) in one process do not collide
+        registry = CollectorRegistry()
+        webhooks = Counter(
+            "dosewise_tracker_webhooks",
+            "Webhook requests by route and outcome",
+            ["route", "outcome"],
+            registry=registry,
+        )
+        return cls(registry, webhooks)
+
+
+def create_app(
+    settings: Settings, uow_factory: UnitOfWorkFactory, clock: Clock, *, twilio: TwilioWebhooks
+) -> FastAPI:
+    app = FastAPI(
+        title="dosewise tracker",
+        description="Twilio webhooks, e-mail confirm links, health and metrics.",
+        version="1",
+    )
+    metrics = Metrics.create()
+    app.add_middleware(BodySizeLimit)
+    _add_error_handlers(app, metrics)
+    _add_webhooks(app, settings, twilio, uow_factory, clock, metrics)
+    _add_confirm_link(app, uow_factory, clock)
+    _add_operations(app, uow_factory, metrics)
+    return app
+
+
+def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> Response:
+        metrics.webhooks.labels(request.url.path, error.outcome).inc()
+        return PlainTextResponse(error.detail + "\n", status_code=error.status)
+
+    @app.exception_handler(StoreError)
+    async def store_down(request: Request, error: StoreError) -> Response:
+        log.error("%s %s: %s", request.method, request.url.path, error)
+        return PlainTextResponse("the database is unavailable\n", status_code=503)
+
+
+def _add_webhooks(
+    app: FastAPI,
+    settings: Settings,
+    twilio: TwilioWebhooks,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    metrics: Metrics,
+) -> None:
+    @app.post(
+        "/twilio/sms",
+        response_class=Response,
+        responses={200: {"content": {TWIML_CONTENT_TYPE: {}}}, **_REFUSALS},
+        openapi_extra=_form_body(_SMS_FORM),
+        summary="Twilio's inbound-SMS webhook; answers TwiML",
+    )
+    async def inbound_sms(request: Request) -> Response:
+        form = await _signed_form(request, settings, twilio)
+        sms = InboundSms(
+            provider_id=_sid(form),
+            from_number=_bounded(form, "From", MAX_FROM_LENGTH),
+            body=form.get("Body", ""),
+        )
+        answer = await run_in_threadpool(receive_sms, uow_factory(), sms, clock())
+        outcome = "duplicate" if answer.duplicate else answer.kind
+        metrics.webhooks.labels("/twilio/sms", outcome).inc()
+        log.info("sms %s from %s: %s", sms.provider_id, mask_phone(sms.from_number), outcome)
+        return Response(twilio.twiml_message(answer.text), media_type=TWIML_CONTENT_TYPE)
+
+    @app.post(
+        "/twilio/status",
+        response_class=PlainTextResponse,
+        responses=_REFUSALS,
+        openapi_extra=_form_body(_STATUS_FORM),
+        summary="Twilio's delivery status callback",
+    )
+    async def delivery_status(request: Request) -> PlainTextResponse:
+        form = await _signed_form(request, settings, twilio)
+        report = DeliveryStatus(
+            provider_id=_sid(form),
+            status=_bounded(form, "MessageStatus", 32),
+            error_code=_error_code(form.get("ErrorCode")),
+        )
+        outcome = await run_in_threadpool(record_delivery_status, uow_factory(), report, clock())
+        metrics.webhooks.labels("/twilio/status", outcome).inc()
+        log.info("status %s: %s (%s)", report.provider_id, report.status, outcome)
+        return PlainTextResponse(f"{outcome}\n")
+
+
+def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    @app.get(
+        "/confirm/{token}",
+        response_class=HTMLResponse,
+        responses={404: {"description": "unknown link"}, 410: {"description": "used or expired"}},
+        summary="The confirm link of a reminder e-mail: single-use, expiring",
+    )
+    async def confirm(token: str, action: Literal["taken", "skip"] = "taken") -> HTMLResponse:
+        if len(token) > MAX_TOKEN_LENGTH:
+            return HTMLResponse(link_page("unknown", "This link is not one dosewise sent."), 404)
+        outcome: Outcome = "skipped" if action == "skip" else "taken"
+        result = await run_in_threadpool(confirm_by_link, uow_factory(), token, outcome, clock())
+        return HTMLResponse(
+            link_page(result.status, result.text), _LINK_STATUS_CODES[result.status]
+        )
+
+
+def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metrics) -> None:
+    @app.get("/healthz", responses={503: {"description": "the database does not answer"}})
+    async def healthz() -> JSONResponse:
+        try:
+            await run_in_threadpool(check_database, uow_factory())
+        except Exception as error:  # any failure to read is "not healthy", with its reason logged
+            log.error("health check: %s", str(error).splitlines()[0] if str(error) else error)
+            return JSONResponse({"status": "unavailable", "database": "down"}, 503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# -- reading webhooks ------------------------------------------------------------------------
+
+
+async def _signed_form(
+    request: Request, settings: Settings, twilio: TwilioWebhooks
+) -> dict[str, str]:
+    """The form, once its signature checks out; Refused (400/403/415) otherwise."""
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        raise Refused(415, "unsupported_media_type", f"send {FORM_CONTENT_TYPE}")
+    pairs = _form_pairs(await request.body())
+    url = settings.public_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    signature = request.headers.get(SIGNATURE_HEADER)
+    token = settings.twilio_auth_token
+    if token is None or not twilio.signature_is_valid(token, url, pairs, signature):
+        raise Refused(403, "forbidden", "X-Twilio-Signature does not match")
+    return dict(pairs)
+
+
+def _form_pairs(body: bytes) -> list[tuple[str, str]]:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "bad_request", "the form cannot be read") from None
+    # a NUL cannot be stored (PostgreSQL text) and is never in an SMS Twilio relays
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        raise Refused(400, "bad_request", "the form holds a NUL character")
+    return pairs
+
+
+def _sid(form: dict[str, str]) -> str:
+    sid = form.get("MessageSid", "")
+    if not _SID.fullmatch(sid):
+        raise Refused(400, "bad_request", "MessageSid is missing or malformed")
+    return sid
+
+
+def _bounded(form: dict[str, str], name: str, limit: int) -> str:
+    value = form.get(name, "").strip()
+    if not value or len(value) > limit:
+        raise Refused(400, "bad_request", f"{name} is missing or too long")
+    return value
+
+
+def _error_code(value: str | None) -> int | None:
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+
+def _form_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {FORM_CONTENT_TYPE: {"schema": schema}},
+        }
+    }
