@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ class Settings:
     smtp_password: str | None = None
     smtp_starttls: bool = True
     email_from: str = "dosewise@localhost"
+    # SMS per second per sender, held by all notifier processes together; 0: no limit
+    sms_rate: float = 0.0
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -35,6 +38,7 @@ class Settings:
         port = text("SMTP_PORT")
         if port is not None and not port.isdigit():
             raise ValueError(f"SMTP_PORT must be a port number, not {port!r}")
+        sms_rate = _rate(text("DOSEWISE_SMS_RATE"))
         return cls(
             database_url=text("DOSEWISE_DATABASE_URL") or cls.database_url,
             public_url=(text("DOSEWISE_PUBLIC_URL") or cls.public_url).rstrip("/"),
@@ -53,6 +57,7 @@ class Settings:
             smtp_starttls=(text("SMTP_STARTTLS") or "true").lower()
             not in {"0", "false", "no", "off"},
             email_from=text("DOSEWISE_EMAIL_FROM") or cls.email_from,
+            sms_rate=sms_rate,
         )
 
     @property
@@ -62,3 +67,16 @@ class Settings:
     @property
     def smtp_configured(self) -> bool:
         return self.smtp_host is not None
+
+
+def _rate(value: str | None) -> float:
+    """DOSEWISE_SMS_RATE: messages per second, 0 or unset for no limit."""
+    if value is None:
+        return 0.0
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not (math.isfinite(rate) and rate >= 0):
+        raise ValueError(f"DOSEWISE_SMS_RATE must be messages per second (0: off), not {value!r}")
+    return rate

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from dosewise.errors import UserError
 from dosewise.settings import Settings
@@ -15,6 +16,11 @@ from store.engine import create_engine, session_factory
 from store.errors import StoreError
 from store.migrate import require_current
 from store.unit_of_work import SqlUnitOfWork
+
+if TYPE_CHECKING:
+    from notifier.console import ConsoleEmailGateway, ConsoleSmsGateway
+    from notifier.email import SmtpEmailGateway
+    from notifier.sms import AsyncTwilioSmsGateway
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
@@ -45,3 +51,53 @@ def database(settings: Settings) -> Iterator[UnitOfWorkFactory]:
             yield lambda: SqlUnitOfWork(sessions)
         finally:
             engine.dispose()
+
+
+def sms_gateway(settings: Settings) -> AsyncTwilioSmsGateway | ConsoleSmsGateway:
+    """Twilio (async client) when credentials are set; otherwise the console channel."""
+    # imported here: twilio and aiohttp take a while to load, and only the notifier needs them
+    from notifier.console import ConsoleSmsGateway
+    from notifier.sms import AsyncTwilioSmsGateway, TwilioConfig
+
+    if not settings.twilio_configured:
+        return ConsoleSmsGateway()
+    assert settings.twilio_account_sid and settings.twilio_auth_token  # twilio_configured
+    try:
+        config = TwilioConfig(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token,
+            from_number=settings.twilio_from_number,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            api_base_url=settings.twilio_api_base_url,
+        )
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return AsyncTwilioSmsGateway(config)
+
+
+def email_gateway(settings: Settings) -> SmtpEmailGateway | ConsoleEmailGateway:
+    """SMTP when SMTP_HOST is set; otherwise the console channel."""
+    from notifier.console import ConsoleEmailGateway
+    from notifier.email import SmtpConfig, SmtpEmailGateway
+
+    if settings.smtp_host is None:
+        return ConsoleEmailGateway()
+    try:
+        config = SmtpConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+            sender=settings.email_from,
+        )
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    return SmtpEmailGateway(config)
+
+
+def sms_sender(settings: Settings) -> str:
+    """The rate limit's key: one budget per sending number or Messaging Service."""
+    if not settings.twilio_configured:
+        return "console"
+    return settings.twilio_messaging_service_sid or settings.twilio_from_number or "twilio"

@@ -1,0 +1,98 @@
+"""`dosewise notifier`: send due outgoing messages until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dosewise.errors import UserError
+from dosewise.settings import Settings
+from dosewise.wiring import (
+    UnitOfWorkFactory,
+    database,
+    email_gateway,
+    load_settings,
+    sms_gateway,
+    sms_sender,
+)
+
+
+def register(subcommands: Any) -> None:
+    parser = subcommands.add_parser("notifier", help="run the notifier: send due SMS and e-mail")
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=60.0,
+        help="how long a claimed message is this process's before another may settle it",
+    )
+    parser.add_argument("--batch-size", type=int, default=200, help="messages per claim")
+    parser.add_argument(
+        "--concurrency", type=int, default=100, help="provider calls in flight at once"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    if arguments.lease_seconds <= 0 or arguments.batch_size < 1 or arguments.concurrency < 1:
+        raise UserError("--lease-seconds, --batch-size and --concurrency must be positive")
+    settings = load_settings()
+    with database(settings) as unit_of_work:
+        _run_loop(lambda: _serve(settings, unit_of_work, arguments))
+    return 0
+
+
+def _run_loop(main: Callable[[], Any]) -> None:
+    # uvloop when installed (uvicorn[standard] brings it): cheaper per request in flight
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+
+async def _serve(
+    settings: Settings, unit_of_work: UnitOfWorkFactory, arguments: argparse.Namespace
+) -> None:
+    from notifier.worker import Worker, WorkerConfig
+
+    sms, email = sms_gateway(settings), email_gateway(settings)
+    config = WorkerConfig(
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        status_callback=f"{settings.public_url}/twilio/status",
+        batch_size=arguments.batch_size,
+        concurrency=arguments.concurrency,
+        lease=timedelta(seconds=arguments.lease_seconds),
+        sms_rate=settings.sms_rate,
+        sender=sms_sender(settings),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    sms_via = "Twilio" if settings.twilio_configured else "the console"
+    email_via = "SMTP" if settings.smtp_configured else "the console"
+    print(
+        f"dosewise notifier {config.worker_id}: SMS via {sms_via}, e-mail via {email_via}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await Worker(unit_of_work, sms, email, config).run(_now, stop)
+    finally:
+        aclose = getattr(sms, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _now() -> datetime:
+    # the only clock the notifier reads; everything below is given this instant
+    return datetime.now(UTC)
