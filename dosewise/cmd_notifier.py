@@ -71,6 +71,8 @@ async def _serve(
         batch_size=arguments.batch_size,
         concurrency=arguments.concurrency,
         lease=timedelta(seconds=arguments.lease_seconds),
+        # a crashed notifier's messages are looked at soon after their lease runs out
+        sweep_every_s=min(5.0, arguments.lease_seconds / 2),
         sms_rate=settings.sms_rate,
         sender=sms_sender(settings),
     )
