@@ -1,0 +1,147 @@
+"""POST /twilio/status and GET /confirm/{token}: delivery reports and e-mail confirm links."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from store.unit_of_work import SqlUnitOfWork
+from tests.seeding import (
+    add_confirm_token,
+    add_reminder,
+    add_sent_message,
+    confirmations,
+    enrol,
+    event_types,
+    events,
+    message_row,
+    opted_out,
+    reminder_status,
+)
+from tests.tracker_client import NOW, PHONE, Tracker, new_sid, tracker
+
+__all__ = ["tracker"]
+
+UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
+
+
+@pytest.fixture
+def person(tracker: Tracker, unit_of_work: UnitOfWorkFactory) -> int:
+    return enrol(unit_of_work, PHONE, NOW - timedelta(days=1))
+
+
+@pytest.fixture
+def reminder(person: int, unit_of_work: UnitOfWorkFactory, engine: Engine) -> int:
+    return add_reminder(unit_of_work, engine, person, NOW - timedelta(minutes=12))
+
+
+# -- status callbacks ------------------------------------------------------------------------
+
+
+def test_delivered_updates_the_message(tracker: Tracker, person: int, reminder: int) -> None:
+    sid = new_sid()
+    message = add_sent_message(tracker.engine, person, reminder, sid, NOW)
+    assert tracker.status(sid, "delivered").status_code == 200
+    assert message_row(tracker.engine, message).status == "delivered"
+    assert "DeliveryFailed" not in event_types(tracker.engine)
+
+
+def test_a_final_failure_writes_delivery_failed_once(
+    tracker: Tracker, person: int, reminder: int
+) -> None:
+    sid = new_sid()
+    message = add_sent_message(tracker.engine, person, reminder, sid, NOW)
+    tracker.status(sid, "undelivered", "30003")
+    tracker.status(sid, "undelivered", "30003")  # Twilio retries callbacks too
+    row = message_row(tracker.engine, message)
+    assert (row.status, row.error_code) == ("failed", "30003")
+    failed = [payload for kind, payload in events(tracker.engine) if kind == "DeliveryFailed"]
+    assert failed == [{"message_id": message, "reminder_id": reminder, "error_code": 30003}]
+
+
+def test_a_late_sent_does_not_undo_delivered(tracker: Tracker, person: int) -> None:
+    sid = new_sid()
+    message = add_sent_message(tracker.engine, person, None, sid, NOW)
+    tracker.status(sid, "delivered")
+    tracker.status(sid, "sent")
+    assert message_row(tracker.engine, message).status == "delivered"
+
+
+def test_error_21610_opts_the_person_out(tracker: Tracker, person: int, reminder: int) -> None:
+    sid = new_sid()
+    add_sent_message(tracker.engine, person, reminder, sid, NOW)
+    assert tracker.status(sid, "failed", "21610").status_code == 200
+    assert opted_out(tracker.engine, person)
+    assert ("OptedOut", {"source": "twilio"}) in events(tracker.engine)
+    assert "DeliveryFailed" in event_types(tracker.engine)
+
+
+def test_an_unknown_sid_is_acknowledged_and_changes_nothing(tracker: Tracker, person: int) -> None:
+    response = tracker.status(new_sid(), "failed", "21610")
+    assert response.status_code == 200
+    assert event_types(tracker.engine) == ["RegimenChanged"]
+    assert not opted_out(tracker.engine, person)
+
+
+def test_an_unsigned_status_callback_is_refused(tracker: Tracker, person: int) -> None:
+    sid = new_sid()
+    message = add_sent_message(tracker.engine, person, None, sid, NOW)
+    form = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"}
+    assert tracker.post_form("/twilio/status", form).status_code == 403
+    assert message_row(tracker.engine, message).status == "sent"
+    assert not opted_out(tracker.engine, person)
+
+
+# -- confirm links ---------------------------------------------------------------------------
+
+
+def test_a_confirm_link_records_taken_once(tracker: Tracker, reminder: int) -> None:
+    token = add_confirm_token(tracker.engine, reminder, NOW + timedelta(hours=2))
+    first = tracker.client.get(f"/confirm/{token}")
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("text/html")
+    assert "Iron logged at 11:42. Dairy, calcium and medicines from 14:42." in first.text
+    assert confirmations(tracker.engine) == [(reminder, "taken", "email")]
+    assert reminder_status(tracker.engine, reminder) == "confirmed"
+    assert events(tracker.engine)[-1] == (
+        "DoseConfirmed",
+        {"reminder_id": reminder, "at": NOW.isoformat()},
+    )
+    again = tracker.client.get(f"/confirm/{token}")
+    assert again.status_code == 410
+    assert "already used" in again.text
+    assert len(confirmations(tracker.engine)) == 1
+
+
+def test_a_confirm_link_can_record_a_skip(tracker: Tracker, reminder: int) -> None:
+    token = add_confirm_token(tracker.engine, reminder, NOW + timedelta(hours=2))
+    response = tracker.client.get(f"/confirm/{token}", params={"action": "skip"})
+    assert response.status_code == 200 and "Skipped" in response.text
+    assert confirmations(tracker.engine) == [(reminder, "skipped", "email")]
+    assert events(tracker.engine)[-1] == ("DoseSkipped", {"reminder_id": reminder})
+
+
+def test_an_expired_link_records_nothing(tracker: Tracker, reminder: int) -> None:
+    token = add_confirm_token(tracker.engine, reminder, NOW)
+    response = tracker.client.get(f"/confirm/{token}")
+    assert response.status_code == 410 and "expired" in response.text
+    assert confirmations(tracker.engine) == []
+
+
+def test_an_unknown_link_is_404(tracker: Tracker, reminder: int) -> None:
+    for token in ("nope", "x" * 5000, "%F0%9F%92%8A"):
+        assert tracker.client.get(f"/confirm/{token}").status_code == 404
+    assert confirmations(tracker.engine) == []
+
+
+def test_a_link_for_a_dose_answered_by_sms_records_nothing_more(
+    tracker: Tracker, reminder: int
+) -> None:
+    token = add_confirm_token(tracker.engine, reminder, NOW + timedelta(hours=2))
+    tracker.sms("SKIP")
+    response = tracker.client.get(f"/confirm/{token}")
+    assert response.status_code == 410
+    assert confirmations(tracker.engine) == [(reminder, "skipped", "sms")]
