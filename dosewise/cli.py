@@ -11,7 +11,15 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from dosewise import cmd_db, cmd_notifier, cmd_people, cmd_plan, cmd_scheduler, cmd_tracker
+from dosewise import (
+    cmd_db,
+    cmd_notifier,
+    cmd_people,
+    cmd_plan,
+    cmd_report,
+    cmd_scheduler,
+    cmd_tracker,
+)
 from dosewise.errors import UserError
 
 # the command modules, in the order `dosewise --help` lists them
@@ -22,6 +30,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_scheduler,
     cmd_notifier,
     cmd_tracker,
+    cmd_report,
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,0 +1,84 @@
+"""`dosewise report adherence [--from D] [--to D] [--person P] [--format ...]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from dosewise.errors import UserError
+from dosewise.settings import Settings
+from dosewise.wiring import load_settings, store_errors_as_user_errors
+from reports.adherence import AdherenceReport
+from reports.ports import AdherenceQueries
+from reports.render import render_csv, render_html, render_json, render_table
+from store.engine import create_engine
+from store.migrate import require_current
+from store.reports import SqlAdherenceQueries
+
+DEFAULT_DAYS = 30
+RENDERERS = {"table": render_table, "csv": render_csv, "json": render_json, "html": render_html}
+
+
+def register(subcommands: Any) -> None:
+    parser = subcommands.add_parser("report", help="reports on what people took")
+    kinds = parser.add_subparsers(dest="report_command", metavar="REPORT")
+    kinds.required = True
+    adherence = kinds.add_parser("adherence", help="doses planned, sent, taken, missed")
+    adherence.add_argument("--from", dest="start", type=_date, help="first local date YYYY-MM-DD")
+    adherence.add_argument("--to", dest="end", type=_date, help="last local date (default today)")
+    adherence.add_argument("--person", help="one person, by id or phone number")
+    adherence.add_argument("--format", choices=tuple(RENDERERS), default="table")
+    adherence.set_defaults(handler=run_adherence)
+
+
+def _date(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a date is written YYYY-MM-DD, not {raw!r}") from None
+
+
+def window(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """The last 30 days to today unless told otherwise."""
+    last = end or today
+    first = start or last - timedelta(days=DEFAULT_DAYS - 1)
+    if last < first:
+        raise UserError(f"--to {last} is before --from {first}")
+    return first, last
+
+
+@contextmanager
+def adherence_queries(settings: Settings) -> Iterator[AdherenceQueries]:
+    with store_errors_as_user_errors():
+        engine = create_engine(settings.database_url)
+        try:
+            require_current(engine)
+            yield SqlAdherenceQueries(engine)
+        finally:
+            engine.dispose()
+
+
+def build_report(
+    queries: AdherenceQueries, start: date, end: date, person: str | None, now: datetime
+) -> AdherenceReport:
+    person_id = None
+    if person is not None:
+        found = queries.find_person(person)
+        if found is None:
+            raise UserError(f"no person with id or phone {person!r}")
+        person_id = found.id
+    return queries.report(start, end, now, person_id)
+
+
+def run_adherence(arguments: argparse.Namespace) -> int:
+    # the outermost layer reads the clock
+    now = datetime.now(UTC)
+    start, end = window(arguments.start, arguments.end, now.astimezone().date())
+    with adherence_queries(load_settings()) as queries:
+        report = build_report(queries, start, end, arguments.person, now)
+    sys.stdout.write(RENDERERS[arguments.format](report))
+    return 0
