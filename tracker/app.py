@@ -39,6 +39,7 @@ from services.replies import (
 )
 from services.reply_ports import Outcome
 from store.errors import StoreError
+from tracker.admin import admin_router
 from tracker.limits import BodySizeLimit
 from tracker.logs import mask_phone
 from tracker.pages import link_page
@@ -138,6 +139,7 @@ def create_app(
     _add_webhooks(app, settings, twilio, uow_factory, clock, metrics)
     _add_confirm_link(app, uow_factory, clock)
     _add_operations(app, uow_factory, metrics)
+    app.include_router(admin_router(settings, clock))
     return app
 
 

@@ -1,0 +1,263 @@
+"""Admin: the adherence report as JSON and CSV (bearer token) and the dashboard (cookie).
+
+- `GET /admin/api/adherence?from=D&to=D[&person=P]` and `/admin/api/adherence.csv` need
+  `Authorization: Bearer $DOSEWISE_ADMIN_TOKEN`.
+- `GET /admin/` signs in with the same token (a form) and then shows everyone, sortable, those
+  who need attention first; `GET /admin/people/{id}` one person: a calendar of doses coloured
+  by outcome, the adherence trend and the iron timing. Charts are SVG drawn on the server.
+
+The session cookie holds an HMAC of the token (never the token), HttpOnly, SameSite=Strict.
+Without a configured token everything here is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from html import escape
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from dosewise.settings import Settings
+from reports.adherence import AdherenceReport, PersonLine
+from reports.ports import AdherenceQueries
+from reports.render import (
+    cards,
+    page,
+    people_table,
+    percent,
+    render_csv,
+    supplements_table,
+    svg_bars,
+    svg_calendar,
+    svg_iron,
+    svg_trend,
+)
+from tracker.auth import require_admin
+
+Clock = Callable[[], datetime]
+COOKIE = "dosewise_admin"
+From = Annotated[str | None, Query(alias="from", description="first local date YYYY-MM-DD")]
+To = Annotated[str | None, Query(alias="to", description="last local date YYYY-MM-DD")]
+DEFAULT_DAYS = 30
+SORTS: dict[str, Callable[[PersonLine], Any]] = {
+    "attention": PersonLine.attention_key,
+    "name": lambda p: (p.name.lower(), p.id),
+    "planned": lambda p: (-p.counts.planned, p.id),
+    "taken": lambda p: (-p.counts.taken, p.id),
+    "late": lambda p: (-p.counts.late, p.id),
+    "skipped": lambda p: (-p.counts.skipped, p.id),
+    "missed": lambda p: (-p.counts.missed, p.id),
+    "adherence": PersonLine.attention_key,
+    "streak": lambda p: (p.streaks.current, p.streaks.longest, p.id),
+    "iron": lambda p: (2.0 if p.iron_timing.ratio is None else p.iron_timing.ratio, p.id),
+}
+
+
+def session_value(admin_token: str) -> str:
+    """What the cookie holds: proof of the token, useless as a bearer token."""
+    return hmac.new(admin_token.encode(), b"dosewise admin session", hashlib.sha256).hexdigest()
+
+
+def admin_router(
+    settings: Settings, clock: Clock, queries: AdherenceQueries | None = None
+) -> APIRouter:
+    """The admin routes. Without `queries` the report reads `settings.database_url` through an
+    engine of its own, made at the first admin request."""
+    token = settings.admin_token
+    router = APIRouter(prefix="/admin", tags=["admin"])
+    bearer = Depends(require_admin(token))
+    source = _Queries(settings, queries)
+
+    def window(start: str | None, end: str | None) -> tuple[date, date]:
+        try:
+            last = date.fromisoformat(end) if end else clock().astimezone().date()
+            first = date.fromisoformat(start) if start else last - timedelta(days=DEFAULT_DAYS - 1)
+        except ValueError:
+            raise HTTPException(400, "dates are written YYYY-MM-DD") from None
+        if last < first:
+            raise HTTPException(400, f"to ({last}) is before from ({first})")
+        return first, last
+
+    async def build(start: str | None, end: str | None, person: str | None) -> AdherenceReport:
+        first, last = window(start, end)
+        queries = source.get()
+
+        def run() -> AdherenceReport:
+            person_id = None
+            if person is not None:
+                found = queries.find_person(person)
+                if found is None:
+                    raise HTTPException(404, f"no person with id or phone {person!r}")
+                person_id = found.id
+            return queries.report(first, last, clock(), person_id)
+
+        return await run_in_threadpool(run)
+
+    @router.get("/api/adherence", dependencies=[bearer])
+    async def adherence_json(
+        start: From = None, end: To = None, person: str | None = None
+    ) -> JSONResponse:
+        report = await build(start, end, person)
+        return JSONResponse(report.as_dict())
+
+    @router.get("/api/adherence.csv", dependencies=[bearer])
+    async def adherence_csv(
+        start: From = None, end: To = None, person: str | None = None
+    ) -> Response:
+        report = await build(start, end, person)
+        name = f"adherence-{report.start.isoformat()}-{report.end.isoformat()}.csv"
+        return Response(
+            render_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    def signed_in(request: Request) -> bool:
+        presented = request.cookies.get(COOKIE, "")
+        return bool(token) and hmac.compare_digest(
+            presented.encode(), session_value(token or "").encode()
+        )
+
+    @router.get("/", response_class=HTMLResponse)
+    async def overview(
+        request: Request,
+        start: From = None,
+        end: To = None,
+        sort: str = "attention",
+    ) -> Response:
+        if not signed_in(request):
+            return _sign_in_page(configured=bool(token))
+        report = await build(start, end, None)
+        order = SORTS.get(sort, SORTS["attention"])
+        people = sorted(report.people, key=order)
+        dates = {"from": report.start.isoformat(), "to": report.end.isoformat()}
+        sort_link = "?" + urlencode(dates) + "&sort={key}"
+        needs = [p for p in report.by_attention() if p.counts.adherence is not None][:5]
+        body = [
+            _header(report, "Everyone"),
+            cards(report),
+            "<h2>Needs attention</h2><ol class=attention>",
+            *(
+                f'<li data-person="{p.id}"><a href="people/{p.id}?{urlencode(dates)}">'
+                f"{escape(p.name)}</a>: {percent(p.counts.adherence)} taken, "
+                f"{p.counts.missed} missed</li>"
+                for p in needs
+            ),
+            "</ol>",
+            "<h2>Adherence per day</h2>",
+            svg_trend(report.days),
+            "<h2>People</h2>",
+            people_table(people, link="people/{id}?" + urlencode(dates), sort_link=sort_link),
+            "<h2>Adherence per person</h2>",
+            svg_bars(report.by_attention()),
+            supplements_table(report.supplements),
+        ]
+        return HTMLResponse(page("dosewise admin", "".join(body)))
+
+    @router.get("/people/{person_id}", response_class=HTMLResponse)
+    async def person_page(
+        request: Request, person_id: int, start: From = None, end: To = None
+    ) -> Response:
+        if not signed_in(request):
+            return RedirectResponse("/admin/", status_code=303)
+        report = await build(start, end, str(person_id))
+        if not report.people:
+            raise HTTPException(404, "no such person")
+        person = report.people[0]
+        body = [
+            _header(report, escape(person.name)),
+            f"<p>{escape(person.phone)} · {escape(person.timezone)} · streak "
+            f'<span data-measure="streak">{person.streaks.current}/{person.streaks.longest}</span>'
+            f" days (current/longest) · opted out {person.opted_out_days} days</p>",
+            cards(report),
+            "<h2>Doses</h2>",
+            svg_calendar(report.doses, report.start, report.end),
+            "<h2>Adherence per day</h2>",
+            svg_trend(report.days),
+            "<h2>Iron timing</h2>",
+            svg_iron(person.iron_timing),
+            supplements_table(person.supplements),
+            f"<p>Deliveries: {person.deliveries.delivered} delivered, "
+            f"{person.deliveries.failed} failed, {person.deliveries.email_fallback} fell back "
+            f"to e-mail. Cold courses: {person.cold_courses.started} started, "
+            f"{person.cold_courses.completed} completed.</p>",
+        ]
+        return HTMLResponse(page(f"dosewise admin: {person.name}", "".join(body)))
+
+    _add_session_routes(router, token)
+    return router
+
+
+def _add_session_routes(router: APIRouter, token: str | None) -> None:
+    @router.post("/login")
+    async def login(request: Request, token_field: Annotated[str, Form(alias="token")]) -> Response:
+        if not token or not hmac.compare_digest(token_field.encode(), token.encode()):
+            return _sign_in_page(configured=bool(token), failed=True)
+        response = RedirectResponse("/admin/", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            session_value(token),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/admin",
+        )
+        return response
+
+    @router.post("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/admin/", status_code=303)
+        response.delete_cookie(COOKIE, path="/admin")
+        return response
+
+
+class _Queries:
+    """The report's queries, given or made from the settings at first use."""
+
+    def __init__(self, settings: Settings, queries: AdherenceQueries | None) -> None:
+        self._settings = settings
+        self._queries = queries
+
+    def get(self) -> AdherenceQueries:
+        if self._queries is None:
+            from store.engine import create_engine
+            from store.reports import SqlAdherenceQueries
+
+            self._queries = SqlAdherenceQueries(create_engine(self._settings.database_url))
+        return self._queries
+
+
+def _header(report: AdherenceReport, title: str) -> str:
+    return (
+        f'<p><a href="/admin/">overview</a> · <form method="post" action="/admin/logout" '
+        f'style="display:inline"><button>sign out</button></form></p>'
+        f"<h1>{title}</h1>"
+        f'<form method="get"><label>from <input type="date" name="from" '
+        f'value="{report.start.isoformat()}"></label> <label>to <input type="date" name="to" '
+        f'value="{report.end.isoformat()}"></label> <button>show</button></form>'
+    )
+
+
+def _sign_in_page(*, configured: bool, failed: bool = False) -> HTMLResponse:
+    if not configured:
+        note = "<p>Admin is off: DOSEWISE_ADMIN_TOKEN is not set.</p>"
+    elif failed:
+        note = '<p class="error">That is not the admin token.</p>'
+    else:
+        note = ""
+    form = (
+        '<form method="post" action="/admin/login"><label>Admin token '
+        '<input type="password" name="token" autocomplete="current-password" autofocus>'
+        "</label> <button>Sign in</button></form>"
+    )
+    return HTMLResponse(
+        page("dosewise admin: sign in", f"<h1>dosewise admin</h1>{note}{form}"),
+        status_code=401,
+    )
