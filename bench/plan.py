@@ -103,7 +103,9 @@ def main() -> None:
     ]
     latencies: list[float] = []
     refused = 0
-    clock = time.perf_counter
+    # CPU time of this process: the figure for one core even when other work shares the machine
+    clock = time.process_time
+    wall_started = time.perf_counter()
     started = clock()
     for regimen, day in cases:
         before = clock()
@@ -113,13 +115,15 @@ def main() -> None:
             refused += 1
         latencies.append(clock() - before)
     elapsed = clock() - started
+    wall = time.perf_counter() - wall_started
     cuts = statistics.quantiles(latencies, n=100)
     print(f"regimens      {len(cases):,}")
-    print(f"plans/s       {len(cases) / elapsed:,.0f}  (goal: 5,000)")
+    print(f"plans/s       {len(cases) / elapsed:,.0f} per CPU-second on one core  (goal: 5,000)")
+    print(f"wall clock    {len(cases) / wall:,.0f} plans/s with this machine's other load")
     print(f"refused       {refused:,} ({refused / len(cases):.1%})")
     print(f"p50 latency   {cuts[49] * 1e6:,.0f} µs")
     print(f"p99 latency   {cuts[98] * 1e6:,.0f} µs")
-    print(f"total         {elapsed:.2f} s")
+    print(f"total         {elapsed:.2f} CPU-s, {wall:.2f} s wall")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from planner.timeline import (
     wall_minute,
     wall_spans,
 )
-from schemas.regimen import Regimen, SupplementEntry, TimeWindow
+from schemas.regimen import Policy, Regimen, SupplementEntry, TimeWindow
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,19 @@ class GapRules:
 
 _NON_SUPPLEMENT_TAGS = frozenset({MEDICATION})
 
+# one GapRules (and its memo of answers) per policy and table: most regimens share the defaults
+_GAP_RULES: dict[tuple[Policy, int], tuple[RuleTable, GapRules]] = {}
+
+
+def gap_rules(regimen: Regimen, table: RuleTable = RULES) -> GapRules:
+    key = (regimen.policy, id(table))
+    found = _GAP_RULES.get(key)
+    if found is None or found[0] is not table:
+        if len(_GAP_RULES) > 256:  # bounded: policies are few, but nothing grows without end
+            _GAP_RULES.clear()
+        found = _GAP_RULES[key] = (table, GapRules(regimen, table))
+    return found[1]
+
 
 def _minutes(rule: Apart, regimen: Regimen) -> tuple[int, int]:
     hours = getattr(regimen.policy, rule.policy) if rule.policy else rule.min_hours
@@ -127,7 +140,7 @@ def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
     """
     warnings = regimen_warnings(regimen, table)
     frame = day_frame(regimen, day)
-    gaps = GapRules(regimen, table)
+    gaps = gap_rules(regimen, table)
     references = day_references(regimen, day, frame.zone)
     first_refusal: PlanRefused | None = None
     for pairing in pairings(regimen.supplements, table):
@@ -386,7 +399,11 @@ class Search:
     """
 
     def __init__(self, movable: list[Group], fixed: list[Group], gaps: GapRules) -> None:
-        self.order = sorted(range(len(movable)), key=lambda i: (_measure(movable[i].allowed), i))
+        # identical groups sit side by side, so the search can try them in one order only
+        self.order = sorted(
+            range(len(movable)),
+            key=lambda i: (_measure(movable[i].allowed), sorted(movable[i].tags), i),
+        )
         self.groups = movable
         self.gaps = gaps
         self.fixed_times = [group.fixed or 0 for group in fixed]
@@ -398,6 +415,33 @@ class Search:
         self.best: tuple[int, int, int] | None = None
         self.best_times: list[int] = []
         self.times: list[int] = [0] * len(movable)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """What does not change during the search: conflicts, static candidates, bounds."""
+        groups, order = self.groups, self.order
+        self.conflicts: list[list[tuple[int, Gap]]] = []
+        self.static: list[list[tuple[int, int]]] = []
+        self.twin_before: list[bool] = []
+        for depth, index in enumerate(order):
+            group = groups[index]
+            placed = [
+                (other, self.gaps.between(group.tags, groups[other].tags))
+                for other in order[:depth]
+            ]
+            self.conflicts.append([(other, gap) for other, gap in placed if gap.minimum])
+            inside = points_within(group.allowed, self.points)
+            kept = set(points_within(group.preferred, inside))
+            self.static.append([(minute, 0 if minute in kept else 1) for minute in inside])
+            previous = groups[order[depth - 1]] if depth else None
+            self.twin_before.append(previous is not None and _same_choices(previous, group))
+        # lower bounds of what the groups from a depth on still add (fallbacks, minutes)
+        self.rest_fallbacks = [0] * (len(order) + 1)
+        self.rest_minutes = [0] * (len(order) + 1)
+        for depth in range(len(order) - 1, -1, -1):
+            group = groups[order[depth]]
+            self.rest_fallbacks[depth] = self.rest_fallbacks[depth + 1] + (not group.preferred)
+            self.rest_minutes[depth] = self.rest_minutes[depth + 1] + group.allowed[0][0]
 
     def run(self) -> list[int] | None:
         slot_members: dict[int, int] = dict.fromkeys(self.fixed_times, 1)
@@ -411,9 +455,12 @@ class Search:
                 self.best, self.best_times = cost, list(self.times)
             return
         index = self.order[depth]
-        for minute, is_fallback in self._candidates(index, depth, slots):
+        later_fallbacks = self.rest_fallbacks[depth + 1]
+        later_minutes = self.rest_minutes[depth + 1]
+        for minute, is_fallback in self._candidates(depth, slots):
             cost = (fallbacks + is_fallback, len(slots) + (minute not in slots), total + minute)
-            if self.best is not None and cost >= self.best:
+            bound = (cost[0] + later_fallbacks, cost[1], cost[2] + later_minutes)
+            if self.best is not None and bound >= self.best:
                 continue
             self.times[index] = minute
             slots[minute] = slots.get(minute, 0) + 1
@@ -422,26 +469,39 @@ class Search:
             if not slots[minute]:
                 del slots[minute]
 
-    def _candidates(self, index: int, depth: int, slots: dict[int, int]) -> list[tuple[int, int]]:
-        group = self.groups[index]
+    def _candidates(self, depth: int, slots: dict[int, int]) -> list[tuple[int, int]]:
+        found = self._dynamic(depth) if self.conflicts[depth] else list(self.static[depth])
+        if self.twin_before[depth]:
+            earliest = self.times[self.order[depth - 1]]
+            found = [item for item in found if item[0] >= earliest]
+        # shared slots and preferred gaps first, then earliest: good answers come first
+        found.sort(key=lambda item: (item[1], item[0] not in slots, item[0]))
+        return found
+
+    def _dynamic(self, depth: int) -> list[tuple[int, int]]:
+        """Candidates of a group that a rule keeps apart from groups already placed."""
+        group = self.groups[self.order[depth]]
         allowed, preferred = group.allowed, group.preferred
         points = set(self.points)
-        for placed in self.order[:depth]:
-            other, minute = self.groups[placed], self.times[placed]
-            gap = self.gaps.between(group.tags, other.tags)
-            if gap.minimum:
-                allowed = subtract(allowed, minute - gap.minimum, minute + gap.minimum)
-                preferred = subtract(preferred, minute - gap.preferred, minute + gap.preferred)
-                points |= {minute - gap.minimum, minute + gap.minimum}
-                points |= {minute - gap.preferred, minute + gap.preferred}
+        for placed, gap in self.conflicts[depth]:
+            minute = self.times[placed]
+            allowed = subtract(allowed, minute - gap.minimum, minute + gap.minimum)
+            preferred = subtract(preferred, minute - gap.preferred, minute + gap.preferred)
+            points |= {minute - gap.minimum, minute + gap.minimum}
+            points |= {minute - gap.preferred, minute + gap.preferred}
         if not allowed:
             return []
         inside = points_within(allowed, sorted(points))
         kept = set(points_within(preferred, inside))
-        found = [(minute, 0 if minute in kept else 1) for minute in inside]
-        # shared slots and preferred gaps first, then earliest: good answers come first
-        found.sort(key=lambda item: (item[1], item[0] not in slots, item[0]))
-        return found
+        return [(minute, 0 if minute in kept else 1) for minute in inside]
+
+
+def _same_choices(first: Group, second: Group) -> bool:
+    return (
+        first.tags == second.tags
+        and first.allowed == second.allowed
+        and first.preferred == second.preferred
+    )
 
 
 def points_within(intervals: list[Interval], points: list[int]) -> list[int]:

@@ -43,10 +43,9 @@ KNOWN_FORMS: dict[str, frozenset[str]] = {
     "selenium": frozenset({"selenomethionine", "selenite", "yeast"}),
 }
 
-_PHRASES: list[tuple[str, str]] = sorted(
-    ((alias, canonical) for canonical, aliases in _ALIASES.items() for alias in aliases),
-    key=lambda pair: -len(pair[0]),
-)
+_CANONICAL_OF: dict[str, str] = {
+    alias: canonical for canonical, aliases in _ALIASES.items() for alias in aliases
+}
 _FORM_OF_ALIAS = {"ferrous": None, "ferric": None, "selenomethionine": "selenomethionine"}
 
 
@@ -57,11 +56,11 @@ class SupplementName:
     written: str
     canonical: str | None
     form: str | None
+    key: str = ""  # the name used in plans: canonical, or the written name made identifier-like
 
-    @property
-    def key(self) -> str:
-        """The name used in plans: canonical, or the written name made identifier-like."""
-        return self.canonical or _slug(self.written)
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.canonical or _slug(self.written))
 
 
 def _words(text: str) -> str:
@@ -77,14 +76,18 @@ def identify(written: str) -> SupplementName:
     words = _words(written)
     if words.replace(" ", "_") in _ALIASES:
         return SupplementName(written, words.replace(" ", "_"), None)
-    for phrase, canonical in _PHRASES:
-        if words == phrase:
-            return SupplementName(written, canonical, _FORM_OF_ALIAS.get(phrase))
-        if words.startswith(phrase + " "):
-            return SupplementName(written, canonical, words[len(phrase) + 1 :])
-        if words.endswith(" " + phrase) and len(phrase) > 2:
+    parts = words.split()
+    for size in range(len(parts), 0, -1):  # the longest known phrase first
+        canonical = _CANONICAL_OF.get(" ".join(parts[:size]))
+        if canonical is not None:
+            phrase = " ".join(parts[:size])
+            form = " ".join(parts[size:]) or _FORM_OF_ALIAS.get(phrase)
+            return SupplementName(written, canonical, form)
+        suffix = " ".join(parts[-size:])
+        canonical = _CANONICAL_OF.get(suffix) if size < len(parts) and len(suffix) > 2 else None
+        if canonical is not None:
             # "ferrous bisglycinate iron", "chelated magnesium": the first words are the form
-            return SupplementName(written, canonical, words[: -len(phrase) - 1])
+            return SupplementName(written, canonical, " ".join(parts[:-size]))
     return SupplementName(written, None, None)
 
 

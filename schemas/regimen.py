@@ -162,6 +162,12 @@ class SupplementEntry(_Strict):
     def identity(self) -> SupplementName:
         return identify(self.name)
 
+    @model_validator(mode="after")
+    def _identify(self) -> SupplementEntry:
+        # reading the name is part of reading the file, not of each plan made from it
+        _ = self.identity
+        return self
+
     @property
     def key(self) -> str:
         return self.identity.key
