@@ -173,12 +173,14 @@ def hand_off(uow: UnitOfWork, now: datetime, config: SchedulerConfig = Scheduler
 def tick(uow_factory: Callable[[], UnitOfWork], now: datetime, config: SchedulerConfig) -> None:
     """The frequent job: events first (they cancel and re-plan), then follow-ups, windows and
     hand-off. Each step is its own transaction, so one failing leaves the others' work."""
-    while consume_events(uow_factory(), now, config) > 0:
-        pass
-    send_followups(uow_factory(), now, config)
-    close_windows(uow_factory(), now)
-    while hand_off(uow_factory(), now, config) == BATCH:
-        pass
+    handed = BATCH
+    while handed == BATCH:
+        # events between hand-off batches: a burst of due reminders does not hold up a reply
+        while consume_events(uow_factory(), now, config) > 0:
+            pass
+        send_followups(uow_factory(), now, config)
+        close_windows(uow_factory(), now)
+        handed = hand_off(uow_factory(), now, config)
 
 
 class _EventHandler:

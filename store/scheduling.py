@@ -130,7 +130,12 @@ class SqlScheduling:
             driver.cursor() as cursor,
             cursor.copy(f"COPY reminders_incoming ({columns}) FROM STDIN") as copy,
         ):
+            # people who share a regimen share its items lists: encode each list once
+            encoded: dict[int, str] = {}
             for plan in plans:
+                items = encoded.get(id(plan.items))
+                if items is None:
+                    items = encoded[id(plan.items)] = json.dumps(plan.items)
                 copy.write_row(
                     (
                         plan.person_id,
@@ -138,7 +143,7 @@ class SqlScheduling:
                         plan.cold_course_id,
                         plan.slot_key,
                         plan.kind,
-                        json.dumps(plan.items),
+                        items,
                         plan.due_at,
                         plan.window_closes_at,
                         plan.followup_due_at,
