@@ -7,6 +7,7 @@ wall-clock times into them here, once, with the clock changes of the person's zo
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 Interval = tuple[int, int]  # closed: [start, end] in epoch minutes
@@ -24,6 +25,7 @@ def instant_of(minute: int, zone: ZoneInfo) -> datetime:
     return (_EPOCH + timedelta(minutes=minute)).astimezone(zone)
 
 
+@lru_cache(maxsize=65536)  # the same people's days are planned again and again
 def wall_minute(day: date, clock: time, zone: ZoneInfo) -> tuple[int, bool]:
     """The instant a wall-clock time names on `day`, and whether the clock skipped it.
 
