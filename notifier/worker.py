@@ -34,6 +34,7 @@ from services.sending import (
     take_send_slots,
     validity_period_s,
 )
+from services.texts import unpack_email
 
 log = logging.getLogger("dosewise.notifier")
 
@@ -130,9 +131,10 @@ class Worker:
 
     async def _deliver(self, message: OutboxMessage, now: datetime) -> SendResult:
         if message.channel == "email":
-            return await asyncio.to_thread(
-                self.email.send, message.recipient, message.subject or DEFAULT_SUBJECT, message.body
-            )
+            # the scheduler packs an e-mail's plain text and HTML into the one body column
+            plain, html = unpack_email(message.body)
+            subject = message.subject or DEFAULT_SUBJECT
+            return await asyncio.to_thread(self.email.send, message.recipient, subject, plain, html)
         callback = self.config.status_callback
         validity = validity_period_s(message, now)
         if self._sms_is_async:

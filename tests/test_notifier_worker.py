@@ -9,6 +9,8 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from notifier.ports import EmailGateway
 from notifier.sms import AsyncTwilioSmsGateway, TwilioConfig
 from notifier.worker import Worker, WorkerConfig
 from services.sending import RetryPolicy
+from services.texts import pack_email
 from store.models import OptOutRow, PersonRow
 from store.unit_of_work import SqlUnitOfWork
 from tests.fakes.twilio_server import (
@@ -323,6 +326,32 @@ def test_sms_that_fails_for_good_falls_back_to_email(
     [envelope] = mailbox.received
     assert envelope.rcpt_tos == ["ana@example.com"]
     assert BODY in envelope.content.decode()
+
+
+def test_an_email_reminder_arrives_as_plain_text_and_html(
+    engine: Engine,
+    unit_of_work: Factory,
+    twilio: FakeTwilioServer,
+    smtp: tuple[Mailbox, int],
+) -> None:
+    mailbox, port = smtp
+    email = SmtpEmailGateway(
+        SmtpConfig("127.0.0.1", port, starttls=False, sender="dosewise@dosewise.example")
+    )
+    person = add_person(engine, NOW, email="ana@example.com")
+    body = pack_email("Take iron 18 mg now.", "<p>Take <b>iron 18 mg</b> now.</p>")
+    add_message(engine, person, NOW, recipient="ana@example.com", channel="email", body=body)
+    drive(unit_of_work, twilio, steps(NOW), email=email)
+
+    [envelope] = mailbox.received
+    received = message_from_bytes(envelope.content, policy=policy.default)
+    assert isinstance(received, EmailMessage)
+    plain = received.get_body(("plain",))
+    html = received.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content().strip() == "Take iron 18 mg now."
+    assert "<b>iron 18 mg</b>" in html.get_content()
+    assert "dosewise:html" not in envelope.content.decode()
 
 
 def test_console_channel_without_credentials(engine: Engine, unit_of_work: Factory) -> None:
