@@ -105,7 +105,8 @@ class _Scope:
             "lo": datetime.combine(self.start, datetime.min.time(), UTC) - _MARGIN,
             "hi": datetime.combine(self.end, datetime.min.time(), UTC) + 2 * _MARGIN,
             "d_from": self.start.isoformat(),
-            "d_to": self.end.isoformat(),
+            # keys start with the ISO date: a range on the plain column is estimated well
+            "d_after": (self.end + timedelta(days=1)).isoformat(),
         }
         if self.person_id is not None:
             params["person"] = self.person_id
@@ -226,19 +227,20 @@ class SqlAdherenceQueries:
         where = [
             "r.due_at >= :lo",
             "r.due_at < :hi",
-            f"{_DAY} >= :d_from",
-            f"{_DAY} <= :d_to",
+            "r.slot_key >= :d_from",
+            "r.slot_key < :d_after",
         ]
         if kind_dose:
             where += ["r.kind = 'dose'", "r.status <> 'cancelled'"]
         if scope.person_id is not None:
             where.append("r.person_id = :person")
         if scope.excluded:
-            joins += (
-                f"LEFT JOIN ({self._sql.excluded}) xo "
-                f"ON xo.person_id = r.person_id AND xo.d = {_DAY} "
+            # NOT EXISTS is planned as an anti-join (a LEFT JOIN ... IS NULL on a function's
+            # output is estimated to keep 0.5 % of the rows, which picks nested loops)
+            where.append(
+                f"NOT EXISTS (SELECT 1 FROM ({self._sql.excluded}) xo "
+                f"WHERE xo.person_id = r.person_id AND xo.d = {_DAY})"
             )
-            where.append("xo.person_id IS NULL")
         return f"FROM reminders r {joins} WHERE {' AND '.join(where)}"
 
     def _sums(self) -> str:
@@ -333,7 +335,12 @@ class SqlAdherenceQueries:
 
     def _deliveries(self, connection: Connection, scope: _Scope) -> dict[int, Deliveries]:
         """Every message of the window's reminders (doses and lozenges, follow-ups too)."""
-        where = ["r.due_at >= :lo", "r.due_at < :hi", f"{_DAY} >= :d_from", f"{_DAY} <= :d_to"]
+        where = [
+            "r.due_at >= :lo",
+            "r.due_at < :hi",
+            "r.slot_key >= :d_from",
+            "r.slot_key < :d_after",
+        ]
         if scope.person_id is not None:
             where.append("r.person_id = :person")
         sql = f"""

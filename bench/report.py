@@ -1,0 +1,212 @@
+"""Benchmark of the adherence report on PostgreSQL: 10,000 people x 90 days x 4 doses.
+
+Creates its own database (dropped afterwards), migrates it, bulk-loads 3.6 million reminders
+and as many outgoing messages with generate_series, then times the report for everyone over
+the 90 days (goal: under 2 s) and for one person (goal: under 50 ms), and prints the figures.
+
+    .venv/bin/python bench/report.py [--people N] [--days D]
+
+The server is DOSEWISE_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1/test).
+The report reads reminders' own status and confirmed_at, so `confirmations` stays empty here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from schemas.regimen import Regimen
+from store.engine import create_engine
+from store.migrate import upgrade
+from store.reports import SqlAdherenceQueries
+
+SERVER = os.environ.get(
+    "DOSEWISE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+START = date(2026, 1, 5)
+REGIMEN = Regimen.model_validate(
+    {
+        "person": {"name": "Bench", "phone": "+4520123456", "timezone": "Europe/Copenhagen"},
+        "meals": [
+            {"name": "breakfast", "at": "07:30", "contains": ["dairy"]},
+            {"name": "lunch", "at": "12:00"},
+            {"name": "dinner", "at": "18:30", "contains": ["dairy"]},
+        ],
+        "medications": [{"name": "levothyroxine", "at": "06:45"}],
+        "supplements": [
+            {"name": "iron", "dose": "18 mg", "deficiency_confirmed": True},
+            {"name": "vitamin C", "dose": "250 mg"},
+            {"name": "magnesium citrate", "dose": "300 mg", "at": "21:00"},
+            {"name": "selenium", "dose": "100 µg"},
+            {"name": "zinc", "dose": "10 mg", "at": "15:00"},
+        ],
+    }
+).model_dump(mode="json")
+
+# four dose slots a day (UTC times: Copenhagen is UTC+1 in the benchmark's winter window)
+SLOTS = [
+    ("iron+vitamin_c", "10:30", ["iron", "vitamin_c"]),
+    ("selenium", "08:00", ["selenium"]),
+    ("zinc", "14:00", ["zinc"]),
+    ("magnesium", "20:00", ["magnesium"]),
+]
+
+
+def _slots_sql() -> str:
+    rows = []
+    for number, (key, at, names) in enumerate(SLOTS):
+        items = json.dumps([{"supplement": n, "dose": "1 mg", "name": n} for n in names])
+        rows.append(f"({number}, '{key}', interval '{at}', '{items}'::jsonb)")
+    return "(VALUES " + ", ".join(rows) + ") AS s(n, key, at, items)"
+
+
+def load(url: str, people: int, days: int) -> None:
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        run = connection.execute
+        run(
+            text(
+                "INSERT INTO people (id, name, phone, email, channel, timezone, active, "
+                "opted_out, created_at, updated_at) "
+                "SELECT g, 'Person ' || g, '+4520' || lpad(g::text, 6, '0'), NULL, 'sms', "
+                "'Europe/Copenhagen', true, false, :now, :now FROM generate_series(1, :n) g"
+            ),
+            {"now": now, "n": people},
+        )
+        run(
+            text(
+                "INSERT INTO regimens (id, person_id, version, body, created_at) "
+                "SELECT g, g, 1, CAST(:body AS jsonb), :now "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"body": json.dumps(REGIMEN), "now": now, "n": people},
+        )
+        # status by a hash of the row: 72 % on time, 8 % late, 5 % skipped, 15 % missed
+        run(
+            text(
+                "INSERT INTO reminders (id, person_id, regimen_id, slot_key, kind, items, due_at, "
+                "window_closes_at, followup_due_at, status, confirmed_at, created_at, "
+                "updated_at) "
+                "SELECT id, p, p, to_char(day, 'YYYY-MM-DD') || '#' || key, 'dose', items, due, "
+                "due + interval '2 hours', NULL, "
+                "CASE WHEN h < 80 THEN 'confirmed' WHEN h < 85 THEN 'skipped' ELSE 'missed' END, "
+                "CASE WHEN h < 72 THEN due + (h % 25) * interval '1 minute' "
+                "WHEN h < 80 THEN due + (40 + h) * interval '1 minute' END, :now, :now "
+                "FROM (SELECT ((p - 1) * :days + d) * 4 + s.n + 1 AS id, p, "
+                "CAST(:start AS date) + d AS day, s.key, s.items, "
+                "(CAST(:start AS date) + d)::timestamp AT TIME ZONE 'UTC' + s.at AS due, "
+                "abs(hashint8(((p - 1) * :days + d) * 4 + s.n)) % 100 AS h "
+                f"FROM generate_series(1, :n) p, generate_series(0, :days - 1) d, {_slots_sql()}"
+                ") AS g"
+            ),
+            {"now": now, "n": people, "days": days, "start": START},
+        )
+        run(
+            text(
+                "INSERT INTO outgoing_messages (id, reminder_id, person_id, channel, recipient, "
+                "body, purpose, status, due_at, attempts, next_attempt_at, created_at, "
+                "updated_at) "
+                "SELECT id, id, person_id, 'sms', '+4520', 'reminder', 'initial', "
+                "CASE WHEN abs(hashint8(id + 7)) % 100 < 3 THEN 'failed' ELSE 'delivered' END, "
+                "due_at, 1, due_at, :now, :now FROM reminders"
+            ),
+            {"now": now},
+        )
+        run(
+            text(
+                "INSERT INTO opt_outs (person_id, opted_out_at, opted_in_at, source) "
+                "SELECT g, CAST(:start AS timestamptz) + interval '20 days', "
+                "CAST(:start AS timestamptz) + interval '23 days', 'sms' "
+                "FROM generate_series(1, :n, 100) g"
+            ),
+            {"start": START, "n": people},
+        )
+        run(
+            text(
+                "INSERT INTO cold_courses (person_id, onset_at, ends_at, ended_at) "
+                "SELECT g, CAST(:start AS timestamptz) + interval '30 days', "
+                "CAST(:start AS timestamptz) + interval '35 days', NULL "
+                "FROM generate_series(1, :n, 20) g"
+            ),
+            {"start": START, "n": people},
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
+    arguments = parser.parse_args()
+    server = make_url(SERVER)
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    name = f"dosewise_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        began = time.perf_counter()
+        load(url, arguments.people, arguments.days)
+        reminders = arguments.people * arguments.days * len(SLOTS)
+        print(f"loaded {reminders:,} reminders and messages in {time.perf_counter() - began:.1f} s")
+        engine = create_engine(url)
+        queries = SqlAdherenceQueries(engine)
+        end = START + timedelta(days=arguments.days - 1)
+        now = datetime.now(UTC)
+        everyone = []
+        for _ in range(arguments.runs):
+            began = time.perf_counter()
+            report = queries.report(START, end, now)
+            everyone.append(time.perf_counter() - began)
+        totals = report.totals
+        print(
+            f"everyone, {arguments.days} days: {len(report.people):,} people, "
+            f"{totals.planned:,} doses planned, adherence {totals.adherence or 0:.1%}, "
+            f"iron timing {report.iron_timing.gap_kept:,}/{report.iron_timing.taken:,}"
+        )
+        print(
+            f"  report for everyone: first {everyone[0]:.2f} s, best {min(everyone):.2f} s "
+            f"(goal < 2 s)"
+        )
+        one = []
+        for person_id in range(1, 1 + 20 * (arguments.people // 20), arguments.people // 20):
+            began = time.perf_counter()
+            queries.report(START, end, now, person_id)
+            one.append(time.perf_counter() - began)
+        print(
+            f"  report for one person: median {statistics.median(one) * 1000:.1f} ms, "
+            f"max {max(one) * 1000:.1f} ms over {len(one)} people (goal < 50 ms)"
+        )
+        engine.dispose()
+    finally:
+        if arguments.keep:
+            print(f"kept {url}")
+        else:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
