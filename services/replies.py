@@ -25,7 +25,7 @@ from planner.rules import RULES, Apart
 from services.clock import require_aware
 from services.ports import Event, EventType, PersonRecord, UnitOfWork
 from services.reply_ports import InboundReply, OpenReminder, Outcome, OutcomeSource
-from tracker.replies import HELP_TEXT, HINT_TEXT, Reply, read_reply
+from services.reply_words import HELP_TEXT, HINT_TEXT, Reply, read_reply
 
 IRON_GAP_RULE = "iron-apart-from-dairy-calcium-medicines"
 DEFAULT_SNOOZE_MINUTES = 30

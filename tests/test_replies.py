@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.replies import Reply, read_reply
+from services.reply_words import Reply, read_reply
 
 
 @pytest.mark.parametrize(

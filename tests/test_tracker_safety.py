@@ -21,13 +21,13 @@ from sqlalchemy.engine import Engine
 from dosewise.cmd_tracker import tracker_app
 from dosewise.settings import Settings
 from notifier.twilio_webhooks import compute_signature
+from services.reply_words import read_reply
 from store.engine import create_engine, session_factory
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import add_reminder, confirmations, enrol
 from tests.tracker_client import AUTH_TOKEN, FORM_TYPE, NOW, PHONE, PUBLIC_URL, Tracker, tracker
 from tracker.auth import require_admin
 from tracker.logs import mask_phone
-from tracker.replies import read_reply
 
 __all__ = ["tracker"]
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from notifier.twilio_webhooks import compute_signature
 from planner.cold_course import plan_cold_course
+from services.reply_words import HELP_TEXT, HINT_TEXT
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import (
     SELENIUM_ITEMS,
@@ -37,7 +38,6 @@ from tests.tracker_client import (
     new_sid,
     tracker,
 )
-from tracker.replies import HELP_TEXT, HINT_TEXT
 
 __all__ = ["tracker"]  # the fixture, imported for pytest
 
