@@ -152,7 +152,13 @@ class SqlReminders:
 
 
 def _reminder(row: ReminderRow) -> ReminderRecord:
-    plan = ReminderPlan(
+    plan = reminder_plan(row)
+    return ReminderRecord(row.id, plan, cast("ReminderStatus", row.status), row.confirmed_at)
+
+
+def reminder_plan(row: ReminderRow) -> ReminderPlan:
+    """The plan a reminder row was made from."""
+    return ReminderPlan(
         person_id=row.person_id,
         slot_key=row.slot_key,
         kind=cast("ReminderKind", row.kind),
@@ -163,4 +169,3 @@ def _reminder(row: ReminderRow) -> ReminderRecord:
         regimen_id=row.regimen_id,
         cold_course_id=row.cold_course_id,
     )
-    return ReminderRecord(row.id, plan, cast("ReminderStatus", row.status), row.confirmed_at)

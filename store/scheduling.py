@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.ports import Channel, PersonDetails, ReminderKind, ReminderPlan, ReminderStatus
+from services.ports import Channel, PersonDetails, ReminderPlan, ReminderStatus
 from services.scheduling_ports import (
     ColdCourseRecord,
     ConfirmToken,
@@ -32,6 +32,7 @@ from store.models import (
     ReminderRow,
     metadata,
 )
+from store.repositories import reminder_plan
 from store.upsert import insert_for
 
 # above this many rows PostgreSQL gets them by COPY, which is several times faster than VALUES
@@ -351,17 +352,7 @@ def _course(row: ColdCourseRow) -> ColdCourseRecord:
 
 
 def _scheduled(row: ReminderRow, person: PersonRow) -> ScheduledReminder:
-    plan = ReminderPlan(
-        person_id=row.person_id,
-        slot_key=row.slot_key,
-        kind=cast("ReminderKind", row.kind),
-        due_at=row.due_at,
-        window_closes_at=row.window_closes_at,
-        items=row.items,
-        followup_due_at=row.followup_due_at,
-        regimen_id=row.regimen_id,
-        cold_course_id=row.cold_course_id,
-    )
+    plan = reminder_plan(row)
     details = PersonDetails(
         person.name, person.phone, person.email, cast("Channel", person.channel), person.timezone
     )
