@@ -91,6 +91,20 @@ class SchedulerService:
             self._clock.shutdown(wait=True)
             self._coordinator.close()
 
+    def run_due_jobs(self) -> bool:
+        """Run both jobs once now, if this process leads (or can): for tests and one-shot use.
+        Returns whether it led."""
+        if not self._leading.is_set() and self._coordinator.try_lead():
+            self._leading.set()
+        if self._leading.is_set():
+            self._materialise()
+            self._tick()
+        return self._leading.is_set()
+
+    def close(self) -> None:
+        self._leading.clear()
+        self._coordinator.close()
+
     def _lead_a_while(self) -> None:
         if self._coordinator.wait_for_events(LEADER_CHECK_S / 4):
             self._woken.set()
