@@ -268,8 +268,9 @@ def replan(
     for course in repo.running_courses(now, person_id):
         plans += _lozenges(who, course.id, course.onset_at, now, config)
     repo.save_reminders(plans, now)
-    keep = [(plan.due_at, plan.slot_key) for plan in plans if plan.kind == "dose"]
-    repo.cancel_dose_reminders_except(person_id, now, keep, now)
+    # lozenges too: their times follow the day's iron and copper doses
+    keep = [(plan.due_at, plan.slot_key) for plan in plans]
+    repo.cancel_planned_reminders_except(person_id, now, keep, now)
 
 
 def _lozenges(

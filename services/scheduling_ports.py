@@ -77,7 +77,7 @@ class SchedulingRepository(Protocol):
 
     def save_reminders(self, plans: Sequence[ReminderPlan], now: datetime) -> None: ...
 
-    def cancel_dose_reminders_except(
+    def cancel_planned_reminders_except(
         self, person_id: int, after: datetime, keep: Collection[tuple[datetime, str]], now: datetime
     ) -> int: ...
 

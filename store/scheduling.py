@@ -165,13 +165,12 @@ class SqlScheduling:
             {"now": now},
         )
 
-    def cancel_dose_reminders_except(
+    def cancel_planned_reminders_except(
         self, person_id: int, after: datetime, keep: Collection[tuple[datetime, str]], now: datetime
     ) -> int:
         rows = self._session.execute(
             select(ReminderRow.id, ReminderRow.due_at, ReminderRow.slot_key).where(
                 ReminderRow.person_id == person_id,
-                ReminderRow.kind == "dose",
                 ReminderRow.status == "planned",
                 ReminderRow.due_at >= after,
             )

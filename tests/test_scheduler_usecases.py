@@ -178,6 +178,35 @@ def test_cold_onset_materialises_lozenges_and_cold_ended_cancels_them(
     assert {row.status for row in after.values() if row.due_at < ended} == {"planned"}
 
 
+def test_a_changed_regimen_moves_the_lozenges_of_a_running_course(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    person_id = enrol(unit_of_work)
+    onset = NOW + timedelta(hours=1)
+    start_course(unit_of_work, engine, person_id, onset)
+    consume_events(unit_of_work(), onset + timedelta(seconds=1), CONFIG)
+    before = {row.due_at for row in reminders(engine) if "cold-course" in row.slot_key}
+    # iron and vitamin C now at a fixed 08:00: the lozenges must keep 2 h from it
+    body = load_regimen(EXAMPLE).model_dump(mode="json", by_alias=True)
+    body["meals"] = []
+    body["medications"] = []
+    for supplement in body["supplements"]:
+        if supplement["name"] in {"iron", "vitamin C"}:
+            supplement["at"] = "15:00"
+    later = onset + timedelta(minutes=5)
+    enrol(unit_of_work, Regimen.model_validate(body), later)
+    consume_events(unit_of_work(), later, CONFIG)
+    rows = [row for row in reminders(engine) if "cold-course" in row.slot_key]
+    planned = {row.due_at for row in rows if row.status == "planned" and row.due_at >= later}
+    cancelled = {row.due_at for row in rows if row.status == "cancelled"}
+    assert planned != before and cancelled
+    iron_at = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 15:00 in Copenhagen
+    assert all(
+        abs(due - iron_at) >= timedelta(hours=2) for due in planned if due.date() == iron_at.date()
+    )
+    assert not planned & cancelled
+
+
 def sent_reminder(unit_of_work: UnitOfWorkFactory, engine: Engine) -> tuple[int, datetime]:
     """Ana's Monday 11:30 reminder, handed off and marked sent by the notifier."""
     enrol(unit_of_work)
