@@ -7,7 +7,7 @@ given: no column has a server-side clock default.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.ports import EventType, ReminderKind, ReminderStatus
 from store.types import BigId, Json, UTCDateTime
 
 # stable constraint names, so migrations can refer to them on both databases
@@ -37,31 +38,11 @@ NAMING_CONVENTION = {
 CHANNELS = ("sms", "email")
 # a message sent on the console channel (no credentials) is recorded as sent there
 MESSAGE_CHANNELS = (*CHANNELS, "console")
-REMINDER_KINDS = ("dose", "lozenge")
-REMINDER_STATUSES = (
-    "planned",
-    "queued",
-    "sent",
-    "confirmed",
-    "skipped",
-    "missed",
-    "cancelled",
-    "expired",
-)
+REMINDER_KINDS = get_args(ReminderKind)
+REMINDER_STATUSES = get_args(ReminderStatus)
 MESSAGE_STATUSES = ("due", "sending", "sent", "delivered", "failed", "expired", "cancelled")
 OUTCOMES = ("taken", "skipped")
-EVENT_TYPES = (
-    "ReplyReceived",
-    "DoseConfirmed",
-    "DoseSkipped",
-    "Snoozed",
-    "ColdOnset",
-    "ColdEnded",
-    "RegimenChanged",
-    "OptedOut",
-    "OptedIn",
-    "DeliveryFailed",
-)
+EVENT_TYPES = get_args(EventType)
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:

@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,16 @@ class PostgresServer:
     def run(self, sql: str) -> None:
         with self.admin.connect() as connection:
             connection.exec_driver_sql(sql)
+
+    @contextmanager
+    def fresh_database(self, prefix: str) -> Iterator[str]:
+        """A new database cloned from the migrated template, dropped afterwards: its URL."""
+        name = _unique(prefix)
+        self.run(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        try:
+            yield self.url_of(name)
+        finally:
+            self.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _unique(prefix: str) -> str:
@@ -85,12 +96,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = _unique("dosewise_test")
-    server.run(f'CREATE DATABASE "{name}" TEMPLATE "{server.template}"')
-    try:
-        yield server.url_of(name)
-    finally:
-        server.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with server.fresh_database("dosewise_test") as url:
+        yield url
 
 
 @pytest.fixture

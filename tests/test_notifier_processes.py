@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from store.engine import create_engine
 from store.models import OutgoingMessageRow
-from tests.conftest import PostgresServer, _unique
+from tests.conftest import PostgresServer
 from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilioServer
 from tests.notifier_support import add_person
 
@@ -27,12 +27,8 @@ DOSEWISE = os.path.join(os.path.dirname(sys.executable), "dosewise")
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    name = _unique("dosewise_notifier")
-    postgres_server.run(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_server.template}"')
-    try:
-        yield postgres_server.url_of(name)
-    finally:
-        postgres_server.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_server.fresh_database("dosewise_notifier") as url:
+        yield url
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from services.ports import ReminderPlan
 from store.engine import create_engine, session_factory
 from store.models import OutgoingMessageRow, ReminderRow
 from store.unit_of_work import SqlUnitOfWork
-from tests.conftest import PostgresServer, _unique
+from tests.conftest import PostgresServer
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "ana.yaml"
 DOSEWISE = Path(sys.executable).with_name("dosewise")
@@ -29,12 +29,8 @@ DOSEWISE = Path(sys.executable).with_name("dosewise")
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    name = _unique("dosewise_procs")
-    postgres_server.run(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_server.template}"')
-    try:
-        yield postgres_server.url_of(name)
-    finally:
-        postgres_server.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_server.fresh_database("dosewise_procs") as url:
+        yield url
 
 
 def scheduler(url: str, log: Path) -> subprocess.Popen[bytes]:
