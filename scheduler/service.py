@@ -25,6 +25,11 @@ STANDBY_RETRY_S = 2.0  # a standby asks for the lock this often: takeover well i
 LEADER_CHECK_S = 2.0  # the leader checks its lock connection this often
 
 
+def _utc_now() -> datetime:
+    # the outermost loop is the only reader of the clock (the demo passes a simulated one)
+    return datetime.now(UTC)
+
+
 class Coordinator(Protocol):
     """Who leads, and whether an event arrived (store.coordination implements it)."""
 
@@ -45,8 +50,10 @@ class SchedulerService:
         config: SchedulerConfig,
         materialise_every: timedelta = timedelta(minutes=5),
         tick_every: timedelta = timedelta(seconds=1),
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._now = clock
         self._coordinator = coordinator
         self._config = config
         self._leading = threading.Event()
@@ -118,8 +125,7 @@ class SchedulerService:
 
     def _materialise(self) -> None:
         if self._leading.is_set():
-            # the outermost loop is the only reader of the clock
-            done = materialise(self._unit_of_work(), datetime.now(UTC), self._config)
+            done = materialise(self._unit_of_work(), self._now(), self._config)
             log.info("materialised %d reminders for %d people", done.reminders, done.people)
             for refusal in done.refusals:
                 log.warning("plan refused: %s", refusal)
@@ -129,6 +135,6 @@ class SchedulerService:
         # instead of waiting for the next interval
         while self._leading.is_set():
             self._woken.clear()
-            tick(self._unit_of_work, datetime.now(UTC), self._config)
+            tick(self._unit_of_work, self._now(), self._config)
             if not self._woken.is_set():
                 break
