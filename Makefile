@@ -14,7 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dosewise plan examples/ana.yaml --date 2026-11-23
+	$(BIN)/dosewise demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

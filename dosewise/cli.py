@@ -13,6 +13,7 @@ from types import ModuleType
 
 from dosewise import (
     cmd_db,
+    cmd_demo,
     cmd_notifier,
     cmd_people,
     cmd_plan,
@@ -24,6 +25,7 @@ from dosewise.errors import UserError
 
 # the command modules, in the order `dosewise --help` lists them
 COMMAND_MODULES: tuple[ModuleType, ...] = (
+    cmd_demo,
     cmd_db,
     cmd_plan,
     cmd_people,

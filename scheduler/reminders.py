@@ -72,6 +72,10 @@ def dose_reminders(
     return Materialised(reminders, refusals)
 
 
+# what a lozenge reminder calls its item (the SMS says "zinc lozenge 14 mg")
+LOZENGE_NAME = "zinc lozenge"
+
+
 def lozenge_reminders(
     person_id: int,
     course_id: int,
@@ -87,7 +91,7 @@ def lozenge_reminders(
         due = dose.at.astimezone(UTC)
         if not start <= due < end:
             continue
-        items = [{"supplement": "zinc", "dose": dose.dose, "name": "zinc lozenge"}]
+        items = [{"supplement": "zinc", "dose": dose.dose, "name": LOZENGE_NAME}]
         key = f"{dose.at.date().isoformat()}#cold-course-{course_id}-{dose.number}"
         waking_end = _waking_end(regimen, dose.at.date())
         reminders.append(

@@ -98,13 +98,15 @@ class SchedulerService:
             self._clock.shutdown(wait=True)
             self._coordinator.close()
 
-    def run_due_jobs(self) -> bool:
-        """Run both jobs once now, if this process leads (or can): for tests and one-shot use.
+    def run_due_jobs(self, materialise: bool = True) -> bool:
+        """Run the jobs once now, if this process leads (or can): for tests, the demo's
+        simulated clock and one-shot use; `materialise=False` runs only the tick.
         Returns whether it led."""
         if not self._leading.is_set() and self._coordinator.try_lead():
             self._leading.set()
         if self._leading.is_set():
-            self._materialise()
+            if materialise:
+                self._materialise()
             self._tick()
         return self._leading.is_set()
 
