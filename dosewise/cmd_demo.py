@@ -53,6 +53,11 @@ DEFAULT_HTML = "dosewise-demo-report.html"
 # the demo's own Twilio auth token: it signs the webhooks it sends to its own tracker
 DEMO_AUTH_TOKEN = "dosewise-demo-auth-token"
 MAX_DAYS = 31
+LEGEND = (
+    "The week as the phones and inboxes saw it, in each person's local time:\n"
+    "  <  an SMS to the person    >  the person's SMS reply\n"
+    "  @< an e-mail (its subject) or the page a link opened    @> the person opens a link"
+)
 
 
 def register(subcommands: Any) -> None:
@@ -161,6 +166,7 @@ def _simulate(
         app = tracker_app(settings, unit_of_work, clock.now)
         progress = Progress(arguments.days)
         transcript = Transcript(io.StringIO() if arguments.quiet else sys.stdout, progress)
+        transcript.heading(LEGEND)
         try:
             with _serving(app, listener):
                 tracker = _HttpTracker(settings)

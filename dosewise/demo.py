@@ -122,13 +122,13 @@ class Transcript:
         self._progress = progress
         self.lines: list[str] = []
 
-    def day(self, label: str) -> None:
+    def heading(self, label: str) -> None:
         self._write(f"\n{label}")
 
     def message(self, at: datetime, person: DemoPerson, arrow: str, text: str) -> None:
         local = at.astimezone(person.zone)
         flat = " ".join(text.split())
-        self._write(f"  {local:%a %H:%M}  {person.name:<6} {arrow} {flat}")
+        self._write(f"  {local:%a %d %H:%M}  {person.name:<6} {arrow:<2} {flat}")
 
     def _write(self, line: str) -> None:
         self.lines.append(line)
@@ -229,10 +229,11 @@ class Week:
         while at <= end:
             await self._answer_until(at)
             self._clock.advance_to(at)
-            today = at.astimezone(self.people[0].zone).date()
+            zone = self.people[0].zone  # the days are headed in the first person's zone
+            today = at.astimezone(zone).date()
             if today != shown_day and today < first_day + timedelta(days=days):
                 shown_day = today
-                self._transcript.day(f"{today:%A %d %B %Y}")
+                self._transcript.heading(f"-- {today:%A %d %B %Y} in {zone.key} --")
             if progress is not None:
                 progress.update((at - start) / (end - start) * days, f"{today:%a %d %b}")
             materialise = materialised_at is None or at - materialised_at >= MATERIALISE_EVERY
