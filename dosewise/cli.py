@@ -18,6 +18,7 @@ from dosewise import (
     cmd_people,
     cmd_plan,
     cmd_report,
+    cmd_run,
     cmd_scheduler,
     cmd_tracker,
 )
@@ -32,6 +33,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     cmd_scheduler,
     cmd_notifier,
     cmd_tracker,
+    cmd_run,
     cmd_report,
 )
 

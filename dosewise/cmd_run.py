@@ -1,0 +1,175 @@
+"""`dosewise run [--host H] [--port P]`: scheduler, notifier and tracker in one process.
+
+For a small deployment on the embedded default (one SQLite file): the schema is brought up
+to date first, then the scheduler and the notifier run in threads of their own and the
+tracker (uvicorn) in the main thread, which owns SIGINT and SIGTERM. On Ctrl-C the tracker
+stops taking requests, the notifier finishes and records the batch under way (nothing is
+left 'sending'), the scheduler finishes its job, and the process exits 0. If the scheduler
+or the notifier dies, the whole process stops with status 1 rather than run half-deaf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+
+from dosewise.cmd_tracker import DEFAULT_HOST, DEFAULT_PORT, tracker_app
+from dosewise.settings import Settings
+from dosewise.wiring import (
+    UnitOfWorkFactory,
+    database,
+    email_gateway,
+    load_settings,
+    sms_gateway,
+    sms_sender,
+    store_errors_as_user_errors,
+)
+from scheduler.service import SchedulerService
+from services.scheduling import SchedulerConfig
+from store.coordination import coordinator_for
+from store.migrate import upgrade
+
+log = logging.getLogger("dosewise.run")
+
+
+def register(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "run", help="scheduler, notifier and tracker in one process (small deployments)"
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    parser.set_defaults(handler=run)
+
+
+def _now() -> datetime:
+    # the outermost loop reads the clock; everything below is given its readings
+    return datetime.now(UTC)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    settings = load_settings()
+    with store_errors_as_user_errors():
+        revision = upgrade(settings.database_url)
+    log.info("database %s at schema revision %s", _shown(settings.database_url), revision)
+    with database(settings) as unit_of_work:
+        services = _Services(settings, unit_of_work)
+        server = _Tracker(
+            uvicorn.Config(
+                tracker_app(settings, unit_of_work, _now),
+                host=arguments.host,
+                port=arguments.port,
+                log_level="info",
+            )
+        )
+        services.on_failure = lambda: setattr(server, "should_exit", True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, server.handle_exit)
+        services.start()
+        try:
+            server.run()
+        finally:
+            services.stop()
+    return 1 if services.failed else 0
+
+
+class _Tracker(uvicorn.Server):
+    """uvicorn, minus its signal handling: ours stops the server the same way, but does not
+    re-raise the signal afterwards (a re-raised SIGTERM would kill the process before the
+    notifier had recorded its batch)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _Services:
+    """The scheduler and the notifier, each in a thread, stopped together."""
+
+    def __init__(self, settings: Settings, unit_of_work: UnitOfWorkFactory) -> None:
+        self._settings = settings
+        self._unit_of_work = unit_of_work
+        self._stop = threading.Event()
+        self._notifier_loop: asyncio.AbstractEventLoop | None = None
+        self._notifier_stop: asyncio.Event | None = None
+        self._threads: list[threading.Thread] = []
+        self.failed = False
+        self.on_failure: Callable[[], None] = lambda: None
+
+    def start(self) -> None:
+        for name, target in (("scheduler", self._scheduler), ("notifier", self._notifier)):
+            thread = threading.Thread(target=self._guarded, args=(name, target), name=name)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        loop, stop = self._notifier_loop, self._notifier_stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        for thread in self._threads:
+            thread.join()
+
+    def _guarded(self, name: str, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("%s stopped with an error; stopping dosewise run", name)
+            self.failed = True
+            self.on_failure()
+
+    def _scheduler(self) -> None:
+        settings = self._settings
+        service = SchedulerService(
+            self._unit_of_work,
+            coordinator_for(settings.database_url),
+            SchedulerConfig(public_url=settings.public_url),
+        )
+        service.run(self._stop)
+
+    def _notifier(self) -> None:
+        asyncio.run(self._notify())
+
+    async def _notify(self) -> None:
+        from notifier.worker import Worker, WorkerConfig
+
+        settings = self._settings
+        self._notifier_stop = asyncio.Event()
+        self._notifier_loop = asyncio.get_running_loop()
+        if self._stop.is_set():  # stopped before this loop existed to be told
+            return
+        sms, email = sms_gateway(settings), email_gateway(settings)
+        config = WorkerConfig(
+            worker_id=f"{socket.gethostname()}:{os.getpid()}:run",
+            status_callback=f"{settings.public_url}/twilio/status",
+            lease=timedelta(seconds=60),
+            sms_rate=settings.sms_rate,
+            sender=sms_sender(settings),
+        )
+        try:
+            await Worker(self._unit_of_work, sms, email, config).run(_now, self._notifier_stop)
+        finally:
+            aclose = getattr(sms, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _shown(url: str) -> str:
+    """The database URL without its password, for the log."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
