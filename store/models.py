@@ -242,3 +242,60 @@ class SendRateSlotRow(Base):
     sender: Mapped[str] = mapped_column(String(64), primary_key=True)
     second: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# -- the adherence report's rollup (derived from reminders and messages; see store.reports) --
+# No foreign keys: these rows are rebuilt from `reminders` whenever a day changes, and the
+# triggers that queue changed days run inside other writers' transactions, so they stay cheap.
+
+
+class ReportDayRow(Base):
+    """One person's dose and delivery measures on one local date (the plan's day)."""
+
+    __tablename__ = "report_days"
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+    planned: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    late: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    missed: Mapped[int] = mapped_column(Integer)
+    expired: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer)
+    iron_taken: Mapped[int] = mapped_column(Integer)
+    iron_broken: Mapped[int] = mapped_column(Integer)  # taken without the iron gap
+    delivered: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    email_fallback: Mapped[int] = mapped_column(Integer)
+
+
+class ReportSupplementDayRow(Base):
+    """One person's dose measures of one supplement on one local date."""
+
+    __tablename__ = "report_supplement_days"
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    supplement: Mapped[str] = mapped_column(String(64), primary_key=True)
+    planned: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    late: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    missed: Mapped[int] = mapped_column(Integer)
+    expired: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer)
+
+
+class ReportDirtyDayRow(Base):
+    """A (person, local date) whose rollup rows may be out of date: written by triggers on
+    `reminders` and `outgoing_messages`, consumed by the rollup refresh."""
+
+    __tablename__ = "report_dirty_days"
+    __table_args__ = (Index("ix_report_dirty_days_person_id_day", "person_id", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[str] = mapped_column(String(10))
