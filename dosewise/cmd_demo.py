@@ -92,7 +92,7 @@ def run(arguments: argparse.Namespace) -> int:
     database_path = _fresh_database(arguments.database)
     html_path = Path(arguments.html)
     first_day = arguments.start or datetime.now(UTC).astimezone().date()
-    url = f"sqlite:///{database_path}"
+    url = f"sqlite:///{database_path.resolve()}"
     with store_errors_as_user_errors():
         upgrade(url)
     with _listening_socket() as listener:
