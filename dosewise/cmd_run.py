@@ -38,6 +38,7 @@ from dosewise.wiring import (
 from scheduler.service import SchedulerService
 from services.scheduling import SchedulerConfig
 from store.coordination import coordinator_for
+from store.engine import url_for_humans
 from store.migrate import upgrade
 
 log = logging.getLogger("dosewise.run")
@@ -65,7 +66,7 @@ def run(arguments: argparse.Namespace) -> int:
     settings = load_settings()
     with store_errors_as_user_errors():
         revision = upgrade(settings.database_url)
-    log.info("database %s at schema revision %s", _shown(settings.database_url), revision)
+    log.info("database %s at schema revision %s", url_for_humans(settings.database_url), revision)
     with database(settings) as unit_of_work:
         services = _Services(settings, unit_of_work)
         server = _Tracker(
@@ -167,9 +168,3 @@ class _Services:
             if aclose is not None:
                 await aclose()
 
-
-def _shown(url: str) -> str:
-    """The database URL without its password, for the log."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
