@@ -1,24 +1,30 @@
 """The notifier's worker: claim due messages, hand them to the right gateway, record results.
 
-One asyncio loop. SMS go through the async Twilio gateway when there is one (many requests in
-flight on few threads); the synchronous gateways (SMTP, the console, the sync Twilio client)
-run in worker threads. Database work runs in threads too, so sends keep flowing while a batch
-is claimed or recorded.
+One asyncio loop, run as a pipeline so that the database and the providers are busy at once:
 
-Several lanes each claim, send and record their own batch, so one lane's database round trip
-overlaps another's provider calls; the claim's SKIP LOCKED keeps lanes (and processes) apart.
+    claimer --(bounded queue of claimed messages)--> `concurrency` senders --> recorder
+
+The claimer claims a batch whenever the queue has room (the claim commits 'sending' and a
+lease first); each sender takes one message at a time and calls its provider; the recorder
+stores every result that arrived meanwhile in one transaction, a few hundredths of a second
+after the call returned. SMS go through the async Twilio gateway when there is one (many
+requests in flight on one thread); the synchronous gateways (SMTP, the console, the sync
+Twilio client) and all database work run in worker threads. SKIP LOCKED keeps notifier
+processes apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from notifier.ports import AsyncSmsGateway, EmailGateway, SendError, SendResult, SmsGateway
 from notifier.segments import segments
@@ -27,11 +33,11 @@ from services.sending import (
     Failure,
     RetryPolicy,
     Settlement,
+    SmsRate,
     claim_due,
     record_outcomes,
     settle_leases,
     take_expired_leases,
-    take_send_slots,
     validity_period_s,
 )
 from services.texts import unpack_email
@@ -45,15 +51,53 @@ DEFAULT_SUBJECT = "dosewise reminder"
 class WorkerConfig:
     worker_id: str
     status_callback: str | None = None
-    batch_size: int = 200
-    concurrency: int = 100  # provider calls in flight at once, over all lanes
-    lanes: int = 3
+    batch_size: int = 200  # messages per claim; also the most waiting in the queue
+    concurrency: int = 100  # provider calls in flight at once
     lease: timedelta = timedelta(seconds=60)
-    sms_rate: float = 0.0  # messages per second per sender, over all notifiers; 0: no limit
+    sms_rate: float = 0.0  # SMS per second per sender, over all notifiers; 0: no limit
     sender: str = "console"  # the rate limit's key: the From number or Messaging Service
     idle_sleep_s: float = 0.2
     sweep_every_s: float = 5.0
+    # how long the recorder lets results gather before it stores them in one transaction
+    record_every_s: float = 0.05
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def rate(self) -> SmsRate | None:
+        return SmsRate(self.sender, self.sms_rate) if self.sms_rate > 0 else None
+
+
+@dataclass(frozen=True)
+class _Queued:
+    item: ClaimedMessage
+    # a message still queued this late is left to the sweeper: another notifier may settle
+    # it once the lease runs out, and a send racing that would be a duplicate
+    send_by: datetime
+
+
+Outcome = SentRecord | Failure
+_T = TypeVar("_T")
+
+
+class _Outcomes:
+    """Results waiting for the recorder."""
+
+    def __init__(self) -> None:
+        self.pending: list[Outcome] = []
+        self.arrived = asyncio.Event()
+        self.closed = False
+
+    def add(self, outcome: Outcome) -> None:
+        self.pending.append(outcome)
+        self.arrived.set()
+
+    def take(self) -> list[Outcome]:
+        taken, self.pending = self.pending, []
+        self.arrived.clear()
+        return taken
+
+    def close(self) -> None:
+        self.closed = True
+        self.arrived.set()
 
 
 class Worker:
@@ -77,35 +121,33 @@ class Worker:
 
     async def step(self, now: datetime) -> int:
         """Claim one batch at `now`, send it and record the results; how many were claimed."""
-        limit = await self._allowance(now)
-        if limit == 0:
-            return 0
-        config = self.config
-        claimed = await asyncio.to_thread(
-            claim_due, self.unit_of_work(), now, config.worker_id, limit, config.lease
-        )
+        claimed = await self._claim(now)
         if not claimed:
             return 0
         outcomes = await asyncio.gather(*(self._send(item, now) for item in claimed))
+        await self._record(outcomes, now)
+        return len(claimed)
+
+    async def _claim(self, now: datetime) -> list[ClaimedMessage]:
+        config = self.config
+        return await asyncio.to_thread(
+            claim_due,
+            self.unit_of_work(),
+            now,
+            config.worker_id,
+            config.batch_size,
+            config.lease,
+            config.rate(),
+        )
+
+    async def _record(self, outcomes: Sequence[Outcome], now: datetime) -> int:
         sent = [outcome for outcome in outcomes if isinstance(outcome, SentRecord)]
         failures = [outcome for outcome in outcomes if isinstance(outcome, Failure)]
+        config = self.config
         await asyncio.to_thread(
             record_outcomes, self.unit_of_work(), sent, failures, now, config.retry, self.rng
         )
-        return len(claimed)
-
-    async def _allowance(self, now: datetime) -> int:
-        config = self.config
-        if config.sms_rate <= 0:
-            return config.batch_size
-        return await asyncio.to_thread(
-            take_send_slots,
-            self.unit_of_work(),
-            config.sender,
-            now,
-            config.batch_size,
-            config.sms_rate,
-        )
+        return len(outcomes)
 
     async def _send(self, item: ClaimedMessage, now: datetime) -> SentRecord | Failure:
         message = item.message
@@ -209,23 +251,77 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
-        """Until `stop` is set: lanes claim and send, a sweeper settles leases. A stop lets
-        every batch under way finish and be recorded, so nothing is left in 'sending'."""
-        lanes = [self._lane(clock, stop) for _ in range(self.config.lanes)]
-        await asyncio.gather(self._sweeper(clock, stop), *lanes)
+        """Until `stop` is set: claim, send, record, and sweep expired leases. A stop lets
+        every claimed message be sent and recorded, so nothing is left in 'sending'."""
+        queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=self.config.batch_size)
+        outcomes = _Outcomes()
+        senders = [
+            asyncio.create_task(self._sender(queue, outcomes, clock))
+            for _ in range(self.config.concurrency)
+        ]
+        recorder = asyncio.create_task(self._recorder(outcomes, clock))
+        try:
+            await asyncio.gather(self._sweeper(clock, stop), self._claimer(queue, clock, stop))
+            await queue.join()
+        finally:
+            for sender in senders:
+                sender.cancel()
+            outcomes.close()
+            await recorder
 
-    async def _lane(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
+    async def _claimer(
+        self, queue: asyncio.Queue[_Queued], clock: Callable[[], datetime], stop: asyncio.Event
+    ) -> None:
         while not stop.is_set():
-            if await self._guarded(self.step, clock()) == 0:
+            now = clock()
+            claimed: list[ClaimedMessage] = await self._guarded(self._claim, now, [])
+            if not claimed:
                 await _sleep_unless(stop, self.config.idle_sleep_s)
+                continue
+            send_by = now + self.config.lease / 2
+            for item in claimed:
+                # waits while the queue is full: at most two batches are claimed and unsent
+                await queue.put(_Queued(item, send_by))
+
+    async def _sender(
+        self, queue: asyncio.Queue[_Queued], outcomes: _Outcomes, clock: Callable[[], datetime]
+    ) -> None:
+        while True:
+            queued = await queue.get()
+            try:
+                now = clock()
+                if now < queued.send_by:
+                    outcomes.add(await self._send(queued.item, now))
+                else:
+                    log.warning(
+                        "message %s waited past half its lease; the sweeper will settle it",
+                        queued.item.message.id,
+                    )
+            except Exception:
+                # a bug in one send must not stop the others; the sweeper settles the message
+                log.exception("notifier %s: sending failed", self.config.worker_id)
+            finally:
+                queue.task_done()
+
+    async def _recorder(self, outcomes: _Outcomes, clock: Callable[[], datetime]) -> None:
+        while not (outcomes.closed and not outcomes.pending):
+            await outcomes.arrived.wait()
+            if not outcomes.closed:
+                # let the results of many sends gather: one transaction records them all
+                await asyncio.sleep(self.config.record_every_s)
+            taken = outcomes.take()
+            if taken:
+                await self._guarded(functools.partial(self._record, taken), clock(), 0)
 
     async def _sweeper(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
         while not stop.is_set():
-            while await self._guarded(self.sweep, clock()):
+            while await self._guarded(self.sweep, clock(), 0):
                 pass
             await _sleep_unless(stop, self.config.sweep_every_s)
 
-    async def _guarded(self, work: Callable[[datetime], Awaitable[int]], now: datetime) -> int:
+    async def _guarded(
+        self, work: Callable[[datetime], Awaitable[_T]], now: datetime, failed: _T
+    ) -> _T:
         # A database restart or a network blip must not end the service: whatever was
         # claimed stays 'sending' under its lease and the sweeper settles it later.
         try:
@@ -233,7 +329,7 @@ class Worker:
         except Exception:
             log.exception("notifier %s: %s failed; trying again", self.config.worker_id, work)
             await asyncio.sleep(1.0)
-            return 0
+            return failed
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

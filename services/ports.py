@@ -249,7 +249,13 @@ class SentRecord:
 
 class OutboxRepository(Protocol):
     def claim(
-        self, now: datetime, worker: str, limit: int, lease_until: datetime
+        self,
+        now: datetime,
+        worker: str,
+        limit: int,
+        lease_until: datetime,
+        *,
+        sms: bool | None = None,
     ) -> list[ClaimedMessage]: ...
 
     def claim_expired_leases(
@@ -288,4 +294,6 @@ class OutboxRepository(Protocol):
 
     def opt_out(self, person_id: int, source: str, now: datetime) -> bool: ...
 
-    def take_send_slots(self, sender: str, second: int, want: int, rate: int) -> int: ...
+    def free_send_slots(self, sender: str, second: int, rate: int) -> int: ...
+
+    def use_send_slots(self, sender: str, second: int, count: int) -> None: ...

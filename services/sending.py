@@ -100,10 +100,36 @@ def quiet_until(addressee: Addressee, now: datetime) -> datetime | None:
 # -- use cases -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SmsRate:
+    """SMS per second allowed to one sender, held by all notifier processes together.
+
+    A limit under 1/s is held with longer slots of one message each.
+    """
+
+    sender: str  # the From number or Messaging Service: Twilio queues per sender
+    per_second: float
+
+    def slot_s(self) -> int:
+        return max(1, round(1 / self.per_second)) if self.per_second < 1 else 1
+
+    def capacity(self) -> int:
+        return max(1, math.floor(self.per_second * self.slot_s()))
+
+
 def claim_due(
-    uow: UnitOfWork, now: datetime, worker: str, limit: int, lease: timedelta
+    uow: UnitOfWork,
+    now: datetime,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    sms_rate: SmsRate | None = None,
 ) -> list[ClaimedMessage]:
     """Claim up to `limit` due messages and return those to send now.
+
+    With an SMS rate, only SMS count against it: as many SMS as the sender's current slot has
+    free, the rest of `limit` from the other channels. The slot row stays locked until this
+    transaction commits, so notifier processes never hand out more than the rate together.
 
     In the same transaction, what must not go out is settled: past `not_after` -> expired;
     the person opted out -> cancelled; inside the person's quiet hours -> due again at the
@@ -111,11 +137,31 @@ def claim_due(
     they may have changed since the scheduler queued the message.
     """
     require_aware(now)
+    lease_until = now + lease
     with uow:
-        claimed = uow.outbox.claim(now, worker, limit, now + lease)
+        if sms_rate is None:
+            claimed = uow.outbox.claim(now, worker, limit, lease_until)
+        else:
+            claimed = _claim_within_rate(uow, now, worker, limit, lease_until, sms_rate)
         sendable = [item for item in claimed if _still_to_send(uow, item, now)]
         uow.commit()
     return sendable
+
+
+def _claim_within_rate(
+    uow: UnitOfWork,
+    now: datetime,
+    worker: str,
+    limit: int,
+    lease_until: datetime,
+    rate: SmsRate,
+) -> list[ClaimedMessage]:
+    slot = int(now.timestamp()) // rate.slot_s()
+    free = uow.outbox.free_send_slots(rate.sender, slot, rate.capacity())
+    sms = uow.outbox.claim(now, worker, min(limit, free), lease_until, sms=True)
+    uow.outbox.use_send_slots(rate.sender, slot, len(sms))
+    others = uow.outbox.claim(now, worker, limit - len(sms), lease_until, sms=False)
+    return sorted(sms + others, key=lambda item: (item.message.due_at, item.message.id))
 
 
 def _still_to_send(uow: UnitOfWork, item: ClaimedMessage, now: datetime) -> bool:
@@ -218,20 +264,3 @@ def settle_leases(uow: UnitOfWork, settlements: Sequence[Settlement], now: datet
                     settlement.message.id, now, None, "lease ran out; the provider has no copy", now
                 )
         uow.commit()
-
-
-def take_send_slots(
-    uow: UnitOfWork, sender: str, now: datetime, want: int, per_second: float
-) -> int:
-    """How many of `want` messages `sender` may send now under a limit of `per_second`,
-    counted across every notifier process (slots live in the database).
-
-    A limit under 1/s is held with longer slots of one message each.
-    """
-    require_aware(now)
-    slot_s = max(1, round(1 / per_second)) if per_second < 1 else 1
-    capacity = max(1, math.floor(per_second * slot_s))
-    with uow:
-        granted = uow.outbox.take_send_slots(sender, int(now.timestamp()) // slot_s, want, capacity)
-        uow.commit()
-    return granted

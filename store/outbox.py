@@ -13,7 +13,19 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, bindparam, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Row,
+    String,
+    bindparam,
+    column,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from services.ports import (
@@ -30,6 +42,7 @@ from store.upsert import insert_for
 # Core tables: a batch of hundreds of rows costs far less without the ORM's unit of work
 _messages = metadata.tables["outgoing_messages"]
 _reminders = metadata.tables["reminders"]
+_slots = metadata.tables["send_rate_slots"]
 _MESSAGE_COLUMNS = (
     _messages.c.id,
     _messages.c.reminder_id,
@@ -50,13 +63,25 @@ _SLOT_KEEP_S = 60
 class SqlOutbox:
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
 
     # -- claiming ------------------------------------------------------------------------
 
     def claim(
-        self, now: datetime, worker: str, limit: int, lease_until: datetime
+        self,
+        now: datetime,
+        worker: str,
+        limit: int,
+        lease_until: datetime,
+        *,
+        sms: bool | None = None,
     ) -> list[ClaimedMessage]:
-        """Up to `limit` due messages, oldest first, now 'sending' under this worker's lease."""
+        """Up to `limit` due messages, oldest first, now 'sending' under this worker's lease.
+
+        sms True: only SMS; False: only the other channels; None: any channel.
+        """
+        if limit <= 0:
+            return []
         due = (
             select(_messages.c.id)
             .where(
@@ -68,6 +93,8 @@ class SqlOutbox:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if sms is not None:
+            due = due.where((_messages.c.channel == "sms") == sms)
         messages = self._take(due, now, worker, lease_until, count_attempt=True)
         addressees = self._addressees({message.person_id for message in messages})
         return [ClaimedMessage(message, addressees[message.person_id]) for message in messages]
@@ -120,30 +147,47 @@ class SqlOutbox:
             .subquery()
         )
         # only the quiet windows leave the database, not the whole regimen
-        quiet_rows = self._session.execute(
-            select(RegimenRow.person_id, RegimenRow.body[("person", "quiet")]).join(
+        quiet = (
+            select(RegimenRow.person_id, RegimenRow.body[("person", "quiet")].label("quiet"))
+            .join(
                 latest,
                 (latest.c.person_id == RegimenRow.person_id)
                 & (latest.c.version == RegimenRow.version),
             )
-        ).all()
-        quiet = {person_id: _windows(windows) for person_id, windows in quiet_rows}
+            .subquery()
+        )
         people = self._session.execute(
-            select(PersonRow.id, PersonRow.opted_out, PersonRow.email, PersonRow.timezone).where(
-                PersonRow.id.in_(person_ids)
+            select(
+                PersonRow.id,
+                PersonRow.opted_out,
+                PersonRow.email,
+                PersonRow.timezone,
+                quiet.c.quiet,
             )
+            .outerjoin(quiet, quiet.c.person_id == PersonRow.id)
+            .where(PersonRow.id.in_(person_ids))
         ).all()
         return {
-            row.id: Addressee(row.id, row.opted_out, row.email, row.timezone, quiet.get(row.id, []))
+            row.id: Addressee(row.id, row.opted_out, row.email, row.timezone, _windows(row.quiet))
             for row in people
         }
 
     # -- results -------------------------------------------------------------------------
 
     def mark_sent(self, sent: Sequence[SentRecord], now: datetime) -> None:
-        """Store what the providers answered; an initial message sends its reminder to 'sent'."""
+        """Store what the providers answered, each message its own answer, in one statement
+        on PostgreSQL; an initial message sends its reminder to 'sent'."""
         if not sent:
             return
+        if self._postgres:
+            self._session.execute(_mark_sent_from_arrays(sent, now))
+        else:
+            self._mark_sent_each(sent, now)
+        initial = [r.reminder_id for r in sent if r.purpose == "initial" and r.reminder_id]
+        self._advance_reminders(initial, "sent", now)
+
+    def _mark_sent_each(self, sent: Sequence[SentRecord], now: datetime) -> None:
+        # SQLite: one prepared UPDATE run per row (executemany), all in this transaction
         self._session.execute(
             update(_messages)
             .where(_messages.c.id == bindparam("message_id"))
@@ -168,8 +212,6 @@ class SqlOutbox:
                 for record in sent
             ],
         )
-        initial = [r.reminder_id for r in sent if r.purpose == "initial" and r.reminder_id]
-        self._advance_reminders(initial, "sent", now)
 
     def retry(
         self,
@@ -290,34 +332,70 @@ class SqlOutbox:
 
     # -- rate limit ----------------------------------------------------------------------
 
-    def take_send_slots(self, sender: str, second: int, want: int, rate: int) -> int:
-        """Take up to `want` of the `rate` sends `sender` has in `second`; how many it got.
+    def free_send_slots(self, sender: str, second: int, rate: int) -> int:
+        """How many of the `rate` sends `sender` has in `second` are still free.
 
         The slot row is locked (FOR UPDATE; BEGIN IMMEDIATE on SQLite) until the caller
         commits, so notifier processes taking slots at once never hand out more than `rate`.
         """
-        slots = metadata.tables["send_rate_slots"]
         self._session.execute(
-            insert_for(self._session, slots)
+            insert_for(self._session, _slots)
             .values(sender=sender, second=second, used=0)
             .on_conflict_do_nothing(index_elements=["sender", "second"])
         )
         used = self._session.execute(
-            select(slots.c.used)
-            .where(slots.c.sender == sender, slots.c.second == second)
+            select(_slots.c.used)
+            .where(_slots.c.sender == sender, _slots.c.second == second)
             .with_for_update()
         ).scalar_one()
-        granted: int = max(0, min(want, rate - used))
-        if granted:
-            self._session.execute(
-                update(slots)
-                .where(slots.c.sender == sender, slots.c.second == second)
-                .values(used=slots.c.used + granted)
-            )
         self._session.execute(
-            delete(slots).where(slots.c.sender == sender, slots.c.second < second - _SLOT_KEEP_S)
+            delete(_slots).where(_slots.c.sender == sender, _slots.c.second < second - _SLOT_KEEP_S)
         )
-        return granted
+        return max(0, rate - int(used))
+
+    def use_send_slots(self, sender: str, second: int, count: int) -> None:
+        """Count `count` sends against the slot free_send_slots locked in this transaction."""
+        if count:
+            self._session.execute(
+                update(_slots)
+                .where(_slots.c.sender == sender, _slots.c.second == second)
+                .values(used=_slots.c.used + count)
+            )
+
+
+def _mark_sent_from_arrays(sent: Sequence[SentRecord], now: datetime) -> Any:
+    """UPDATE ... FROM unnest(ids, channels, sids, segments): one statement for a whole batch
+    whatever its size, so its compiled form is cached and PostgreSQL plans it once."""
+    answers = (
+        func.unnest(
+            bindparam("ids", [r.message_id for r in sent], type_=ARRAY(BigInteger)),
+            bindparam("channels", [r.channel for r in sent], type_=ARRAY(String)),
+            bindparam("provider_ids", [r.provider_id for r in sent], type_=ARRAY(String)),
+            bindparam("segments", [r.segments for r in sent], type_=ARRAY(Integer)),
+        )
+        .table_valued(
+            column("id", BigInteger),
+            column("channel", String),
+            column("provider_id", String),
+            column("segments", Integer),
+        )
+        .render_derived(name="answers", with_types=False)
+    )
+    return (
+        update(_messages)
+        .where(_messages.c.id == answers.c.id)
+        .values(
+            status="sent",
+            channel=answers.c.channel,
+            provider_id=answers.c.provider_id,
+            segments=answers.c.segments,
+            sent_at=now,
+            lease_until=None,
+            error_code=None,
+            error_message=None,
+            updated_at=now,
+        )
+    )
 
 
 def _message(row: Row[Any]) -> OutboxMessage:
