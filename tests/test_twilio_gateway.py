@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,6 +20,7 @@ from notifier.sms import (
     TwilioSmsGateway,
     rebase_url,
 )
+from notifier.twilio_http import HttpExchangeError, HttpResponse, LeanHttpClient
 from tests.fakes.twilio_server import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -25,6 +28,7 @@ from tests.fakes.twilio_server import (
     ScriptedAnswer,
 )
 
+T = TypeVar("T")
 TO = "+4520123456"
 FROM = "+15005550006"
 SERVICE = "MG" + "ab" * 16
@@ -314,3 +318,196 @@ def test_async_gateway_sends_lists_and_classifies(twilio: FakeTwilioServer) -> N
             await sms.aclose()
 
     asyncio.run(scenario())
+
+
+# -- the lean HTTP client under the async gateway ----------------------------------------------
+
+
+def run(scenario: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(scenario)
+
+
+def test_async_sends_share_a_few_keep_alive_connections(twilio: FakeTwilioServer) -> None:
+    async def scenario() -> None:
+        sms = AsyncTwilioSmsGateway(config(twilio), pool_size=3)
+        try:
+            await asyncio.gather(*(sms.send(TO, f"r{n}") for n in range(60)))
+        finally:
+            await sms.aclose()
+
+    run(scenario())
+    assert len(twilio.messages) == 60
+    assert twilio.connections_opened <= 3
+
+
+def test_async_form_and_auth_reach_twilio_as_the_sync_client_sends_them(
+    twilio: FakeTwilioServer,
+) -> None:
+    async def scenario() -> None:
+        sms = AsyncTwilioSmsGateway(config(twilio))
+        try:
+            await sms.send(TO, "æøå & 50% + more", status_callback=CALLBACK, validity_period_s=600)
+        finally:
+            await sms.aclose()
+
+    run(scenario())
+    [message] = twilio.messages
+    assert message.body == "æøå & 50% + more"
+    assert message.form["StatusCallback"] == CALLBACK
+    assert message.form["ValidityPeriod"] == "600"
+    assert message.from_ == FROM
+
+
+def test_async_unreachable_server_is_retryable_and_nothing_went_out() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def scenario() -> SendError:
+        sms = AsyncTwilioSmsGateway(
+            TwilioConfig(
+                DEFAULT_ACCOUNT_SID,
+                DEFAULT_AUTH_TOKEN,
+                from_number=FROM,
+                api_base_url=f"http://127.0.0.1:{port}",
+                timeout_s=1.0,
+            )
+        )
+        try:
+            with pytest.raises(SendError) as caught:
+                await sms.send(TO, "x")
+            return caught.value
+        finally:
+            await sms.aclose()
+
+    error = run(scenario())
+    assert error.kind is ErrorKind.RETRYABLE
+    assert not error.may_have_been_sent
+
+
+def test_async_accepted_then_dropped_may_have_gone_out_and_the_next_send_works(
+    twilio: FakeTwilioServer,
+) -> None:
+    async def scenario() -> SendError:
+        sms = AsyncTwilioSmsGateway(config(twilio), pool_size=1)
+        try:
+            await sms.send(TO, "first")  # leaves a kept-alive connection in the pool
+            twilio.script(ScriptedAnswer(drop_connection=True))
+            with pytest.raises(SendError) as caught:
+                await sms.send(TO, "dropped")
+            await sms.send(TO, "after")  # on a new connection
+            return caught.value
+        finally:
+            await sms.aclose()
+
+    error = run(scenario())
+    assert error.kind is ErrorKind.RETRYABLE
+    assert error.may_have_been_sent
+    assert [m.body for m in twilio.messages] == ["first", "dropped", "after"]
+
+
+def test_async_a_timed_out_connection_is_not_reused(twilio: FakeTwilioServer) -> None:
+    async def scenario() -> str:
+        sms = AsyncTwilioSmsGateway(config(twilio, timeout_s=0.3), pool_size=1)
+        try:
+            twilio.script(ScriptedAnswer(delay_s=0.6))
+            with pytest.raises(SendError):
+                await sms.send(TO, "slow")
+            await asyncio.sleep(0.5)  # the late answer arrives on the abandoned connection
+            return (await sms.send(TO, "next")).provider_id
+        finally:
+            await sms.aclose()
+
+    sid = run(scenario())
+    assert twilio.message(sid).body == "next"  # its own answer, not the late one
+
+
+def test_https_to_a_plain_http_server_fails_before_anything_is_sent(
+    twilio: FakeTwilioServer,
+) -> None:
+    async def scenario() -> HttpExchangeError:
+        client = LeanHttpClient()
+        try:
+            with pytest.raises(HttpExchangeError) as caught:
+                await client.request(
+                    "POST", twilio.base_url.replace("http:", "https:") + "/x", timeout_s=2
+                )
+            return caught.value
+        finally:
+            await client.close()
+
+    assert not run(scenario()).request_sent
+    assert twilio.requests_seen == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, b"hello"),
+        (
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+            201,
+            b"hello",
+        ),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello", 200, b"hello"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b""),
+    ],
+    ids=["content-length", "chunked", "until-close", "no-body"],
+)
+def test_lean_client_reads_each_way_a_body_can_be_framed(
+    answer: bytes, status: int, body: bytes
+) -> None:
+    async def scenario() -> HttpResponse:
+        async with raw_server(answer) as url:
+            client = LeanHttpClient()
+            try:
+                return await client.request("GET", url, timeout_s=2)
+            finally:
+                await client.close()
+
+    response = run(scenario())
+    assert (response.status, response.body) == (status, body)
+
+
+def test_lean_client_garbage_answer_may_have_been_acted_on() -> None:
+    async def scenario() -> HttpExchangeError:
+        async with raw_server(b"SMTP? 220 hello\r\n\r\n") as url:
+            client = LeanHttpClient()
+            try:
+                with pytest.raises(HttpExchangeError) as caught:
+                    await client.request("POST", url, body=b"a=b", timeout_s=2)
+                return caught.value
+            finally:
+                await client.close()
+
+    assert run(scenario()).request_sent
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Evil": "a\r\nContent-Length: 0"}, {"X-Evil\r\nHost: other": "a"}, {"X": "a\nb"}],
+)
+def test_lean_client_refuses_line_breaks_in_headers(headers: dict[str, str]) -> None:
+    async def scenario() -> None:
+        client = LeanHttpClient()
+        with pytest.raises(ValueError, match="CR, LF"):
+            await client.request("GET", "http://127.0.0.1:9/x", headers=headers, timeout_s=1)
+
+    run(scenario())
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: bytes) -> AsyncIterator[str]:
+    """A server that answers every request with `answer`, then closes the connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}/2010-04-01/x.json"
