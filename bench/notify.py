@@ -1,54 +1,56 @@
-"""The notifier on PostgreSQL against a fast local Twilio-compatible server.
+"""`dosewise notifier` processes on PostgreSQL against a fast local Twilio-compatible server.
 
 1. throughput: 20,000 messages due at once, rate limit off, until all are recorded sent;
-2. lateness: messages falling due at 500/s (offered load), from due time to Twilio's answer,
-   p50/p99;
-3. peak memory (max RSS) of the notifier process (this one; the fake Twilio runs apart).
+2. lateness: messages falling due at 500/s (offered load), from due time to the fake Twilio
+   accepting them, p50/p99;
+3. peak memory (max RSS) of each notifier process, and CPU time per message of the notifiers
+   and of the fake Twilio (less noisy than msg/s on a shared machine).
 
-The database is its own (created, migrated, dropped after); the fake Twilio server runs in a
-separate process (`python -m tests.fakes.twilio_server --no-record`) so it does not share
-this process's CPU.
+What runs is the real command: `--processes` (default 2) `dosewise notifier` subprocesses, as
+production would run them, configured through the environment like any deployment. The
+database is its own (created, migrated, dropped after); the fake Twilio server runs in its own
+process (`python -m tests.fakes.twilio_server --no-record --arrivals FILE`) and notes when it
+accepted each message. The load average is printed with the figures: they mean little on a
+machine busy with other work.
 
     .venv/bin/python bench/notify.py [--count 20000] [--rate 500] [--late-count 5000]
+        [--processes 2] [--batch-size 500] [--concurrency 200]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import resource
+import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy
-import uvloop
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from notifier.ports import SendResult
-from notifier.sms import AsyncTwilioSmsGateway, TwilioConfig
-from notifier.worker import Worker, WorkerConfig
-from store.engine import create_engine, session_factory
+from store.engine import create_engine
 from store.migrate import upgrade
 from store.models import OutgoingMessageRow, PersonRow
-from store.unit_of_work import SqlUnitOfWork
 from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
+ROOT = Path(__file__).resolve().parent.parent
 BODY = "dosewise 11:30: iron 18 mg + vitamin C 250 mg. Keep dairy away until 14:30. Reply TAKEN"
+DOSEWISE = Path(sys.executable).parent / "dosewise"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -68,40 +70,118 @@ def scratch_database(server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@contextmanager
-def fake_twilio() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    root = Path(__file__).resolve().parent.parent
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.twilio_server", "--port", str(port), "--no-record"],
-        cwd=root,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        process.stdout.readline()  # "fake Twilio listening on ..."
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+class FakeTwilio:
+    """The fake Twilio in its own process; `arrivals()` after `stop()`."""
+
+    def __init__(self, workdir: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.arrivals_file = workdir / "arrivals.tsv"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.fakes.twilio_server",
+                "--port",
+                str(port),
+                "--no-record",
+                "--arrivals",
+                str(self.arrivals_file),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # "fake Twilio listening on ..."
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    def arrivals(self) -> tuple[dict[str, float], int]:
+        """(first acceptance time per body, how many acceptances in all)."""
+        accepted: dict[str, float] = {}
+        total = 0
+        with self.arrivals_file.open(encoding="utf-8") as lines:
+            for line in lines:
+                at, _, body = line.rstrip("\n").partition("\t")
+                accepted.setdefault(body, float(at))
+                total += 1
+        return accepted, total
 
 
-class TimedGateway:
-    """The real async Twilio gateway, noting when each send was answered (for lateness)."""
+class Notifiers:
+    """`count` `dosewise notifier` processes, each logging to its own file."""
 
-    def __init__(self, inner: AsyncTwilioSmsGateway) -> None:
-        self.inner = inner
-        self.answered: dict[str, float] = {}
+    def __init__(
+        self, workdir: Path, database: str, twilio_url: str, count: int, options: Sequence[str]
+    ) -> None:
+        env = {
+            **os.environ,
+            "DOSEWISE_DATABASE_URL": database,
+            "DOSEWISE_PUBLIC_URL": "http://127.0.0.1:8000",
+            "TWILIO_ACCOUNT_SID": DEFAULT_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": DEFAULT_AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "TWILIO_API_BASE_URL": twilio_url,
+        }
+        env.pop("DOSEWISE_SMS_RATE", None)  # rate limit off
+        env.pop("SMTP_HOST", None)
+        self.logs = [workdir / f"notifier-{index}.log" for index in range(count)]
+        self.processes = [
+            subprocess.Popen(
+                [str(DOSEWISE), "notifier", *options],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log.open("wb"),
+            )
+            for log in self.logs
+        ]
+        for process, log in zip(self.processes, self.logs, strict=True):
+            wait_for(lambda p=process, f=log: started(p, f), 30, f"notifier start ({log})")
 
-    async def send(self, to: str, body: str, **options: Any) -> SendResult:
-        result = await self.inner.send(to, body, **options)
-        self.answered[body] = time.time()
-        return result
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(process.pid) for process in self.processes)
 
-    async def messages_sent_to(self, to: str, since: datetime) -> Sequence[Any]:
-        return await self.inner.messages_sent_to(to, since)
+    def peak_rss_mb(self) -> list[float]:
+        return [peak_rss_mb(process.pid) for process in self.processes]
+
+    def stop(self) -> list[int]:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        return [process.wait(30) for process in self.processes]
+
+
+def started(process: subprocess.Popen[bytes], log: Path) -> bool:
+    if process.poll() is not None:
+        raise SystemExit(f"a notifier exited with {process.returncode}:\n{log.read_text()}")
+    return "dosewise notifier" in log.read_text(errors="replace")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for(condition: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def enqueue(database: str, due: Sequence[datetime], tag: str) -> None:
@@ -144,41 +224,24 @@ def enqueue(database: str, due: Sequence[datetime], tag: str) -> None:
     engine.dispose()
 
 
-def sent(engine: sqlalchemy.Engine) -> int:
+def sent_count(engine: sqlalchemy.Engine) -> int:
     with engine.connect() as connection:
         return int(
             connection.scalar(select(func.count()).where(OutgoingMessageRow.status == "sent")) or 0
         )
 
 
-async def run_until(
-    database: str, twilio_url: str, expected: int, config: WorkerConfig
-) -> tuple[float, TimedGateway]:
-    engine = create_engine(database)
-    sessions = session_factory(engine)
-    gateway = TimedGateway(
-        AsyncTwilioSmsGateway(
-            TwilioConfig(
-                DEFAULT_ACCOUNT_SID,
-                DEFAULT_AUTH_TOKEN,
-                from_number="+15005550006",
-                api_base_url=twilio_url,
-            ),
-            pool_size=config.concurrency,
-        )
-    )
-    worker = Worker(lambda: SqlUnitOfWork(sessions), gateway, None, config)  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    started = time.perf_counter()
-    task = asyncio.create_task(worker.run(lambda: datetime.now(UTC), stop))
-    while await asyncio.to_thread(sent, engine) < expected:
-        await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    await task
-    await gateway.inner.aclose()
-    engine.dispose()
-    return elapsed, gateway
+def wait_until_sent(engine: sqlalchemy.Engine, expected: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while sent_count(engine) < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {sent_count(engine)} of {expected} sent after {timeout_s} s")
+        time.sleep(0.05)
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} cores)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,9 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--late-count", type=int, default=5_000)
+    parser.add_argument("--processes", type=int, default=2, help="dosewise notifier processes")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=200)
-    parser.add_argument("--lanes", type=int, default=3)
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -196,45 +259,62 @@ def main(argv: list[str] | None = None) -> None:
         ),
     )
     args = parser.parse_args(argv)
-    config = WorkerConfig(
-        worker_id="bench",
-        status_callback="http://127.0.0.1:8000/twilio/status",
-        batch_size=args.batch_size,
-        concurrency=args.concurrency,
-        lanes=args.lanes,
-        idle_sleep_s=0.05,
-    )
-    with scratch_database(args.postgres) as database, fake_twilio() as twilio_url:
-        start = datetime.now(UTC) - timedelta(seconds=1)
-        enqueue(database, [start] * args.count, "t")
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            elapsed, _ = runner.run(run_until(database, twilio_url, args.count, config))
+    options = ["--batch-size", str(args.batch_size), "--concurrency", str(args.concurrency)]
+    print(f"before: {load()}")
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-notify-")))
+        database = stack.enter_context(scratch_database(args.postgres))
+        engine = create_engine(database)
+        stack.callback(engine.dispose)
+        twilio = FakeTwilio(workdir)
+        stack.callback(twilio.stop)
+        notifiers = Notifiers(workdir, database, twilio.url, args.processes, options)
+        stack.callback(notifiers.stop)
+
+        cpu_before, twilio_cpu_before = notifiers.cpu_seconds(), cpu_seconds(twilio.process.pid)
+        enqueue(database, [datetime.now(UTC) - timedelta(seconds=1)] * args.count, "t")
+        started_at = time.perf_counter()  # the messages are committed and due: the clock runs
+        wait_until_sent(engine, args.count, timeout_s=300)
+        elapsed = time.perf_counter() - started_at
+        notifier_cpu = notifiers.cpu_seconds() - cpu_before
+        twilio_cpu = cpu_seconds(twilio.process.pid) - twilio_cpu_before
         print(
             f"throughput: {args.count} messages in {elapsed:.2f} s = "
-            f"{args.count / elapsed:,.0f} msg/s (rate limit off, {args.lanes} lanes, "
-            f"batch {args.batch_size}, {args.concurrency} in flight)"
+            f"{args.count / elapsed:,.0f} msg/s (rate limit off; {args.processes} x "
+            f"`dosewise notifier {' '.join(options)}`); {load()}"
+        )
+        print(
+            f"CPU per message: notifiers {notifier_cpu / args.count * 1e6:.0f} us, "
+            f"fake Twilio {twilio_cpu / args.count * 1e6:.0f} us"
         )
 
         # offered load: one message falling due every 1/rate s, starting 1 s from now
         first = datetime.now(UTC) + timedelta(seconds=1)
         due = [first + timedelta(seconds=i / args.rate) for i in range(args.late_count)]
         enqueue(database, due, "l")
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            _, gateway = runner.run(
-                run_until(database, twilio_url, args.count + args.late_count, config)
-            )
-        lateness = sorted(
-            gateway.answered[f"{BODY} l{i}"] - at.timestamp() for i, at in enumerate(due)
-        )
+        wait_until_sent(engine, args.count + args.late_count, timeout_s=300)
+        peaks = notifiers.peak_rss_mb()
+        codes = notifiers.stop()
+        twilio.stop()
+        accepted, acceptances = twilio.arrivals()
+        lateness = sorted(accepted[f"{BODY} l{i}"] - at.timestamp() for i, at in enumerate(due))
         p50 = statistics.median(lateness)
         p99 = lateness[int(len(lateness) * 0.99) - 1]
         print(
             f"lateness at {args.rate:.0f} msg/s offered ({args.late_count} messages), due -> "
-            f"Twilio answered: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-            f"max {lateness[-1] * 1000:.0f} ms"
+            f"Twilio accepted: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"max {lateness[-1] * 1000:.0f} ms; {load()}"
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory (max RSS of the notifier process): {peak:.0f} MB")
+        print(
+            "peak memory (max RSS per notifier process): "
+            + ", ".join(f"{peak:.0f} MB" for peak in peaks)
+        )
+        expected = args.count + args.late_count
+        if codes != [0] * args.processes or acceptances != expected or len(accepted) != expected:
+            raise SystemExit(
+                f"notifier exit codes {codes}; Twilio accepted {acceptances} messages, "
+                f"{len(accepted)} distinct, of {expected}"
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ accepting a message and then dropping the connection before answering.
 
 Standalone, for benchmarks:
     python -m tests.fakes.twilio_server --port 8099 [--account-sid AC... --auth-token ...]
+        [--no-record] [--arrivals FILE]
+--arrivals writes "<unix time accepted>\t<body>" per accepted message to FILE on exit, so a
+benchmark can measure lateness (due time -> accepted here) of processes it does not run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import secrets
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -182,14 +186,18 @@ class FakeTwilioServer:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        note_arrivals: bool = False,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.host = host
         self.port = port
         self.record = record  # a long benchmark may not want 100,000 messages kept
+        # (unix time, body) of every accepted message, when asked for: cheap enough for a bench
+        self.arrivals: list[tuple[float, str]] | None = [] if note_arrivals else None
         self.opted_out: set[str] = set()  # numbers that answer 21610, as after a STOP
         self.requests_seen = 0
+        self.connections_opened = 0  # shows whether a client keeps its connections alive
         self._expected_auth = "Basic " + base64.b64encode(
             f"{account_sid}:{auth_token}".encode()
         ).decode("ascii")
@@ -239,6 +247,7 @@ class FakeTwilioServer:
             self._script.clear()
             self.opted_out.clear()
             self.requests_seen = 0
+            self.connections_opened = 0
 
     def wait_for_messages(self, count: int, timeout_s: float = 5.0) -> list[FakeMessage]:
         with self._accepted:
@@ -384,6 +393,8 @@ class FakeTwilioServer:
             validity_period=int(form["ValidityPeriod"]) if "ValidityPeriod" in form else None,
             form=dict(form),
         )
+        if self.arrivals is not None:
+            self.arrivals.append((time.time(), body))
         if self.record:
             with self._accepted:
                 self._messages[message.sid] = message
@@ -474,6 +485,7 @@ class _HttpConnection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
         self.server._connections.add(self)
+        self.server.connections_opened += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._connections.discard(self)
@@ -640,6 +652,9 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-record", action="store_true", help="do not keep accepted messages in memory"
     )
+    parser.add_argument(
+        "--arrivals", help="on exit, write '<unix time>\\t<body>' per accepted message here"
+    )
     args = parser.parse_args(argv)
     server = FakeTwilioServer(
         args.account_sid,
@@ -647,6 +662,7 @@ def _main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         record=not args.no_record,
+        note_arrivals=args.arrivals is not None,
     )
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
@@ -657,6 +673,9 @@ def _main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         loop.run_until_complete(task)
     loop.close()
+    if args.arrivals is not None and server.arrivals is not None:
+        with open(args.arrivals, "w", encoding="utf-8") as out:
+            out.writelines(f"{at:.6f}\t{body}\n" for at, body in server.arrivals)
 
 
 def fake_twilio_server() -> Iterator[FakeTwilioServer]:
