@@ -231,12 +231,28 @@ def sent_count(engine: sqlalchemy.Engine) -> int:
         )
 
 
-def wait_until_sent(engine: sqlalchemy.Engine, expected: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while sent_count(engine) < expected:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"only {sent_count(engine)} of {expected} sent after {timeout_s} s")
+def wait_until_sent(
+    engine: sqlalchemy.Engine, expected: int, timeout_s: float
+) -> list[tuple[float, int]]:
+    """Poll until `expected` messages are sent; (seconds, sent) along the way."""
+    started = time.monotonic()
+    progress: list[tuple[float, int]] = []
+    while (sent := sent_count(engine)) < expected:
+        progress.append((time.monotonic() - started, sent))
+        if progress[-1][0] > timeout_s:
+            raise SystemExit(f"only {sent} of {expected} sent after {timeout_s} s")
         time.sleep(0.05)
+    return progress
+
+
+def timeline(progress: Sequence[tuple[float, int]], step_s: float = 0.5) -> str:
+    """Messages sent in each `step_s` of the run: shows stalls a mean would hide."""
+    counts, mark, last = [], step_s, 0
+    for at, sent in progress:
+        if at >= mark:
+            counts.append(sent - last)
+            last, mark = sent, mark + step_s
+    return " ".join(str(count) for count in counts)
 
 
 def load() -> str:
@@ -274,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         cpu_before, twilio_cpu_before = notifiers.cpu_seconds(), cpu_seconds(twilio.process.pid)
         enqueue(database, [datetime.now(UTC) - timedelta(seconds=1)] * args.count, "t")
         started_at = time.perf_counter()  # the messages are committed and due: the clock runs
-        wait_until_sent(engine, args.count, timeout_s=300)
+        progress = wait_until_sent(engine, args.count, timeout_s=300)
         elapsed = time.perf_counter() - started_at
         notifier_cpu = notifiers.cpu_seconds() - cpu_before
         twilio_cpu = cpu_seconds(twilio.process.pid) - twilio_cpu_before
@@ -283,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.count / elapsed:,.0f} msg/s (rate limit off; {args.processes} x "
             f"`dosewise notifier {' '.join(options)}`); {load()}"
         )
+        print(f"sent per 0.5 s: {timeline(progress)}")
         print(
             f"CPU per message: notifiers {notifier_cpu / args.count * 1e6:.0f} us, "
             f"fake Twilio {twilio_cpu / args.count * 1e6:.0f} us"
