@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from dosewise.arguments import iso_date
 from dosewise.cmd_report import adherence_queries
 from dosewise.cmd_tracker import tracker_app
 from dosewise.demo import (
@@ -66,7 +67,7 @@ def register(subcommands: Any) -> None:
     )
     parser.add_argument("--days", type=int, default=7, help="simulated days (default 7)")
     parser.add_argument(
-        "--start", type=_date, help="the first simulated day, YYYY-MM-DD (default today)"
+        "--start", type=iso_date, help="the first simulated day, YYYY-MM-DD (default today)"
     )
     parser.add_argument("--seed", type=int, default=1, help="the sample people's dice (default 1)")
     parser.add_argument(
@@ -76,13 +77,6 @@ def register(subcommands: Any) -> None:
     parser.add_argument("--html", default=DEFAULT_HTML, help="where to write the HTML report")
     parser.add_argument("--quiet", action="store_true", help="no message transcript")
     parser.set_defaults(handler=run)
-
-
-def _date(raw: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a date is written YYYY-MM-DD, not {raw!r}") from None
 
 
 def run(arguments: argparse.Namespace) -> int:

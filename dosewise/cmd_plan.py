@@ -7,6 +7,7 @@ import json
 from datetime import date
 from typing import Any
 
+from dosewise.arguments import iso_date
 from dosewise.errors import UserError
 from dosewise.tables import render_plan
 from planner.day import plan_day
@@ -17,16 +18,9 @@ from schemas.files import RegimenFileError, load_regimen
 def register(subcommands: Any) -> None:
     parser = subcommands.add_parser("plan", help="the day's dose plan for a regimen file")
     parser.add_argument("file", help="regimen file (YAML or JSON)")
-    parser.add_argument("--date", type=_date, default=None, help="YYYY-MM-DD (default: today)")
+    parser.add_argument("--date", type=iso_date, default=None, help="YYYY-MM-DD (default: today)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(handler=run)
-
-
-def _date(raw: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a date is written YYYY-MM-DD, not {raw!r}") from None
 
 
 def run(arguments: argparse.Namespace) -> int:

@@ -167,4 +167,3 @@ class _Services:
             aclose = getattr(sms, "aclose", None)
             if aclose is not None:
                 await aclose()
-
