@@ -80,31 +80,33 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
     require_aware(now)
     reply = read_reply(sms.body)
     with uow:
-        person = uow.people.by_phone(sms.from_number)
-        person_id = None if person is None else person.id
         claimed = uow.replies.claim(
-            InboundReply(sms.provider_id, sms.from_number, sms.body, person_id, reply.kind), now
+            InboundReply(sms.provider_id, sms.from_number, sms.body, reply.kind), now
         )
         if claimed is None:
             stored = uow.replies.stored(sms.provider_id)
             if stored is None:  # pragma: no cover - the conflicting row exists by definition
                 raise RuntimeError(f"reply {sms.provider_id} neither claimed nor stored")
             return SmsAnswer(stored.answer, stored.kind, duplicate=True)
+        person = claimed.person
         kind: str = reply.kind
         text: str | None
         events: list[Event] = []
         if person is None:
             text = _unknown_number(reply)
         else:
-            handling = _Reply(uow, person, reply, claimed, now)
+            handling = _Reply(uow, person, reply, claimed.id, now)
             kind, text = _answer(handling)
             events = handling.events
-        uow.replies.set_answer(claimed, kind, text)
-        uow.events.append(
-            Event("ReplyReceived", person_id, now, {"reply_id": claimed, "kind": kind})
+        uow.replies.set_answer(claimed.id, kind, text)
+        received = Event(
+            "ReplyReceived",
+            None if person is None else person.id,
+            now,
+            {"reply_id": claimed.id, "kind": kind},
         )
-        for event in events:
-            uow.events.append(event)
+        # last, in one go: the event log's lock is held from here to the commit
+        uow.events.append_many([received, *events])
         uow.commit()
     return SmsAnswer(text, kind)
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:  # services.ports imports this module
+    from services.ports import PersonRecord
 
 Outcome = Literal["taken", "skipped"]
 OutcomeSource = Literal["sms", "email"]
@@ -21,8 +24,15 @@ class InboundReply:
     provider_id: str
     from_number: str
     body: str
-    person_id: int | None
     kind: str
+
+
+@dataclass(frozen=True)
+class ClaimedReply:
+    """A reply stored for the first time, and the person whose phone sent it (if any)."""
+
+    id: int
+    person: PersonRecord | None
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class ReplyRepository(Protocol):
     # inbound replies: the MessageSid is the idempotency key
     def stored(self, provider_id: str) -> StoredReply | None: ...
 
-    def claim(self, reply: InboundReply, now: datetime) -> int | None: ...
+    def claim(self, reply: InboundReply, now: datetime) -> ClaimedReply | None: ...
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None: ...
 

@@ -10,18 +10,26 @@ so it holds. On PostgreSQL, `append` takes a transaction-level advisory lock fir
 appender waits until this transaction has committed or rolled back before it draws an id. We
 chose the lock over filtering on pg_snapshot_xmin because it keeps the cursor a single id
 that both databases read the same way; its cost is that event writers queue on one another
-between their append and their commit, which events at the pace of people's replies afford.
+between their append and their commit.
+
+That queue is why the lock is taken as late as possible (`append_many` right before commit)
+and why a transaction holding it commits asynchronously (synchronous_commit off, set with
+the lock): the lock is then released as soon as the commit record is written, not after the
+disk has flushed it, which would cap every event writer together at one flush (a few ms) each.
+The unit of work then waits for the flush outside the lock (`wait_until_durable`), where
+concurrent writers share flushes, so `commit()` still returns only once the work is on disk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
-from store.models import EventCursorRow, EventRow
+from store.models import EventCursorRow, EventRow, metadata
 from store.upsert import insert_for
 
 # pg_advisory_xact_lock key of the event log ("dwEVENTS"); other advisory locks use other keys
@@ -29,29 +37,52 @@ EVENT_LOG_LOCK = 0x6477_4556_454E_5453
 # the channel consumers LISTEN on to act on a new event at once instead of at the next poll
 EVENTS_CHANNEL = "dosewise_events"
 
+# One round trip: the lock first (a target list is evaluated in order), then this
+# transaction's commit made asynchronous, then the NOTIFY, which PostgreSQL delivers when
+# (and only if) the transaction commits and folds with repeats within one transaction.
+_LOCK_LOG = select(
+    func.pg_advisory_xact_lock(EVENT_LOG_LOCK),
+    func.set_config("synchronous_commit", "off", True),
+    func.pg_notify(EVENTS_CHANNEL, ""),
+)
+_INSERT_EVENTS = insert(metadata.tables["events"])
+# A transactional WAL record whose synchronous commit flushes the WAL up to here, and so
+# every commit before it; pg_current_xact_id() alone writes no WAL and would not wait.
+_FLUSH = select(func.pg_logical_emit_message(True, "dosewise.flush", ""))
+
 
 class SqlEventLog:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._postgres = session.get_bind().dialect.name == "postgresql"
+        # the lock was taken, so this transaction commits asynchronously: see the docstring
+        self.commit_needs_flush = False
 
     def append(self, event: Event) -> None:
         """Add the event to the caller's transaction; it is seen once that commits."""
+        self.append_many([event])
+
+    def append_many(self, events: Sequence[Event]) -> None:
+        """Add the events, in this order, in one statement; on PostgreSQL the log's lock is
+        held from here to the commit, so call it as the transaction's last write."""
+        if not events:
+            return
+        connection = self._session.connection()
         if self._postgres:
-            self._session.execute(select(func.pg_advisory_xact_lock(EVENT_LOG_LOCK)))
-        self._session.add(
-            EventRow(
-                type=event.type,
-                person_id=event.person_id,
-                payload=event.payload,
-                occurred_at=event.occurred_at,
-            )
+            connection.execute(_LOCK_LOG)
+            self.commit_needs_flush = True
+        connection.execute(
+            _INSERT_EVENTS,
+            [
+                {
+                    "type": event.type,
+                    "person_id": event.person_id,
+                    "payload": event.payload,
+                    "occurred_at": event.occurred_at,
+                }
+                for event in events
+            ],
         )
-        self._session.flush()
-        if self._postgres:
-            # PostgreSQL delivers a NOTIFY when (and only if) the transaction commits, and
-            # folds repeats within one transaction into one
-            self._session.execute(select(func.pg_notify(EVENTS_CHANNEL, "")))
 
     def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int:
         """Hand up to `limit` unseen events to `handler` in this transaction; how many."""
@@ -82,6 +113,15 @@ class SqlEventLog:
             .where(EventCursorRow.consumer == consumer)
             .with_for_update()
         ).scalar_one()
+
+
+def wait_until_durable(engine: Engine) -> None:
+    """Return once every commit so far, asynchronous ones included, is flushed to disk."""
+    if engine.dialect.name != "postgresql":
+        return  # SQLite's commits are synchronous
+    # autocommit: the statement is its own transaction, one round trip
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(_FLUSH)
 
 
 def _recorded(row: EventRow) -> RecordedEvent:

@@ -8,11 +8,15 @@ other: the second finds it answered and moves on to the next open one, or to non
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.ports import Channel, PersonDetails, PersonRecord
 from services.reply_ports import (
+    ClaimedReply,
     ColdCourseRecord,
     ConfirmToken,
     InboundReply,
@@ -24,23 +28,120 @@ from services.reply_ports import (
 )
 from store.models import (
     ColdCourseRow,
-    ConfirmationRow,
     ConfirmTokenRow,
     InboundReplyRow,
     OptOutRow,
     OutgoingMessageRow,
     PersonRow,
-    ReminderRow,
+    metadata,
 )
-from store.upsert import insert_for
+from store.types import UTCDateTime
 
 # a reminder takes an answer once it has gone out (queued: the notifier may be sending it)
 OPEN_STATUSES = ("queued", "sent")
+
+# The hot path (an inbound SMS) runs Core statements built once here with named parameters:
+# no ORM unit of work, no per-call statement building, and as few round trips as possible.
+_people = metadata.tables["people"]
+_replies = metadata.tables["inbound_replies"]
+_reminders = metadata.tables["reminders"]
+_confirmations = metadata.tables["confirmations"]
+_NOW = bindparam("now", type_=UTCDateTime())
+
+_PERSON = (
+    _people.c.id,
+    _people.c.name,
+    _people.c.phone,
+    _people.c.email,
+    _people.c.channel,
+    _people.c.timezone,
+    _people.c.active,
+    _people.c.opted_out,
+)
+_PERSON_BY_PHONE = select(*_PERSON).where(_people.c.phone == bindparam("sender"))
+_NEW_REPLY = {
+    "provider_id": bindparam("sid"),
+    "from_number": bindparam("sender"),
+    "body": bindparam("text"),
+    "kind": bindparam("read_as"),
+    "answer": None,
+    "received_at": _NOW,
+}
+
+
+def _claim_in_one_statement() -> Any:
+    """PostgreSQL: find the sender and claim the MessageSid in one round trip; no row when the
+    sid was already there."""
+    person = _PERSON_BY_PHONE.cte("person")
+    claimed = (
+        postgresql.insert(_replies)
+        .values(**_NEW_REPLY, person_id=select(person.c.id).scalar_subquery())
+        .on_conflict_do_nothing(index_elements=["provider_id"])
+        .returning(_replies.c.id)
+        .cte("claimed")
+    )
+    return select(claimed.c.id.label("reply_id"), *person.c).select_from(
+        claimed.outerjoin(person, true())
+    )
+
+
+_CLAIM_POSTGRES = _claim_in_one_statement()
+# SQLite has no INSERT in a WITH: the sender is looked up first
+_CLAIM_SQLITE = (
+    sqlite.insert(_replies)
+    .values(**_NEW_REPLY, person_id=bindparam("person"))
+    .on_conflict_do_nothing(index_elements=["provider_id"])
+    .returning(_replies.c.id)
+)
+_SET_ANSWER = (
+    update(_replies)
+    .where(_replies.c.id == bindparam("reply"))
+    .values(kind=bindparam("read_as"), answer=bindparam("text"))
+)
+_OPEN_REMINDER = (
+    select(
+        _reminders.c.id,
+        _reminders.c.person_id,
+        _reminders.c["items"],  # .items is the collection's own method
+        _reminders.c.due_at,
+        _reminders.c.status,
+    )
+    .where(
+        _reminders.c.person_id == bindparam("person"),
+        _reminders.c.status.in_(OPEN_STATUSES),
+        _reminders.c.due_at <= _NOW,
+        _reminders.c.window_closes_at > _NOW,
+    )
+    .order_by(_reminders.c.due_at.desc(), _reminders.c.id.desc())
+    .limit(1)
+    .with_for_update()
+)
+_RECORD_OUTCOME = (
+    update(_reminders)
+    .where(_reminders.c.id == bindparam("reminder"))
+    .values(
+        status=bindparam("new_status"),
+        confirmed_at=bindparam("confirmed", type_=UTCDateTime()),
+        updated_at=_NOW,
+    )
+)
+_ADD_CONFIRMATION = _confirmations.insert().values(
+    reminder_id=bindparam("reminder"),
+    person_id=bindparam("person"),
+    outcome=bindparam("result"),
+    at=_NOW,
+    source=bindparam("origin"),
+    reply_id=bindparam("reply"),
+)
 
 
 class SqlReplies:
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+
+    def _connection(self) -> Connection:
+        return self._session.connection()
 
     def stored(self, provider_id: str) -> StoredReply | None:
         row = self._session.execute(
@@ -50,56 +151,53 @@ class SqlReplies:
         ).first()
         return None if row is None else StoredReply(row.id, row.kind, row.answer)
 
-    def claim(self, reply: InboundReply, now: datetime) -> int | None:
-        """Store the reply unless its MessageSid is already there; its id, or None.
+    def claim(self, reply: InboundReply, now: datetime) -> ClaimedReply | None:
+        """Store the reply unless its MessageSid is already there: its id and its sender, or
+        None.
 
         ON CONFLICT DO NOTHING waits for a concurrent insert of the same sid to commit or roll
         back, so of two simultaneous deliveries exactly one claims the reply.
         """
-        statement = (
-            insert_for(self._session, InboundReplyRow)
-            .values(
-                provider_id=reply.provider_id,
-                from_number=reply.from_number,
-                body=reply.body,
-                person_id=reply.person_id,
-                kind=reply.kind,
-                answer=None,
-                received_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["provider_id"])
-            .returning(InboundReplyRow.id)
-        )
-        return self._session.execute(statement).scalar_one_or_none()
+        values = {
+            "sid": reply.provider_id,
+            "sender": reply.from_number,
+            "text": reply.body,
+            "read_as": reply.kind,
+            "now": now,
+        }
+        connection = self._connection()
+        if self._postgres:
+            row = connection.execute(_CLAIM_POSTGRES, values).first()
+            if row is None:
+                return None
+            return ClaimedReply(row.reply_id, None if row.id is None else _person(row))
+        found = connection.execute(_PERSON_BY_PHONE, {"sender": reply.from_number}).first()
+        person = None if found is None else _person(found)
+        values["person"] = None if person is None else person.id
+        claimed = connection.execute(_CLAIM_SQLITE, values).scalar_one_or_none()
+        return None if claimed is None else ClaimedReply(claimed, person)
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None:
-        self._session.execute(
-            update(InboundReplyRow)
-            .where(InboundReplyRow.id == reply_id)
-            .values(kind=kind, answer=answer)
+        self._connection().execute(
+            _SET_ANSWER, {"reply": reply_id, "read_as": kind, "text": answer}
         )
 
     def open_reminder(self, person_id: int, now: datetime) -> OpenReminder | None:
         """The most recent reminder that went out, is due and whose window is still open."""
-        row = self._session.scalar(
-            select(ReminderRow)
-            .where(
-                ReminderRow.person_id == person_id,
-                ReminderRow.status.in_(OPEN_STATUSES),
-                ReminderRow.due_at <= now,
-                ReminderRow.window_closes_at > now,
-            )
-            .order_by(ReminderRow.due_at.desc(), ReminderRow.id.desc())
-            .limit(1)
-            .with_for_update()
-        )
-        return None if row is None else _reminder(row)
+        row = self._connection().execute(_OPEN_REMINDER, {"person": person_id, "now": now}).first()
+        return None if row is None else OpenReminder(*row)
 
     def reminder_for_update(self, reminder_id: int) -> OpenReminder | None:
-        row = self._session.scalar(
-            select(ReminderRow).where(ReminderRow.id == reminder_id).with_for_update()
+        row = (
+            self._connection()
+            .execute(
+                select(*_OPEN_REMINDER.selected_columns)
+                .where(_reminders.c.id == reminder_id)
+                .with_for_update()
+            )
+            .first()
         )
-        return None if row is None else _reminder(row)
+        return None if row is None else OpenReminder(*row)
 
     def record_outcome(
         self,
@@ -109,26 +207,28 @@ class SqlReplies:
         source: OutcomeSource,
         reply_id: int | None,
     ) -> None:
-        self._session.execute(
-            update(ReminderRow)
-            .where(ReminderRow.id == reminder.id)
-            .values(
-                status="confirmed" if outcome == "taken" else "skipped",
-                confirmed_at=at if outcome == "taken" else None,
-                updated_at=at,
-            )
+        connection = self._connection()
+        taken = outcome == "taken"
+        connection.execute(
+            _RECORD_OUTCOME,
+            {
+                "reminder": reminder.id,
+                "new_status": "confirmed" if taken else "skipped",
+                "confirmed": at if taken else None,
+                "now": at,
+            },
         )
-        self._session.add(
-            ConfirmationRow(
-                reminder_id=reminder.id,
-                person_id=reminder.person_id,
-                outcome=outcome,
-                at=at,
-                source=source,
-                reply_id=reply_id,
-            )
+        connection.execute(
+            _ADD_CONFIRMATION,
+            {
+                "reminder": reminder.id,
+                "person": reminder.person_id,
+                "result": outcome,
+                "now": at,
+                "origin": source,
+                "reply": reply_id,
+            },
         )
-        self._session.flush()
 
     def opt_out(self, person_id: int, source: str, now: datetime) -> bool:
         """Mark the person opted out; False when they already were."""
@@ -226,5 +326,12 @@ class SqlReplies:
         )
 
 
-def _reminder(row: ReminderRow) -> OpenReminder:
-    return OpenReminder(row.id, row.person_id, row.items, row.due_at, row.status)
+def _person(row: Any) -> PersonRecord:
+    details = PersonDetails(
+        name=row.name,
+        phone=row.phone,
+        email=row.email,
+        channel=cast("Channel", row.channel),
+        timezone=row.timezone,
+    )
+    return PersonRecord(row.id, details, active=row.active, opted_out=row.opted_out)
