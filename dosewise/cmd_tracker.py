@@ -1,22 +1,39 @@
-"""`dosewise tracker [--host H] [--port P]`: the HTTP service in the foreground (uvicorn)."""
+"""`dosewise tracker [--host H] [--port P] [--workers N]`: the HTTP service in the foreground.
+
+uvicorn serves it with N worker processes (default: one per CPU), each building its own app
+and database pool through `app_from_environment`, so the webhooks use every core.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI
 
+from dosewise.errors import UserError
 from dosewise.settings import Settings
-from dosewise.wiring import UnitOfWorkFactory, database, load_settings
+from dosewise.wiring import UnitOfWorkFactory, load_settings, store_errors_as_user_errors
 from notifier import twilio_webhooks
-from tracker.app import Clock, TwilioWebhooks, create_app
+from store.engine import create_engine, session_factory
+from store.migrate import require_current
+from store.unit_of_work import SqlUnitOfWork
+from tracker.app import Clock, Lifespan, TwilioWebhooks, create_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_WORKERS = os.cpu_count() or 1
+# per worker: requests that use the database at once, each in a thread on its own connection;
+# more only queue for the GIL and the CPU, and stretch the event log's lock hold (store.events)
+DATABASE_THREADS = 4
+APP_FACTORY = "dosewise.cmd_tracker:app_from_environment"
 
 log = logging.getLogger("dosewise.tracker")
 
@@ -27,27 +44,83 @@ def register(subcommands: Any) -> None:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"worker processes (default: one per CPU, here {DEFAULT_WORKERS})",
+    )
     parser.set_defaults(handler=run)
 
 
-def tracker_app(settings: Settings, uow_factory: UnitOfWorkFactory, clock: Clock) -> FastAPI:
+def tracker_app(
+    settings: Settings,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
     """The tracker with twilio's signature check and TwiML plugged in (only here and in the
     notifier may twilio be imported)."""
     twilio = TwilioWebhooks(twilio_webhooks.signature_is_valid, twilio_webhooks.twiml_message)
-    return create_app(settings, uow_factory, clock, twilio=twilio)
+    return create_app(settings, uow_factory, clock, twilio=twilio, lifespan=lifespan)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@contextmanager
+def tracker_database(settings: Settings) -> Iterator[UnitOfWorkFactory]:
+    """Units of work on a pool sized to the worker's threads; without a ping per checkout
+    (a round trip per request), so after a database restart each broken connection fails
+    one request with 503, which Twilio retries."""
+    with store_errors_as_user_errors():
+        engine = create_engine(settings.database_url, pool_size=DATABASE_THREADS, pre_ping=False)
+        try:
+            require_current(engine)
+            sessions = session_factory(engine)
+            yield lambda: SqlUnitOfWork(sessions)
+        finally:
+            engine.dispose()
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's app factory, called in each worker process: the environment's settings, a
+    database pool of its own, closed when the worker stops."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    resources = ExitStack()
+    unit_of_work = resources.enter_context(tracker_database(settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # the threads the store's calls run in: one per pooled connection
+        current_default_thread_limiter().total_tokens = DATABASE_THREADS
+        with resources:
+            yield
+
+    # the outermost layer owns the clock; the use cases are given its readings
+    return tracker_app(settings, unit_of_work, _now, lifespan)
+
+
 def run(arguments: argparse.Namespace) -> int:
+    if arguments.workers < 1:
+        raise UserError("--workers must be at least 1")
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if settings.twilio_auth_token is None:
         log.warning("TWILIO_AUTH_TOKEN is not set: every Twilio webhook is refused with 403")
-    with database(settings) as unit_of_work:
-        # the outermost layer owns the clock; the use cases are given its readings
-        app = tracker_app(settings, unit_of_work, _now)
-        uvicorn.run(app, host=arguments.host, port=arguments.port, log_level="info")
+    with tracker_database(settings):
+        pass  # one clear line now if the database is unreachable or not migrated
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        workers=arguments.workers,
+        host=arguments.host,
+        port=arguments.port,
+        log_level="info",
+        # the tracker logs each webhook itself (phones masked); an access log line per request
+        # would cost as much again and write confirm links' tokens into the log
+        access_log=False,
+    )
     return 0

@@ -15,13 +15,19 @@ from store.errors import DatabaseUnavailable
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def create_engine(url: str) -> Engine:
-    """An engine for `url`; refuses a URL it cannot use with one readable line."""
+def create_engine(url: str, *, pool_size: int | None = None, pre_ping: bool = True) -> Engine:
+    """An engine for `url`; refuses a URL it cannot use with one readable line.
+
+    `pool_size` caps the pooled connections (no overflow); `pre_ping=False` saves a round trip
+    per checkout, at the price of one failed use of each connection a database restart broke.
+    """
     try:
         parsed = make_url(url)
-        engine = sqlalchemy.create_engine(
-            parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite"
-        )
+        sqlite = parsed.get_backend_name() == "sqlite"
+        pool: dict[str, Any] = {}
+        if pool_size is not None and not sqlite:
+            pool = {"pool_size": pool_size, "max_overflow": 0}
+        engine = sqlalchemy.create_engine(parsed, pool_pre_ping=pre_ping and not sqlite, **pool)
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as error:
         raise DatabaseUnavailable(
             f"{url_for_humans(url)} is not a database URL dosewise can use ({error})"

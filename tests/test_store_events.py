@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy
+from sqlalchemy.engine import Engine
 
 from services.ports import Event, EventType, RecordedEvent
 from store.unit_of_work import SqlUnitOfWork
@@ -126,3 +128,73 @@ def test_an_appender_waits_for_the_one_before_to_commit(unit_of_work: UnitOfWork
     seen = consume(unit_of_work, "scheduler")
     assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded"]
     assert seen[0].id < seen[1].id
+
+
+def test_append_many_keeps_its_order_in_one_transaction(unit_of_work: UnitOfWorkFactory) -> None:
+    kinds: list[EventType] = ["ReplyReceived", "DoseConfirmed", "OptedIn"]
+    with unit_of_work() as uow:
+        uow.events.append_many(
+            [
+                Event(kind, None, NOW + timedelta(minutes=n), {"n": n})
+                for n, kind in enumerate(kinds)
+            ]
+        )
+        uow.events.append_many([])  # nothing to write, no lock to take
+        uow.commit()
+    seen = consume(unit_of_work, "scheduler")
+    assert [each.event.type for each in seen] == kinds
+    assert [each.event.payload["n"] for each in seen] == [0, 1, 2]
+    assert [each.event.occurred_at for each in seen] == [
+        NOW + timedelta(minutes=n) for n in range(3)
+    ]
+    assert seen[0].id < seen[1].id < seen[2].id
+
+
+def test_append_many_waits_for_the_appender_before_to_commit(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    second_done = threading.Event()
+
+    def append_second() -> None:
+        with unit_of_work() as uow:
+            uow.events.append_many([Event("ColdEnded", None, NOW), Event("Snoozed", None, NOW)])
+            uow.commit()
+        second_done.set()
+
+    second = threading.Thread(target=append_second)
+    with unit_of_work() as first:
+        first.events.append_many([Event("ColdOnset", None, NOW)])
+        second.start()
+        assert not second_done.wait(timeout=0.5)
+        first.commit()
+    second.join(timeout=10)
+    assert second_done.is_set()
+    seen = consume(unit_of_work, "scheduler")
+    assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded", "Snoozed"]
+
+
+def test_commit_returns_once_an_event_writer_is_on_disk(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    # the event writer commits asynchronously (store.events), so commit() must wait for the
+    # WAL flush itself: by its return the flushed WAL reaches past the commit record
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite commits synchronously")
+    committed_at: list[str] = []
+
+    def note_wal_end(_session: object) -> None:
+        with engine.connect() as connection:
+            committed_at.append(
+                connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar_one()
+            )
+
+    with unit_of_work() as uow:
+        uow.events.append_many([Event("DoseConfirmed", None, NOW)])
+        session = uow._require_session()
+        sqlalchemy.event.listen(session, "after_commit", note_wal_end)
+        uow.commit()
+    with engine.connect() as connection:
+        flushed = connection.exec_driver_sql(
+            "SELECT pg_current_wal_flush_lsn() >= %(lsn)s::pg_lsn", {"lsn": committed_at[0]}
+        ).scalar_one()
+    assert flushed

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -47,6 +48,7 @@ from tracker.pages import link_page
 Clock = Callable[[], datetime]
 FormPairs = Sequence[tuple[str, str]]
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 log = logging.getLogger("dosewise.tracker")
 
@@ -126,12 +128,18 @@ class Metrics:
 
 
 def create_app(
-    settings: Settings, uow_factory: UnitOfWorkFactory, clock: Clock, *, twilio: TwilioWebhooks
+    settings: Settings,
+    uow_factory: UnitOfWorkFactory,
+    clock: Clock,
+    *,
+    twilio: TwilioWebhooks,
+    lifespan: Lifespan | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="dosewise tracker",
         description="Twilio webhooks, e-mail confirm links, health and metrics.",
         version="1",
+        lifespan=lifespan,
     )
     metrics = Metrics.create()
     app.add_middleware(BodySizeLimit)
