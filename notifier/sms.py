@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from urllib.parse import urlencode
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http import AsyncHttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -83,15 +84,16 @@ class RebasedTwilioHttpClient(TwilioHttpClient):  # type: ignore[misc]
         self.session.close()
 
 
-class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+class RebasedAsyncTwilioHttpClient(AsyncHttpClient):  # type: ignore[misc]
     """twilio's async HTTP client interface on a lean HTTP/1.1 client, sending to another
     base URL, always with a timeout.
 
-    The library's own async client goes through aiohttp, builds an aiohttp FormData (a
-    multipart writer with a fresh uuid4 boundary) per request and formats its log lines even
-    when logging is off; at thousands of messages a second that was most of the notifier's
-    CPU. Here the form is encoded once as application/x-www-form-urlencoded bytes, as Twilio
-    expects, Basic auth is a header computed once, and `LeanHttpClient` does the exchange.
+    The library's own async client (AsyncTwilioHttpClient, on aiohttp) builds an aiohttp
+    FormData (a multipart writer with a fresh uuid4 boundary) per request and formats its log
+    lines even when logging is off; at thousands of messages a second, aiohttp's own
+    per-request work was most of the notifier's CPU. Here the form is encoded once as
+    application/x-www-form-urlencoded bytes, as Twilio expects, Basic auth is a header
+    computed once, and `LeanHttpClient` does the exchange.
     """
 
     def __init__(
@@ -101,8 +103,7 @@ class RebasedAsyncTwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         timeout_s: float = DEFAULT_TIMEOUT_S,
         pool_size: int = 100,
     ) -> None:
-        super().__init__(pool_connections=False, timeout=timeout_s)
-        self.session = None  # the library's aiohttp session: not used
+        super().__init__(logging.getLogger("twilio.async_http_client"), True, timeout_s)
         self.base_url = base_url.rstrip("/")
         self.http = LeanHttpClient(pool_size=pool_size)
         self._auth_headers: dict[tuple[str, str], str] = {}
