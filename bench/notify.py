@@ -21,6 +21,7 @@ machine busy with other work.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import socket
@@ -44,13 +45,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from store.engine import create_engine
 from store.migrate import upgrade
-from store.models import OutgoingMessageRow, PersonRow
+from store.models import OutgoingMessageRow, PersonRow, ReminderRow
 from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = "dosewise 11:30: iron 18 mg + vitamin C 250 mg. Keep dairy away until 14:30. Reply TAKEN"
 DOSEWISE = Path(sys.executable).parent / "dosewise"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DOSES_A_DAY = 4
+PHONES = itertools.count()  # people's numbers, unique over the run
+WINDOW = timedelta(hours=2)  # a dose's window: the message's not_after
 
 
 @contextmanager
@@ -185,42 +189,77 @@ def wait_for(condition: object, timeout_s: float, what: str) -> None:
 
 
 def enqueue(database: str, due: Sequence[datetime], tag: str) -> None:
+    """Messages as the scheduler queues them: each the 'initial' SMS of its own reminder
+    (so recording also moves reminders to 'sent' and fires the report triggers), four
+    reminders a day per person, every message to its own number with its own text."""
     engine = create_engine(database)
     now = datetime.now(UTC)
     with engine.begin() as connection:
-        person = connection.execute(
-            insert(PersonRow)
-            .values(
-                name="Bench",
-                phone=f"+4530{uuid.uuid4().int % 10**6:06d}",
-                email=None,
-                channel="sms",
-                timezone="UTC",
-                active=True,
-                opted_out=False,
-                created_at=now,
-                updated_at=now,
+        people = (
+            connection.execute(
+                insert(PersonRow).returning(PersonRow.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "name": f"Bench {tag}{number}",
+                        "phone": f"+4530{next(PHONES):06d}",
+                        "email": None,
+                        "channel": "sms",
+                        "timezone": "UTC",
+                        "active": True,
+                        "opted_out": False,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for number in range(len(due) // DOSES_A_DAY + 1)
+                ],
             )
-            .returning(PersonRow.id)
-        ).scalar_one()
-        rows = [
-            {
-                "person_id": person,
-                "channel": "sms",
-                "recipient": f"+452{index % 10**7:07d}",
-                "body": f"{BODY} {tag}{index}",
-                "purpose": "initial",
-                "status": "due",
-                "due_at": at,
-                "next_attempt_at": at,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for index, at in enumerate(due)
-        ]
-        for start in range(0, len(rows), 5000):
-            connection.execute(insert(OutgoingMessageRow), rows[start : start + 5000])
+            .scalars()
+            .all()
+        )
+        for start in range(0, len(due), 5000):
+            chunk = list(enumerate(due))[start : start + 5000]
+            reminders = (
+                connection.execute(
+                    insert(ReminderRow).returning(ReminderRow.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "person_id": people[index // DOSES_A_DAY],
+                            "slot_key": f"{at.date().isoformat()}#bench-{tag}{index}",
+                            "kind": "dose",
+                            "items": [{"supplement": "iron", "dose": "18 mg"}],
+                            "due_at": at,
+                            "window_closes_at": at + WINDOW,
+                            "status": "queued",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for index, at in chunk
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            connection.execute(
+                insert(OutgoingMessageRow),
+                [
+                    {
+                        "reminder_id": reminder,
+                        "person_id": people[index // DOSES_A_DAY],
+                        "channel": "sms",
+                        "recipient": f"+452{index % 10**7:07d}",
+                        "body": f"{BODY} {tag}{index}",
+                        "purpose": "initial",
+                        "status": "due",
+                        "due_at": at,
+                        "not_after": at + WINDOW,
+                        "next_attempt_at": at,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for (index, at), reminder in zip(chunk, reminders, strict=True)
+                ],
+            )
     engine.dispose()
 
 
@@ -229,6 +268,11 @@ def sent_count(engine: sqlalchemy.Engine) -> int:
         return int(
             connection.scalar(select(func.count()).where(OutgoingMessageRow.status == "sent")) or 0
         )
+
+
+def reminders_sent(engine: sqlalchemy.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).where(ReminderRow.status == "sent")) or 0)
 
 
 def wait_until_sent(
@@ -327,10 +371,16 @@ def main(argv: list[str] | None = None) -> None:
             + ", ".join(f"{peak:.0f} MB" for peak in peaks)
         )
         expected = args.count + args.late_count
-        if codes != [0] * args.processes or acceptances != expected or len(accepted) != expected:
+        reminders = reminders_sent(engine)
+        if (
+            codes != [0] * args.processes
+            or acceptances != expected
+            or len(accepted) != expected
+            or reminders != expected
+        ):
             raise SystemExit(
                 f"notifier exit codes {codes}; Twilio accepted {acceptances} messages, "
-                f"{len(accepted)} distinct, of {expected}"
+                f"{len(accepted)} distinct, of {expected}; {reminders} reminders 'sent'"
             )
 
 
