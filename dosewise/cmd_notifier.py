@@ -64,7 +64,8 @@ async def _serve(
 ) -> None:
     from notifier.worker import Worker, WorkerConfig
 
-    sms, email = sms_gateway(settings), email_gateway(settings)
+    sms = sms_gateway(settings, in_flight=arguments.concurrency)
+    email = email_gateway(settings)
     config = WorkerConfig(
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         status_callback=f"{settings.public_url}/twilio/status",

@@ -53,8 +53,11 @@ def database(settings: Settings) -> Iterator[UnitOfWorkFactory]:
             engine.dispose()
 
 
-def sms_gateway(settings: Settings) -> AsyncTwilioSmsGateway | ConsoleSmsGateway:
-    """Twilio (async client) when credentials are set; otherwise the console channel."""
+def sms_gateway(
+    settings: Settings, *, in_flight: int = 100
+) -> AsyncTwilioSmsGateway | ConsoleSmsGateway:
+    """Twilio (async client, `in_flight` connections) when credentials are set; otherwise the
+    console channel."""
     # imported here: twilio and aiohttp take a while to load, and only the notifier needs them
     from notifier.console import ConsoleSmsGateway
     from notifier.sms import AsyncTwilioSmsGateway, TwilioConfig
@@ -72,7 +75,7 @@ def sms_gateway(settings: Settings) -> AsyncTwilioSmsGateway | ConsoleSmsGateway
         )
     except ValueError as error:
         raise UserError(str(error)) from None
-    return AsyncTwilioSmsGateway(config)
+    return AsyncTwilioSmsGateway(config, pool_size=in_flight)
 
 
 def email_gateway(settings: Settings) -> SmtpEmailGateway | ConsoleEmailGateway:

@@ -15,9 +15,11 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Integer,
     Row,
     String,
+    any_,
     bindparam,
     column,
     delete,
@@ -26,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from services.ports import (
     Addressee,
@@ -64,6 +66,15 @@ class SqlOutbox:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._postgres = session.get_bind().dialect.name == "postgresql"
+
+    def _among(
+        self, ids: ColumnElement[int] | InstrumentedAttribute[int], values: Iterable[int]
+    ) -> ColumnElement[bool]:
+        """`ids IN (values)`; on PostgreSQL `= ANY(array)`: one parameter however many values,
+        so a batch of 500 neither renders 500 placeholders nor misses the statement caches."""
+        if self._postgres:
+            return ids == any_(bindparam("among", list(values), type_=ARRAY(BigInteger)))
+        return ids.in_(list(values))
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -142,7 +153,7 @@ class SqlOutbox:
             return {}
         latest = (
             select(RegimenRow.person_id, func.max(RegimenRow.version).label("version"))
-            .where(RegimenRow.person_id.in_(person_ids))
+            .where(self._among(RegimenRow.person_id, person_ids))
             .group_by(RegimenRow.person_id)
             .subquery()
         )
@@ -165,7 +176,7 @@ class SqlOutbox:
                 quiet.c.quiet,
             )
             .outerjoin(quiet, quiet.c.person_id == PersonRow.id)
-            .where(PersonRow.id.in_(person_ids))
+            .where(self._among(PersonRow.id, person_ids))
         ).all()
         return {
             row.id: Addressee(row.id, row.opted_out, row.email, row.timezone, _windows(row.quiet))
@@ -287,7 +298,7 @@ class SqlOutbox:
         # only from 'queued': a reply may already have confirmed or skipped the reminder
         self._session.execute(
             update(_reminders)
-            .where(_reminders.c.id.in_(ids), _reminders.c.status == "queued")
+            .where(self._among(_reminders.c.id, ids), _reminders.c.status == "queued")
             .values(status=status, updated_at=now)
         )
 
