@@ -167,6 +167,8 @@ class AdherenceReport:
     days: list[DayLine]
     supplements: dict[str, Counts]
     doses: list[DoseLine] = field(default_factory=list)  # one person's report only
+    # one person's report only: the local dates left out because they were opted out
+    opted_out: list[date] = field(default_factory=list)
 
     @property
     def totals(self) -> Counts:
@@ -208,6 +210,7 @@ class AdherenceReport:
                 }
                 for dose in self.doses
             ],
+            "opted_out_dates": [day.isoformat() for day in self.opted_out],
         }
 
 

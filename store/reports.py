@@ -1,32 +1,62 @@
 """The adherence report's read model: aggregation in SQL, on SQLite and on PostgreSQL.
 
-The dose measures are two grouped scans of `reminders` (per person and day, per person and
-slot), never a row per reminder into Python. What is loaded row by row is small or asked for:
-people, opt-outs, cold courses, the iron doses taken (for the timing check against the
-planned meals) and, for one person's report, that person's doses (the calendar).
+Two ways to the same figures:
+
+- **Direct** (one person's report, and the reference the tests hold the rollup to): grouped
+  scans of `reminders` in the window (per person and day, per supplement), never a row per
+  reminder into Python. One person's window is a few hundred rows found through the
+  (person_id, due_at, slot_key) index.
+- **Rollup** (everyone's report): `report_days` holds each person's measures per local date
+  and `report_supplement_days` per date and supplement; a 90-day report for 10,000 people
+  reads their 900,000 and 4.5 million narrow rows instead of 3.6 million reminders joined to
+  their messages, and the iron gap check (Python, against the regimen's meals) is stored per
+  day instead of redone for every iron dose at every report.
+
+Keeping the rollup exact. Reminder and message statuses are written by the scheduler, the
+notifier and the tracker; the rollup must not depend on each of them remembering to tell it.
+So triggers (migration 0003; statement-level on PostgreSQL, row-level on SQLite) queue the
+(person, local date) of every reminder or message change that can move a measure into
+`report_dirty_days`, inside the writer's own transaction: a change and its queue row commit
+together or not at all, whoever wrote it, late changes (a status callback days later, a
+scheduler catching up after an outage) included. Nothing relies on clocks, margins or an
+event being written.
+
+- `SqlReportRollup.refresh` (store.report_rollup; a scheduler job every minute, and the
+  `dosewise report refresh` command) claims queued rows with DELETE ... RETURNING and
+  rebuilds those days from `reminders`, in one transaction under an advisory lock. A change
+  committed meanwhile queues a new row, which the next refresh reads.
+- A report never waits for it: it reads the rollup rows of days not queued and aggregates
+  the queued days live (the same SQL that builds the rollup), in one REPEATABLE READ
+  snapshot, so its figures equal the direct aggregation at that moment however far behind
+  the refresh is; the refresh only keeps the live part small.
+- Opted-out days are not baked in: they are left out at read time, from `opt_outs`.
+
+We preferred triggers to the event log (docs/events.md) because not every status change
+writes an event (a delivery receipt, a window closing, a hand-off), and to a settled-day
+cut-off because statuses do change late; the triggers' cost falls on writers: one INSERT
+per statement (PostgreSQL) or per changed row (SQLite), only when a counted column changes.
 
 The local date of a reminder is the first ten characters of its slot key (the scheduler's
 `YYYY-MM-DD#...`: the plan's day in the person's zone), so no time-zone arithmetic happens in
-SQL; `due_at` bounds the scan so the (person_id, due_at, slot_key) index serves one person.
-A reminder's outcome is read from its own status and `confirmed_at` (the tracker writes them
-with the confirmation, in one transaction), which spares a join with `confirmations`.
+SQL. A reminder's outcome is read from its own status and `confirmed_at` (the tracker writes
+them with the confirmation, in one transaction), which spares a join with `confirmations`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import TextClause, TextualSelect, bindparam, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from reports.adherence import (
-    ON_TIME_MINUTES,
     AdherenceReport,
     ColdCourses,
     Counts,
@@ -39,56 +69,22 @@ from reports.adherence import (
 )
 from reports.ports import PersonRef
 from reports.timing import CALCIUM, IRON, IronGaps
-from schemas.regimen import Regimen
+from store.report_rollup import RolledQueries
+from store.report_sql import (
+    COUNT_COLUMNS,
+    DAY,
+    DOSES,
+    SENT_JOINS,
+    dialect_of,
+    instants,
+    load_regimens,
+    statement,
+)
 from store.types import UTCDateTime
 
 # every zone is within 14 h of UTC: these margins make the due_at range cover the local dates
 _MARGIN = timedelta(days=1)
-_COUNT_COLUMNS = ("planned", "sent", "on_time", "late", "skipped", "missed", "expired", "pending")
-
-
-@dataclass(frozen=True)
-class _Dialect:
-    """The few SQL fragments SQLite and PostgreSQL spell differently."""
-
-    on_time: str  # a confirmed reminder's confirmed_at within ON_TIME_MINUTES of due_at
-    excluded: str  # rows (person_id, d) from the JSON text parameter :excluded
-    items: str  # FROM-clause fragment unnesting alias s's items as alias e
-    supplement: str  # the canonical supplement name of e
-    has_supplement: str  # true when r.items holds the supplement :supplement
-
-
-_POSTGRESQL = _Dialect(
-    on_time=f"r.confirmed_at <= r.due_at + interval '{ON_TIME_MINUTES} minutes'",
-    excluded=(
-        "SELECT (x.value->>0)::integer AS person_id, x.value->>1 AS d "
-        "FROM jsonb_array_elements(CAST(:excluded AS jsonb)) AS x(value)"
-    ),
-    items="CROSS JOIN LATERAL jsonb_array_elements(s.items) AS e(value)",
-    supplement="e.value->>'supplement'",
-    has_supplement=(
-        "r.items @> jsonb_build_array(jsonb_build_object('supplement', CAST(:supplement AS text)))"
-    ),
-)
-_SQLITE = _Dialect(
-    # julianday keeps milliseconds: allow one for the floating point
-    on_time=(
-        f"(julianday(r.confirmed_at) - julianday(r.due_at)) * 86400.0 <= {ON_TIME_MINUTES * 60}.001"
-    ),
-    excluded=(
-        "SELECT json_extract(x.value, '$[0]') AS person_id, json_extract(x.value, '$[1]') AS d "
-        "FROM json_each(:excluded) AS x"
-    ),
-    items="CROSS JOIN json_each(s.items) AS e",
-    supplement="json_extract(e.value, '$.supplement')",
-    has_supplement=(
-        "EXISTS (SELECT 1 FROM json_each(r.items) AS i "
-        "WHERE json_extract(i.value, '$.supplement') = :supplement)"
-    ),
-)
-
-_DAY = "substr(r.slot_key, 1, 10)"
-_COMBO = "substr(r.slot_key, 12)"
+_IRON_MIN_HOURS = IronGaps().rule.min_hours
 
 
 @dataclass(frozen=True)
@@ -118,9 +114,11 @@ class _Scope:
 class SqlAdherenceQueries:
     """reports.ports.AdherenceQueries on an engine (the report opens its own connection)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, rollup: bool = True) -> None:
+        """`rollup=False` reads everyone's report directly too (the tests' reference)."""
         self._engine = engine
-        self._sql = _POSTGRESQL if engine.dialect.name == "postgresql" else _SQLITE
+        self._sql = dialect_of(engine)
+        self._rollup = rollup
 
     def find_person(self, ref: str) -> PersonRef | None:
         ref = ref.strip()
@@ -138,7 +136,7 @@ class SqlAdherenceQueries:
     ) -> AdherenceReport:
         if end < start:
             raise ValueError(f"the window ends ({end}) before it starts ({start})")
-        with self._engine.connect() as connection:
+        with self._snapshot() as connection:
             people = self._people(connection, person_id)
             excluded = self._opted_out_days(connection, people, start, end, now)
             scope = _Scope(
@@ -147,10 +145,17 @@ class SqlAdherenceQueries:
                 person_id,
                 sorted((pid, day.isoformat()) for pid, days in excluded.items() for day in days),
             )
-            per_person, days, streaks = self._day_measures(connection, scope)
-            per_supplement = self._supplement_measures(connection, scope)
-            deliveries = self._deliveries(connection, scope)
-            iron = self._iron_timing(connection, scope)
+            if person_id is None and self._rollup:
+                rolled = RolledQueries(connection, self._sql, scope.params())
+                measures = rolled.measures(_IRON_MIN_HOURS)
+                per_person, days, streaks = measures.counts, measures.days, measures.streaks
+                per_supplement, deliveries = measures.supplements, measures.deliveries
+                iron = measures.iron
+            else:
+                per_person, days, streaks = self._day_measures(connection, scope)
+                per_supplement = self._supplement_measures(connection, scope)
+                deliveries = self._deliveries(connection, scope)
+                iron = self._iron_timing(connection, scope)
             colds = self._cold_courses(connection, people, start, end, now)
             doses = self._doses(connection, scope, people) if person_id is not None else []
         lines = [
@@ -173,7 +178,21 @@ class SqlAdherenceQueries:
         for supplements in per_supplement.values():
             for name, counts in supplements.items():
                 totals[name] += counts
-        return AdherenceReport(start, end, now, lines, days, dict(totals), doses)
+        opted_out = sorted(excluded.get(person_id, ())) if person_id is not None else []
+        return AdherenceReport(start, end, now, lines, days, dict(totals), doses, opted_out)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """One consistent snapshot for all of a report's statements."""
+        with self._engine.connect() as plain:
+            connection = plain
+            if self._sql.name == "postgresql":
+                connection = plain.execution_options(isolation_level="REPEATABLE READ")
+                # JIT compiling these one-off aggregates costs more than it saves; hashing a
+                # 90-day window's groups in memory instead of on disk needs more than 4 MB
+                connection.execute(text("SET LOCAL jit = off"))
+                connection.execute(text("SET LOCAL work_mem = '64MB'"))
+            yield connection
 
     # -- the pieces ---------------------------------------------------------------------------
 
@@ -201,7 +220,7 @@ class SqlAdherenceQueries:
         statement = text(
             "SELECT person_id, opted_out_at, opted_in_at FROM opt_outs "
             "WHERE opted_out_at < :hi AND (opted_in_at IS NULL OR opted_in_at >= :lo)"
-        ).bindparams(*_instants("lo", "hi"))
+        ).bindparams(*instants("lo", "hi"))
         typed = statement.columns(opted_out_at=UTCDateTime(), opted_in_at=UTCDateTime())
         days: dict[int, set[date]] = defaultdict(set)
         for row in connection.execute(typed, {"lo": lo, "hi": hi}):
@@ -216,32 +235,27 @@ class SqlAdherenceQueries:
                 day += timedelta(days=1)
         return days
 
-    def _dose_rows(self, scope: _Scope, *, kind_dose: bool = True) -> str:
-        """FROM and WHERE of the window's doses, with `sent` as the joins m1/m2."""
-        joins = (
-            "LEFT JOIN outgoing_messages m1 ON m1.reminder_id = r.id AND m1.purpose = 'initial' "
-            "AND m1.status IN ('sent', 'delivered') "
-            "LEFT JOIN outgoing_messages m2 ON m2.reminder_id = r.id "
-            "AND m2.purpose = 'initial-email' AND m2.status IN ('sent', 'delivered') "
-        )
+    def _dose_rows(self, scope: _Scope, *, items: bool = False) -> str:
+        """FROM and WHERE of the window's doses, with `sent` as the joins m1/m2 (and with
+        `items`, one row per supplement of a dose, as alias e)."""
+        unnest = self._sql.reminder_items if items else ""
         where = [
             "r.due_at >= :lo",
             "r.due_at < :hi",
             "r.slot_key >= :d_from",
             "r.slot_key < :d_after",
+            DOSES,
         ]
-        if kind_dose:
-            where += ["r.kind = 'dose'", "r.status <> 'cancelled'"]
         if scope.person_id is not None:
             where.append("r.person_id = :person")
         if scope.excluded:
             # NOT EXISTS is planned as an anti-join (a LEFT JOIN ... IS NULL on a function's
             # output is estimated to keep 0.5 % of the rows, which picks nested loops)
             where.append(
-                f"NOT EXISTS (SELECT 1 FROM ({self._sql.excluded}) xo "
-                f"WHERE xo.person_id = r.person_id AND xo.d = {_DAY})"
+                f"NOT EXISTS (SELECT 1 FROM ({self._sql.pairs('excluded')}) xo "
+                f"WHERE xo.person_id = r.person_id AND xo.day = {DAY})"
             )
-        return f"FROM reminders r {joins} WHERE {' AND '.join(where)}"
+        return f"FROM reminders r {SENT_JOINS} {unnest} WHERE {' AND '.join(where)}"
 
     def _sums(self) -> str:
         return (
@@ -263,12 +277,12 @@ class SqlAdherenceQueries:
     ) -> tuple[dict[int, Counts], list[DayLine], dict[int, Streaks]]:
         """Per person, per day and the streaks: one grouped scan, (person, day) rows stay in
         the database."""
-        summed = ", ".join(f"sum({column})" for column in _COUNT_COLUMNS)
+        summed = ", ".join(f"sum({column})" for column in COUNT_COLUMNS)
         sql = f"""
         WITH pday AS (
-            SELECT r.person_id, {_DAY} AS d, {self._sums()}
+            SELECT r.person_id, {DAY} AS d, {self._sums()}
             {self._dose_rows(scope)}
-            GROUP BY r.person_id, {_DAY}
+            GROUP BY r.person_id, {DAY}
         ),
         closed AS (
             SELECT person_id, d, CASE WHEN on_time + late = planned THEN 1 ELSE 0 END AS ok
@@ -299,7 +313,7 @@ class SqlAdherenceQueries:
         per_person: dict[int, Counts] = {}
         days: list[DayLine] = []
         streaks: dict[int, Streaks] = {}
-        for row in connection.execute(self._statement(sql), scope.params()):
+        for row in connection.execute(statement(sql), scope.params()):
             section, person_id, day, *numbers = row
             values = [int(number or 0) for number in numbers]
             if section == "person":
@@ -314,21 +328,14 @@ class SqlAdherenceQueries:
     def _supplement_measures(
         self, connection: Connection, scope: _Scope
     ) -> dict[int, dict[str, Counts]]:
-        """Per person and supplement: group by the slot (its key names its supplements), then
-        unnest one sample reminder's items per group."""
-        summed = ", ".join(f"sum(c.{column})" for column in _COUNT_COLUMNS)
+        """Per person and supplement: each dose counts for every supplement it holds."""
         sql = f"""
-        WITH combos AS (
-            SELECT r.person_id, {_COMBO} AS combo, min(r.id) AS sample, {self._sums()}
-            {self._dose_rows(scope)}
-            GROUP BY r.person_id, {_COMBO}
-        )
-        SELECT c.person_id, {self._sql.supplement} AS supplement, {summed}
-        FROM combos c JOIN reminders s ON s.id = c.sample {self._sql.items}
-        GROUP BY c.person_id, {self._sql.supplement}
+        SELECT r.person_id, {self._sql.supplement} AS supplement, {self._sums()}
+        {self._dose_rows(scope, items=True)}
+        GROUP BY r.person_id, {self._sql.supplement}
         """
         result: dict[int, dict[str, Counts]] = defaultdict(dict)
-        for row in connection.execute(self._statement(sql), scope.params()):
+        for row in connection.execute(statement(sql), scope.params()):
             person_id, supplement, *numbers = row
             result[int(person_id)][str(supplement)] = _counts([int(n or 0) for n in numbers])
         return result
@@ -357,15 +364,15 @@ class SqlAdherenceQueries:
             int(row.person_id): Deliveries(
                 int(row.delivered), int(row.failed), int(row.email_fallback)
             )
-            for row in connection.execute(self._statement(sql), params)
+            for row in connection.execute(statement(sql), params)
         }
 
     def _iron_timing(self, connection: Connection, scope: _Scope) -> dict[int, IronTiming]:
         gaps = IronGaps()
         base = self._dose_rows(scope)
         taken = connection.execute(
-            self._statement(
-                f"SELECT r.person_id, r.regimen_id, {_DAY} AS d, r.confirmed_at {base} "
+            statement(
+                f"SELECT r.person_id, r.regimen_id, {DAY} AS d, r.confirmed_at {base} "
                 f"AND r.status = 'confirmed' AND {self._sql.has_supplement}",
                 confirmed_at=UTCDateTime(),
             ),
@@ -375,14 +382,14 @@ class SqlAdherenceQueries:
             return {}
         calcium: dict[tuple[int, str], list[datetime]] = defaultdict(list)
         for row in connection.execute(
-            self._statement(
-                f"SELECT r.person_id, {_DAY} AS d, r.due_at {base} AND {self._sql.has_supplement}",
+            statement(
+                f"SELECT r.person_id, {DAY} AS d, r.due_at {base} AND {self._sql.has_supplement}",
                 due_at=UTCDateTime(),
             ),
             {**scope.params(), "supplement": CALCIUM},
         ):
             calcium[(row.person_id, row.d)].append(row.due_at)
-        self._load_regimens(connection, gaps, {row.regimen_id for row in taken})
+        load_regimens(connection, gaps, {row.regimen_id for row in taken})
         kept: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         for row in taken:
             tally = kept[row.person_id]
@@ -397,27 +404,6 @@ class SqlAdherenceQueries:
             for pid, (n, ok) in kept.items()
         }
 
-    def _load_regimens(
-        self, connection: Connection, gaps: IronGaps, ids: Iterable[int | None]
-    ) -> None:
-        wanted = sorted(i for i in ids if i is not None)
-        if not wanted:
-            return
-        statement = text("SELECT id, body FROM regimens WHERE id IN :ids").bindparams(
-            bindparam("ids", expanding=True)
-        )
-        validated: dict[str, Regimen] = {}
-        for row in connection.execute(statement, {"ids": wanted}):
-            body = row.body if isinstance(row.body, dict) else json.loads(row.body)
-            # people with one routine (zone, meals, medicines) share one validated regimen
-            routine = json.dumps(
-                [body["person"]["timezone"], body.get("meals"), body.get("medications")],
-                sort_keys=True,
-            )
-            if routine not in validated:
-                validated[routine] = Regimen.model_validate(body)
-            gaps.add_regimen(row.id, validated[routine])
-
     def _cold_courses(
         self,
         connection: Connection,
@@ -431,13 +417,16 @@ class SqlAdherenceQueries:
         statement = text(
             "SELECT person_id, onset_at, ends_at, ended_at FROM cold_courses "
             "WHERE onset_at >= :lo AND onset_at < :hi"
-        ).bindparams(*_instants("lo", "hi"))
+            # one person's report finds their courses by the person_id index
+            + (" AND person_id = :person" if len(people) == 1 else "")
+        ).bindparams(*instants("lo", "hi"))
         typed = statement.columns(
             onset_at=UTCDateTime(), ends_at=UTCDateTime(), ended_at=UTCDateTime()
         )
-        params = {
+        params: dict[str, Any] = {
             "lo": datetime.combine(start, datetime.min.time(), UTC) - _MARGIN,
             "hi": datetime.combine(end, datetime.min.time(), UTC) + 2 * _MARGIN,
+            "person": next(iter(people), None),
         }
         tallies: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
         for row in connection.execute(typed, params):
@@ -466,8 +455,8 @@ class SqlAdherenceQueries:
         zone = ZoneInfo(people[scope.person_id][2])
         on_time = f"CASE WHEN {self._sql.on_time} THEN 1 ELSE 0 END"
         rows = connection.execute(
-            self._statement(
-                f"SELECT {_DAY} AS d, r.due_at, r.status, r.items, {on_time} AS on_time "
+            statement(
+                f"SELECT {DAY} AS d, r.due_at, r.status, r.items, {on_time} AS on_time "
                 f"{self._dose_rows(scope)} ORDER BY r.due_at, r.id",
                 due_at=UTCDateTime(),
             ),
@@ -485,17 +474,6 @@ class SqlAdherenceQueries:
                 )
             )
         return doses
-
-    def _statement(self, sql: str, **columns: Any) -> TextClause | TextualSelect:
-        statement = text(sql).bindparams(*_instants("lo", "hi"))
-        return statement.columns(**columns) if columns else statement
-
-
-_IRON_MIN_HOURS = IronGaps().rule.min_hours
-
-
-def _instants(*names: str) -> list[Any]:
-    return [bindparam(name, type_=UTCDateTime()) for name in names]
 
 
 def _counts(values: list[int]) -> Counts:
