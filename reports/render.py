@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import date, timedelta
 from html import escape
 
@@ -257,9 +258,15 @@ def svg_bars(people: list[PersonLine], limit: int = 40, width: int = 640) -> str
     return "".join(parts)
 
 
-def svg_calendar(doses: list[DoseLine], start: date, end: date) -> str:
+OPTED_OUT_FILL = "#d7ccc8"
+
+
+def svg_calendar(
+    doses: list[DoseLine], start: date, end: date, opted_out: Collection[date] = ()
+) -> str:
     """A month-style calendar: a week per row, a day per cell, a square per dose coloured by
-    what became of it."""
+    what became of it; days the person was opted out are shaded and labelled (they are left
+    out of adherence)."""
     by_day: dict[date, list[DoseLine]] = defaultdict(list)
     for dose in doses:
         by_day[dose.day].append(dose)
@@ -280,11 +287,21 @@ def svg_calendar(doses: list[DoseLine], start: date, end: date) -> str:
         x = gap + (offset % 7) * (cell + gap)
         y = head + (offset // 7) * (cell + gap)
         inside = day >= start
-        parts.append(
-            f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="4" '
-            f'fill="{"#fafafa" if inside else "#eeeeee"}" stroke="#ccc"/>'
-            f'<text x="{x + 4}" y="{y + 12}" font-size="10" fill="#555">{day.day}</text>'
-        )
+        if day in opted_out:
+            parts.append(
+                f'<g class="day opted-out"><title>{day.isoformat()}: opted out, left out of '
+                f'adherence</title><rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="4" '
+                f'fill="{OPTED_OUT_FILL}" stroke="#a1887f"/>'
+                f'<text x="{x + 4}" y="{y + 12}" font-size="10" fill="#555">{day.day}</text>'
+                f'<text x="{x + cell / 2}" y="{y + cell - 8}" font-size="9" fill="#5d4037" '
+                f'text-anchor="middle">opted out</text></g>'
+            )
+        else:
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="4" '
+                f'fill="{"#fafafa" if inside else "#eeeeee"}" stroke="#ccc"/>'
+                f'<text x="{x + 4}" y="{y + 12}" font-size="10" fill="#555">{day.day}</text>'
+            )
         for index, dose in enumerate(by_day.get(day, [])):
             sx = x + 4 + (index % 4) * 15
             sy = y + 18 + (index // 4) * 15
@@ -296,11 +313,12 @@ def svg_calendar(doses: list[DoseLine], start: date, end: date) -> str:
             )
         day += timedelta(days=1)
     legend_y = height - 8
-    for index, (outcome, colour) in enumerate(OUTCOME_COLOURS.items()):
-        lx = gap + index * 80
+    legend = [(OUTCOME_WORDS[outcome], colour) for outcome, colour in OUTCOME_COLOURS.items()]
+    for index, (words, colour) in enumerate([*legend, ("opted out", OPTED_OUT_FILL)]):
+        lx = gap + index * 68
         parts.append(
             f'<rect x="{lx}" y="{legend_y - 10}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="{legend_y}" font-size="10">{OUTCOME_WORDS[outcome]}</text>'
+            f'<text x="{lx + 14}" y="{legend_y}" font-size="10">{words}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -378,7 +396,10 @@ def render_html(report: AdherenceReport) -> str:
     body.append("<h2>People, those who need attention first</h2>" + svg_bars(report.by_attention()))
     body.append(people_table(report.by_attention(), link=None))
     if report.doses:
-        body.append("<h2>Doses</h2>" + svg_calendar(report.doses, report.start, report.end))
+        body.append(
+            "<h2>Doses</h2>"
+            + svg_calendar(report.doses, report.start, report.end, report.opted_out)
+        )
     body.append("<h2>Iron timing</h2>" + svg_iron(report.iron_timing))
     body.append(supplements_table(report.supplements))
     return page(title, "".join(body))

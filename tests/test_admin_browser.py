@@ -108,6 +108,9 @@ def test_sign_in_overview_and_person(served: str, tmp_path: Path) -> None:
             streak = page.locator('[data-measure="streak"]').inner_text()
             assert streak == "{current}/{longest}".format(**people[ANA]["streak"])
             assert "7 of 8 kept" in page.content()
+            opted_out = page.locator("g.day.opted-out")
+            assert opted_out.count() == people[ANA]["opted_out_days"]
+            assert "opted out" in (opted_out.first.text_content() or "")
             page.screenshot(path=str(artifacts / "person.png"), full_page=True)
         finally:
             browser.close()

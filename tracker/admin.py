@@ -178,7 +178,7 @@ def admin_router(
             f" days (current/longest) · opted out {person.opted_out_days} days</p>",
             cards(report),
             "<h2>Doses</h2>",
-            svg_calendar(report.doses, report.start, report.end),
+            svg_calendar(report.doses, report.start, report.end, report.opted_out),
             "<h2>Adherence per day</h2>",
             svg_trend(report.days),
             "<h2>Iron timing</h2>",
@@ -236,8 +236,9 @@ class _Queries:
 
 def _header(report: AdherenceReport, title: str) -> str:
     return (
-        f'<p><a href="/admin/">overview</a> · <form method="post" action="/admin/logout" '
-        f'style="display:inline"><button>sign out</button></form></p>'
+        # a <form> may not sit inside a <p>: the bar is a <nav>
+        '<nav><a href="/admin/">overview</a> · <form method="post" action="/admin/logout" '
+        'style="display:inline"><button>sign out</button></form></nav>'
         f"<h1>{title}</h1>"
         f'<form method="get"><label>from <input type="date" name="from" '
         f'value="{report.start.isoformat()}"></label> <label>to <input type="date" name="to" '
