@@ -1,4 +1,5 @@
-"""`dosewise report adherence [--from D] [--to D] [--person P] [--format ...]`."""
+"""`dosewise report adherence [--from D] [--to D] [--person P] [--format ...]` and
+`dosewise report refresh` (bring the report's rollup up to date now)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from reports.ports import AdherenceQueries
 from reports.render import render_csv, render_html, render_json, render_table
 from store.engine import create_engine
 from store.migrate import require_current
+from store.report_rollup import SqlReportRollup
 from store.reports import SqlAdherenceQueries
 
 DEFAULT_DAYS = 30
@@ -33,6 +35,12 @@ def register(subcommands: Any) -> None:
     adherence.add_argument("--person", help="one person, by id or phone number")
     adherence.add_argument("--format", choices=tuple(RENDERERS), default="table")
     adherence.set_defaults(handler=run_adherence)
+    refresh = kinds.add_parser(
+        "refresh",
+        help="rebuild the report's rollup for every changed day now (the scheduler does it "
+        "every minute)",
+    )
+    refresh.set_defaults(handler=run_refresh)
 
 
 def _date(raw: str) -> date:
@@ -81,4 +89,17 @@ def run_adherence(arguments: argparse.Namespace) -> int:
     with adherence_queries(load_settings()) as queries:
         report = build_report(queries, start, end, arguments.person, now)
     sys.stdout.write(RENDERERS[arguments.format](report))
+    return 0
+
+
+def run_refresh(_arguments: argparse.Namespace) -> int:
+    settings = load_settings()
+    with store_errors_as_user_errors():
+        engine = create_engine(settings.database_url)
+        try:
+            require_current(engine)
+            days = SqlReportRollup(engine).refresh_all()
+        finally:
+            engine.dispose()
+    sys.stdout.write(f"report rollup: {days} person-days rebuilt\n")
     return 0

@@ -13,6 +13,8 @@ from dosewise.wiring import database, load_settings
 from scheduler.service import SchedulerService
 from services.scheduling import SchedulerConfig
 from store.coordination import coordinator_for
+from store.engine import create_engine
+from store.report_rollup import SqlReportRollup
 
 
 def register(subcommands: Any) -> None:
@@ -32,11 +34,16 @@ def run(_arguments: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with database(settings) as unit_of_work:
-        service = SchedulerService(
-            unit_of_work,
-            coordinator_for(settings.database_url),
-            SchedulerConfig(public_url=settings.public_url),
-        )
-        service.run(stop)
+    rollup_engine = create_engine(settings.database_url)  # the report rollup's refresh
+    try:
+        with database(settings) as unit_of_work:
+            service = SchedulerService(
+                unit_of_work,
+                coordinator_for(settings.database_url),
+                SchedulerConfig(public_url=settings.public_url),
+                report_rollup=SqlReportRollup(rollup_engine),
+            )
+            service.run(stop)
+    finally:
+        rollup_engine.dispose()
     return 0

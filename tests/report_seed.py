@@ -27,8 +27,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
-from sqlalchemy.engine import Engine
+from sqlalchemy import insert, text
+from sqlalchemy.engine import Connection, Engine
 
 from schemas.regimen import Regimen
 from store.models import (
@@ -344,6 +344,21 @@ def seed(engine: Engine) -> None:
                     "source": "sms",
                 }
             ],
+        )
+        _move_sequences(connection)
+
+
+def _move_sequences(connection: Connection) -> None:
+    """The rows above carry their own ids: on PostgreSQL, move the sequences past them, so
+    rows the services add later get fresh ones (SQLite takes max(id) + 1 by itself)."""
+    if connection.dialect.name != "postgresql":
+        return
+    for table in ("people", "regimens", "cold_courses", "reminders", "outgoing_messages"):
+        connection.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
         )
 
 

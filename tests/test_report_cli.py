@@ -16,9 +16,13 @@ from tests.report_seed import ANA, ANA_PHONE, BO, END, EXPECTED, START, seed
 
 
 def _run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return _report(database_url, "adherence", *args)
+
+
+def _report(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DOSEWISE_DATABASE_URL": database_url}
     return subprocess.run(
-        [sys.executable, "-m", "dosewise", "report", "adherence", *args],
+        [sys.executable, "-m", "dosewise", "report", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -84,3 +88,19 @@ def test_defaults_to_the_last_30_days(engine: Engine, database_url: str) -> None
     from datetime import date
 
     assert (date.fromisoformat(report["to"]) - date.fromisoformat(report["from"])).days == 29
+
+
+def test_refresh_rebuilds_the_queued_days(engine: Engine, database_url: str) -> None:
+    seed(engine)
+    before = _run(database_url, *WINDOW, "--format", "json")
+    done = _report(database_url, "refresh")
+    assert done.returncode == 0, done.stderr
+    # Ana's 11 days (one with a lozenge only) and Bo's 12 (two outside the window)
+    assert done.stdout == "report rollup: 22 person-days rebuilt\n"
+    again = _report(database_url, "refresh")
+    assert again.stdout == "report rollup: 0 person-days rebuilt\n"
+    after = _run(database_url, *WINDOW, "--format", "json")
+    generated = '"generated_at"'
+    assert [line for line in after.stdout.splitlines() if generated not in line] == [
+        line for line in before.stdout.splitlines() if generated not in line
+    ]

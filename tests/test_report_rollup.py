@@ -10,10 +10,14 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
+from scheduler.service import SchedulerService
 from services.replies import InboundSms, receive_sms
+from services.scheduling import SchedulerConfig
+from store.coordination import coordinator_for
 from store.models import (
     OptOutRow,
     OutgoingMessageRow,
@@ -249,3 +253,25 @@ def test_refresh_rebuilds_iron_timing_per_day(engine: Engine) -> None:
     person = next(p for p in report.people if p.id == ANA)
     assert (person.iron_timing.taken, person.iron_timing.gap_kept) == (8, 7)
     assert next(p for p in report.people if p.id == BO).iron_timing.taken == 0
+
+
+def test_scheduler_job_catches_the_rollup_up(
+    engine: Engine, database_url: str, unit_of_work: Callable[[], SqlUnitOfWork]
+) -> None:
+    seed(engine)
+    service = SchedulerService(
+        unit_of_work,
+        coordinator_for(database_url),
+        SchedulerConfig(public_url="http://x"),
+        report_rollup=SqlReportRollup(engine),
+    )
+    try:
+        with time_machine.travel(NOW, tick=False):
+            assert service.run_due_jobs()
+    finally:
+        service.close()
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(ReportDirtyDayRow)) == 0
+        # the seeded 22 person-days, and those of the reminders the job just materialised
+        assert connection.scalar(select(func.count()).select_from(ReportDayRow)) > 22
+    _assert_same(engine, "after the scheduler's jobs")
