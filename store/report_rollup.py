@@ -23,7 +23,6 @@ from store.report_sql import (
     dialect_of,
     iron_broken,
     pairs_json,
-    statement,
     supplement_rows,
 )
 
@@ -111,6 +110,12 @@ class SqlReportRollup:
 
 
 # -- reading -------------------------------------------------------------------------------
+#
+# Everyone's report scans the rollup rows of the window as they are (plain grouped scans, no
+# joins), then corrects the few (person, day) it must read otherwise: the queued days (their
+# rows may be stale: replaced by the same aggregation done live) and the opted-out days (their
+# doses left out; deliveries still count). Every measure is a sum over days, the streak flags
+# included (each day has its own 4 bits), so a correction is a subtraction and an addition.
 
 
 @dataclass
@@ -125,156 +130,234 @@ class RolledMeasures:
     iron: dict[int, IronTiming] = field(default_factory=dict)
 
 
-def _live_days(person: bool) -> str:
-    """The window's queued days: their rollup rows may be stale, so they are read live."""
-    where = "day >= :d_from AND day < :d_after" + (" AND person_id = :person" if person else "")
-    return f"SELECT DISTINCT person_id, day FROM report_dirty_days WHERE {where}"
+_Key = tuple[int, str]  # (person_id, day)
+_WIDTH = len(_DAY_COLUMNS)
+_DOSE_PART = len(COUNT_COLUMNS) + 2  # the counts and iron: left out on opted-out days
 
 
 class RolledQueries:
-    """Dose measures from the rollup plus the queued days aggregated live: equal to the direct
-    aggregation at the moment of the read (the caller reads in one snapshot)."""
+    """Dose measures from the rollup, corrected for the queued and the opted-out days: equal to
+    the direct aggregation at the moment of the read (the caller reads in one snapshot)."""
 
     def __init__(self, connection: Connection, sql: Dialect, params: dict[str, Any]) -> None:
         self._connection = connection
         self._sql = sql
-        self._params = {**params, "iron": IRON}
+        self._params = {**params, "iron": IRON, "day_zero": params["d_from"]}
+        self._start = date.fromisoformat(params["d_from"])
         self._person = "person" in params
-        self._excluded = "excluded" in params
+        self._excluded: set[_Key] = {
+            (int(p), str(d)) for p, d in json.loads(params.get("excluded", "[]"))
+        }
 
     def measures(self, iron_min_hours: float) -> RolledMeasures:
+        live = self._live_days()
+        fixes = _Fixes(self._start, live, self._excluded)
+        if fixes.keys:
+            self._read_fixes(fixes, live)
+        sums, words = self._per_person(fixes)
         result = RolledMeasures()
-        self._per_person(result)
-        result.days = self._per_day()
-        result.supplements = self._per_supplement()
-        self._iron(result, iron_min_hours)
+        for person_id, row in sums.items():
+            result.counts[person_id] = Counts(*row[: len(COUNT_COLUMNS)])
+            taken, broken = row[len(COUNT_COLUMNS)], row[len(COUNT_COLUMNS) + 1]
+            result.iron[person_id] = IronTiming(taken, taken - broken, iron_min_hours)
+            result.deliveries[person_id] = Deliveries(*row[_DOSE_PART:])
+            result.streaks[person_id] = _streaks(words.get(person_id, {}))
+        result.days = self._per_day(fixes)
+        result.supplements = self._per_supplement(fixes)
         return result
 
-    def _with(self) -> str:
-        """CTEs: live (the queued days), pday (every (person, day) of the window, rollup rows
-        where current, live rows where queued) and xo (the opted-out days)."""
-        sql, columns = self._sql, ", ".join(_DAY_COLUMNS)
-        window = "d.day >= :d_from AND d.day < :d_after"
-        if self._person:
-            window += " AND d.person_id = :person"
-        ctes = [
-            f"live AS ({_live_days(self._person)})",
-            f"""pday AS (
-                SELECT d.person_id, d.day, {columns} FROM report_days d
-                WHERE {window} AND NOT EXISTS
-                    (SELECT 1 FROM live l WHERE l.person_id = d.person_id AND l.day = d.day)
-                UNION ALL
-                SELECT person_id, day, {columns} FROM ({day_rows(sql, "SELECT * FROM live")}) lv
-            )""",
-        ]
-        if self._excluded:
-            ctes.append(f"xo AS ({sql.pairs('excluded')})")
-        return "WITH " + ", ".join(ctes)
+    # -- the corrections ---------------------------------------------------------------------
 
-    def _not_excluded(self, alias: str) -> str:
-        if not self._excluded:
-            return "1 = 1"
-        return (
-            f"NOT EXISTS (SELECT 1 FROM xo WHERE xo.person_id = {alias}.person_id "
-            f"AND xo.day = {alias}.day)"
+    def _window(self, alias: str) -> str:
+        where = f"{alias}.day >= :d_from AND {alias}.day < :d_after"
+        return where + (f" AND {alias}.person_id = :person" if self._person else "")
+
+    def _live_days(self) -> set[_Key]:
+        """The window's queued days: their rollup rows may be stale, so they are read live."""
+        rows = self._connection.execute(
+            text(
+                f"SELECT DISTINCT d.person_id, d.day FROM report_dirty_days d WHERE "
+                f"{self._window('d')}"
+            ),
+            self._params,
         )
+        return {(int(row.person_id), str(row.day)) for row in rows}
 
-    def _per_person(self, result: RolledMeasures) -> None:
-        """Sums per person, and the streak flags of each day packed in integers: one grouped
-        scan, the (person, day) rows stay in the database."""
-        sql = self._sql
-        if self._excluded:
-            counted = "CASE WHEN xo.person_id IS NULL THEN 1 ELSE 0 END"
-            joined = "pday p LEFT JOIN xo ON xo.person_id = p.person_id AND xo.day = p.day"
-        else:
-            counted, joined = "1", "pday p"
-        day_number = sql.day_number.format(":d_from", "p.day")
+    def _read_fixes(self, fixes: _Fixes, live: set[_Key]) -> None:
+        sql, connection = self._sql, self._connection
+        params = {**self._params, "fixed": pairs_json(fixes.keys), "live": pairs_json(live)}
+        fixed, live_source = sql.pairs("fixed"), sql.pairs("live")
+        columns = ", ".join(f"d.{name}" for name in _DAY_COLUMNS)
+        stored = (
+            f"FROM report_days d JOIN ({fixed}) s ON s.person_id = d.person_id AND s.day = d.day"
+        )
+        for row in connection.execute(
+            text(f"SELECT d.person_id, d.day, {columns} {stored}"), params
+        ):
+            fixes.stored[(int(row[0]), str(row[1]))] = [int(n) for n in row[2:]]
+        supplement_columns = ", ".join(f"d.{name}" for name in COUNT_COLUMNS)
+        for row in connection.execute(
+            text(
+                f"SELECT d.person_id, d.day, d.supplement, {supplement_columns} "
+                f"FROM report_supplement_days d JOIN ({fixed}) s "
+                "ON s.person_id = d.person_id AND s.day = d.day"
+            ),
+            params,
+        ):
+            fixes.stored_supplements[(int(row[0]), str(row[1]))][str(row[2])] = [
+                int(n) for n in row[3:]
+            ]
+        if not live:
+            return
+        for row in connection.execute(text(day_rows(sql, live_source)), params):
+            fixes.fresh[(int(row[0]), str(row[1]))] = [int(n or 0) for n in row[2:]]
+        broken = iron_broken(connection, sql, live_source, params)
+        for key, n in broken.items():
+            fixes.fresh[key][len(COUNT_COLUMNS) + 1] = n
+        for row in connection.execute(text(supplement_rows(sql, live_source)), params):
+            fixes.fresh_supplements[(int(row[0]), str(row[1]))][str(row[2])] = [
+                int(n or 0) for n in row[3:]
+            ]
+
+    # -- the scans ---------------------------------------------------------------------------
+
+    def _per_person(self, fixes: _Fixes) -> tuple[dict[int, list[int]], dict[int, dict[int, int]]]:
+        """Sums per person, and the streak flags of each day packed in integers, 15 days a
+        word: one grouped scan, the (person, day) rows stay in the database."""
+        # its own parameter: PostgreSQL types a parameter once, here as a date
+        n = self._sql.day_number.format(":day_zero", "d.day")
         flag = (
-            "CASE WHEN c = 1 AND planned > 0 AND pending = 0 THEN "
-            "CASE WHEN on_time + late = planned THEN 1 ELSE 2 END ELSE 0 END"
+            "CASE WHEN d.planned > 0 AND d.pending = 0 THEN "
+            "CASE WHEN d.on_time + d.late = d.planned THEN 1 ELSE 2 END ELSE 0 END"
         )
-        dose_sums = ", ".join(
-            f"sum(c * {name})" for name in (*COUNT_COLUMNS, "iron_taken", "iron_broken")
-        )
+        summed = ", ".join(f"sum(d.{name})" for name in _DAY_COLUMNS)
         query = f"""
-        {self._with()},
-        counted AS (SELECT p.*, {counted} AS c, {day_number} AS n FROM {joined})
-        SELECT person_id, n / {_FLAGS_PER_WORD} AS word, {dose_sums},
-               sum(delivered), sum(failed), sum(email_fallback),
+        SELECT d.person_id, {n} / {_FLAGS_PER_WORD} AS word, {summed},
                sum(CAST({flag} AS bigint) * (CAST(1 AS bigint)
-                   << ({_FLAG_BITS} * (n % {_FLAGS_PER_WORD})))) AS flags
-        FROM counted GROUP BY person_id, n / {_FLAGS_PER_WORD}
+                   << ({_FLAG_BITS} * ({n} % {_FLAGS_PER_WORD})))) AS flags
+        FROM report_days d WHERE {self._window("d")}
+        GROUP BY d.person_id, {n} / {_FLAGS_PER_WORD}
         """
-        totals: dict[int, list[int]] = defaultdict(lambda: [0] * 13)
-        words: dict[int, dict[int, int]] = defaultdict(dict)
-        for row in self._connection.execute(statement(query), self._params):
+        sums: dict[int, list[int]] = defaultdict(lambda: [0] * _WIDTH)
+        words: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for row in self._connection.execute(text(query), self._params):
             person_id, word, *numbers, flags = row
-            sums = totals[int(person_id)]
-            for index, number in enumerate(numbers):
-                sums[index] += int(number or 0)
-            words[int(person_id)][int(word)] = int(flags or 0)
-        for person_id, sums in totals.items():
-            result.counts[person_id] = Counts(*sums[:8])
-            result.iron[person_id] = IronTiming(taken=sums[8], gap_kept=sums[8] - sums[9])
-            result.deliveries[person_id] = Deliveries(*sums[10:13])
-            result.streaks[person_id] = _streaks(words[person_id])
+            _add(sums[int(person_id)], [int(x or 0) for x in numbers])
+            words[int(person_id)][int(word)] += int(flags or 0)
+        for (person_id, _day), delta in fixes.day_deltas().items():
+            _add(sums[person_id], delta)
+        for (person_id, word), change in fixes.word_deltas().items():
+            words[person_id][word] += change
+        return sums, words
 
-    def _per_day(self) -> list[DayLine]:
-        summed = ", ".join(f"sum(p.{name})" for name in COUNT_COLUMNS)
-        query = f"""
-        {self._with()}
-        SELECT p.day, {summed} FROM pday p WHERE {self._not_excluded("p")}
-        GROUP BY p.day HAVING sum(p.planned) > 0
-        """
+    def _per_day(self, fixes: _Fixes) -> list[DayLine]:
+        summed = ", ".join(f"sum(d.{name})" for name in COUNT_COLUMNS)
+        query = (
+            f"SELECT d.day, {summed} FROM report_days d WHERE {self._window('d')} GROUP BY d.day"
+        )
+        days: dict[str, list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
+        for row in self._connection.execute(text(query), self._params):
+            _add(days[str(row[0])], [int(x or 0) for x in row[1:]])
+        for (_person, day), delta in fixes.day_deltas().items():
+            _add(days[day], delta[: len(COUNT_COLUMNS)])
         lines = [
-            DayLine(date.fromisoformat(row[0]), Counts(*(int(n) for n in row[1:])))
-            for row in self._connection.execute(statement(query), self._params)
+            DayLine(date.fromisoformat(day), Counts(*numbers))
+            for day, numbers in days.items()
+            if numbers[0] > 0  # days with doses only
         ]
         return sorted(lines, key=lambda line: line.day)
 
-    def _per_supplement(self) -> dict[int, dict[str, Counts]]:
-        columns = ", ".join(COUNT_COLUMNS)
-        summed = ", ".join(f"sum({name})" for name in COUNT_COLUMNS)
-        window = "d.day >= :d_from AND d.day < :d_after"
-        if self._person:
-            window += " AND d.person_id = :person"
-        query = f"""
-        {self._with()}
-        SELECT person_id, supplement, {summed} FROM (
-            SELECT d.person_id, d.day, d.supplement, {columns} FROM report_supplement_days d
-            WHERE {window} AND NOT EXISTS
-                (SELECT 1 FROM live l WHERE l.person_id = d.person_id AND l.day = d.day)
-            UNION ALL
-            SELECT person_id, day, supplement, {columns}
-            FROM ({supplement_rows(self._sql, "SELECT * FROM live")}) lv
-        ) d WHERE {self._not_excluded("d")}
-        GROUP BY person_id, supplement
-        """
+    def _per_supplement(self, fixes: _Fixes) -> dict[int, dict[str, Counts]]:
+        summed = ", ".join(f"sum(d.{name})" for name in COUNT_COLUMNS)
+        query = (
+            f"SELECT d.person_id, d.supplement, {summed} FROM report_supplement_days d "
+            f"WHERE {self._window('d')} GROUP BY d.person_id, d.supplement"
+        )
+        sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
+        for row in self._connection.execute(text(query), self._params):
+            _add(sums[(int(row[0]), str(row[1]))], [int(x or 0) for x in row[2:]])
+        for key, delta in fixes.supplement_deltas().items():
+            _add(sums[key], delta)
         result: dict[int, dict[str, Counts]] = defaultdict(dict)
-        for row in self._connection.execute(statement(query), self._params):
-            person_id, supplement, *numbers = row
-            result[int(person_id)][str(supplement)] = Counts(*(int(n or 0) for n in numbers))
+        for (person_id, supplement), numbers in sums.items():
+            if numbers[0] > 0:  # supplements with doses only
+                result[person_id][supplement] = Counts(*numbers)
         return result
 
-    def _iron(self, result: RolledMeasures, min_hours: float) -> None:
-        """The live days' iron doses are checked here (their rows hold no iron_broken yet)."""
-        excluded = self._excluded_pairs()
-        broken = iron_broken(self._connection, self._sql, _live_days(self._person), self._params)
-        lost: dict[int, int] = defaultdict(int)
-        for (person_id, day), n in broken.items():
-            if (person_id, day) not in excluded:
-                lost[person_id] += n
-        for person_id, timing in list(result.iron.items()):
-            result.iron[person_id] = IronTiming(
-                taken=timing.taken,
-                gap_kept=timing.gap_kept - lost.get(person_id, 0),
-                min_hours=min_hours,
-            )
 
-    def _excluded_pairs(self) -> set[tuple[int, str]]:
-        if not self._excluded:
-            return set()
-        return {(int(p), str(d)) for p, d in json.loads(self._params["excluded"])}
+@dataclass
+class _Fixes:
+    """What the plain scans counted for the queued and opted-out days (`stored`), and what
+    they should have counted (`fresh` for queued days, nothing of the doses when opted out)."""
+
+    start: date
+    live: set[_Key]
+    excluded: set[_Key]
+    stored: dict[_Key, list[int]] = field(default_factory=dict)
+    fresh: dict[_Key, list[int]] = field(default_factory=dict)
+    stored_supplements: dict[_Key, dict[str, list[int]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    fresh_supplements: dict[_Key, dict[str, list[int]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+
+    @property
+    def keys(self) -> set[_Key]:
+        return self.live | self.excluded
+
+    def _wanted(self, key: _Key) -> list[int]:
+        row = list(self.fresh.get(key, [0] * _WIDTH) if key in self.live else self._was(key))
+        if key in self.excluded:
+            row[:_DOSE_PART] = [0] * _DOSE_PART
+        return row
+
+    def _was(self, key: _Key) -> list[int]:
+        return self.stored.get(key, [0] * _WIDTH)
+
+    def day_deltas(self) -> dict[_Key, list[int]]:
+        return {
+            key: [w - s for w, s in zip(self._wanted(key), self._was(key), strict=True)]
+            for key in self.keys
+        }
+
+    def word_deltas(self) -> dict[tuple[int, int], int]:
+        deltas: dict[tuple[int, int], int] = defaultdict(int)
+        for key in self.keys:
+            number = (date.fromisoformat(key[1]) - self.start).days
+            shift = _FLAG_BITS * (number % _FLAGS_PER_WORD)
+            change = _flag(self._wanted(key)) - _flag(self._was(key))
+            deltas[(key[0], number // _FLAGS_PER_WORD)] += change << shift
+        return deltas
+
+    def supplement_deltas(self) -> dict[tuple[int, str], list[int]]:
+        deltas: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
+        for key in self.keys:
+            was = self.stored_supplements.get(key, {})
+            if key in self.excluded:
+                wanted: dict[str, list[int]] = {}
+            elif key in self.live:
+                wanted = self.fresh_supplements.get(key, {})
+            else:
+                wanted = was
+            for name, numbers in wanted.items():
+                _add(deltas[(key[0], name)], numbers)
+            for name, numbers in was.items():
+                _add(deltas[(key[0], name)], [-n for n in numbers])
+        return deltas
+
+
+def _flag(row: list[int]) -> int:
+    """A day's streak flag: 1 every dose taken, 2 not, 0 no doses or some still open."""
+    planned, on_time, late, pending = row[0], row[2], row[3], row[7]
+    if planned == 0 or pending > 0:
+        return 0
+    return 1 if on_time + late == planned else 2
+
+
+def _add(total: list[int], numbers: list[int]) -> None:
+    for index, number in enumerate(numbers):
+        total[index] += number
 
 
 def _streaks(words: dict[int, int]) -> Streaks:
