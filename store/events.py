@@ -22,14 +22,17 @@ concurrent writers share flushes, so `commit()` still returns only once the work
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import cast
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
 from store.models import EventCursorRow, EventRow, metadata
+from store.types import NaiveDateTimeError
 from store.upsert import insert_for
 
 # pg_advisory_xact_lock key of the event log ("dwEVENTS"); other advisory locks use other keys
@@ -37,13 +40,26 @@ EVENT_LOG_LOCK = 0x6477_4556_454E_5453
 # the channel consumers LISTEN on to act on a new event at once instead of at the next poll
 EVENTS_CHANNEL = "dosewise_events"
 
-# One round trip: the lock first (a target list is evaluated in order), then this
-# transaction's commit made asynchronous, then the NOTIFY, which PostgreSQL delivers when
-# (and only if) the transaction commits and folds with repeats within one transaction.
-_LOCK_LOG = select(
-    func.pg_advisory_xact_lock(EVENT_LOG_LOCK),
-    func.set_config("synchronous_commit", "off", True),
-    func.pg_notify(EVENTS_CHANNEL, ""),
+# PostgreSQL: lock, asynchronous commit, NOTIFY and the rows in one statement, one round trip.
+# The lock sits in a one-time filter, which runs before the first row is drawn and so before
+# the first id is; ROWS FROM ... WITH ORDINALITY keeps the rows in the order given. NOTIFY is
+# delivered when (and only if) the transaction commits, folded with repeats within it.
+_APPEND_LOCKED = text(
+    f"""
+    INSERT INTO events (type, person_id, payload, occurred_at)
+    SELECT e.type, e.person_id, e.payload, e.occurred_at
+    FROM ROWS FROM (
+        jsonb_to_recordset(CAST(:events AS jsonb))
+        AS (type varchar, person_id integer, payload jsonb, occurred_at timestamptz)
+    ) WITH ORDINALITY AS e (type, person_id, payload, occurred_at, n)
+    WHERE (
+        SELECT true
+        FROM pg_advisory_xact_lock({EVENT_LOG_LOCK}),
+            set_config('synchronous_commit', 'off', true),
+            pg_notify('{EVENTS_CHANNEL}', '')
+    )
+    ORDER BY e.n
+    """
 )
 _INSERT_EVENTS = insert(metadata.tables["events"])
 # A transactional WAL record whose synchronous commit flushes the WAL up to here, and so
@@ -67,22 +83,12 @@ class SqlEventLog:
         held from here to the commit, so call it as the transaction's last write."""
         if not events:
             return
-        connection = self._session.connection()
-        if self._postgres:
-            connection.execute(_LOCK_LOG)
-            self.commit_needs_flush = True
-        connection.execute(
-            _INSERT_EVENTS,
-            [
-                {
-                    "type": event.type,
-                    "person_id": event.person_id,
-                    "payload": event.payload,
-                    "occurred_at": event.occurred_at,
-                }
-                for event in events
-            ],
-        )
+        if not self._postgres:  # one writer at a time: no lock to take
+            self._session.connection().execute(_INSERT_EVENTS, [_row(each) for each in events])
+            return
+        rows = [{**_row(each), "occurred_at": _instant(each.occurred_at)} for each in events]
+        self._session.connection().execute(_APPEND_LOCKED, {"events": json.dumps(rows)})
+        self.commit_needs_flush = True
 
     def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int:
         """Hand up to `limit` unseen events to `handler` in this transaction; how many."""
@@ -122,6 +128,22 @@ def wait_until_durable(engine: Engine) -> None:
     # autocommit: the statement is its own transaction, one round trip
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(_FLUSH)
+
+
+def _row(event: Event) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "person_id": event.person_id,
+        "payload": event.payload,
+        "occurred_at": event.occurred_at,
+    }
+
+
+def _instant(at: datetime) -> str:
+    # the check UTCDateTime makes on every other column: an instant, never a wall time
+    if at.utcoffset() is None:
+        raise NaiveDateTimeError(f"naive datetime {at.isoformat()} refused: pass an aware one")
+    return at.isoformat()
 
 
 def _recorded(row: EventRow) -> RecordedEvent:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, select, true, update
+from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -125,14 +125,25 @@ _RECORD_OUTCOME = (
         updated_at=_NOW,
     )
 )
-_ADD_CONFIRMATION = _confirmations.insert().values(
-    reminder_id=bindparam("reminder"),
-    person_id=bindparam("person"),
-    outcome=bindparam("result"),
-    at=_NOW,
-    source=bindparam("origin"),
-    reply_id=bindparam("reply"),
-)
+_OUTCOME = {
+    "person_id": bindparam("person", type_=Integer()),
+    "outcome": bindparam("result", type_=String()),
+    "at": _NOW,
+    "source": bindparam("origin", type_=String()),
+    "reply_id": bindparam("reply", type_=BigInteger()),
+}
+_ADD_CONFIRMATION = _confirmations.insert().values(reminder_id=bindparam("reminder"), **_OUTCOME)
+
+
+def _record_in_one_statement() -> Any:
+    """PostgreSQL: the reminder's new status and its confirmation row in one round trip."""
+    updated = _RECORD_OUTCOME.returning(_reminders.c.id).cte("updated")
+    return postgresql.insert(_confirmations).from_select(
+        ["reminder_id", *_OUTCOME], select(updated.c.id, *_OUTCOME.values())
+    )
+
+
+_RECORD_POSTGRES = _record_in_one_statement()
 
 
 class SqlReplies:
@@ -207,28 +218,23 @@ class SqlReplies:
         source: OutcomeSource,
         reply_id: int | None,
     ) -> None:
-        connection = self._connection()
         taken = outcome == "taken"
-        connection.execute(
-            _RECORD_OUTCOME,
-            {
-                "reminder": reminder.id,
-                "new_status": "confirmed" if taken else "skipped",
-                "confirmed": at if taken else None,
-                "now": at,
-            },
-        )
-        connection.execute(
-            _ADD_CONFIRMATION,
-            {
-                "reminder": reminder.id,
-                "person": reminder.person_id,
-                "result": outcome,
-                "now": at,
-                "origin": source,
-                "reply": reply_id,
-            },
-        )
+        values = {
+            "reminder": reminder.id,
+            "new_status": "confirmed" if taken else "skipped",
+            "confirmed": at if taken else None,
+            "now": at,
+            "person": reminder.person_id,
+            "result": outcome,
+            "origin": source,
+            "reply": reply_id,
+        }
+        connection = self._connection()
+        if self._postgres:
+            connection.execute(_RECORD_POSTGRES, values)
+            return
+        connection.execute(_RECORD_OUTCOME, values)
+        connection.execute(_ADD_CONFIRMATION, values)
 
     def opt_out(self, person_id: int, source: str, now: datetime) -> bool:
         """Mark the person opted out; False when they already were."""
