@@ -33,6 +33,9 @@ OPT_OUT_SOURCE_SMS = "sms"
 OPT_OUT_SOURCE_CARRIER = "twilio"  # Twilio error 21610: the carrier has the person opted out
 TWILIO_UNSUBSCRIBED = 21610
 
+# the words whose effect answers the person's open reminder ("yes" may turn out to be START)
+_ANSWER_A_REMINDER = frozenset({"taken", "yes", "skip", "later"})
+
 NOT_ENROLLED = "This number is not enrolled with dosewise, so nothing was recorded."
 NO_OPEN_REMINDER = "There is no reminder waiting for an answer right now, so nothing was recorded."
 STOPPED = "You will get no more messages from dosewise. Reply START to resume."
@@ -65,6 +68,8 @@ class _Reply:
     reply: Reply
     reply_id: int
     now: datetime
+    # the person's open reminder, fetched and locked with the claim when the words need one
+    reminder: OpenReminder | None
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -81,7 +86,9 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
     reply = read_reply(sms.body)
     with uow:
         claimed = uow.replies.claim(
-            InboundReply(sms.provider_id, sms.from_number, sms.body, reply.kind), now
+            InboundReply(sms.provider_id, sms.from_number, sms.body, reply.kind),
+            now,
+            with_open_reminder=reply.kind in _ANSWER_A_REMINDER,
         )
         if claimed is None:
             stored = uow.replies.stored(sms.provider_id)
@@ -95,7 +102,7 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
         if person is None:
             text = _unknown_number(reply)
         else:
-            handling = _Reply(uow, person, reply, claimed.id, now)
+            handling = _Reply(uow, person, reply, claimed.id, now, claimed.open_reminder)
             kind, text = _answer(handling)
             events = handling.events
         uow.replies.set_answer(claimed.id, kind, text)
@@ -146,7 +153,7 @@ def _start(handling: _Reply) -> str:
 
 
 def _taken(handling: _Reply) -> str:
-    reminder = handling.uow.replies.open_reminder(handling.person.id, handling.now)
+    reminder = handling.reminder
     if reminder is None:
         return NO_OPEN_REMINDER
     _record(handling.uow, reminder, "taken", handling.now, "sms", handling.reply_id)
@@ -155,7 +162,7 @@ def _taken(handling: _Reply) -> str:
 
 
 def _skip(handling: _Reply) -> str:
-    reminder = handling.uow.replies.open_reminder(handling.person.id, handling.now)
+    reminder = handling.reminder
     if reminder is None:
         return NO_OPEN_REMINDER
     _record(handling.uow, reminder, "skipped", handling.now, "sms", handling.reply_id)
@@ -164,7 +171,7 @@ def _skip(handling: _Reply) -> str:
 
 
 def _later(handling: _Reply) -> str:
-    reminder = handling.uow.replies.open_reminder(handling.person.id, handling.now)
+    reminder = handling.reminder
     if reminder is None:
         return NO_OPEN_REMINDER
     minutes = handling.reply.minutes or DEFAULT_SNOOZE_MINUTES

@@ -28,14 +28,6 @@ class InboundReply:
 
 
 @dataclass(frozen=True)
-class ClaimedReply:
-    """A reply stored for the first time, and the person whose phone sent it (if any)."""
-
-    id: int
-    person: PersonRecord | None
-
-
-@dataclass(frozen=True)
 class StoredReply:
     id: int
     kind: str
@@ -51,6 +43,16 @@ class OpenReminder:
     items: list[dict[str, Any]]
     due_at: datetime
     status: str
+
+
+@dataclass(frozen=True)
+class ClaimedReply:
+    """A reply stored for the first time, the person whose phone sent it (if any) and, when
+    asked for, that person's open reminder, locked for this transaction (see open_reminder)."""
+
+    id: int
+    person: PersonRecord | None
+    open_reminder: OpenReminder | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ class ReplyRepository(Protocol):
     # inbound replies: the MessageSid is the idempotency key
     def stored(self, provider_id: str) -> StoredReply | None: ...
 
-    def claim(self, reply: InboundReply, now: datetime) -> ClaimedReply | None: ...
+    def claim(
+        self, reply: InboundReply, now: datetime, *, with_open_reminder: bool = False
+    ) -> ClaimedReply | None: ...
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None: ...
 

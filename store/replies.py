@@ -69,9 +69,32 @@ _NEW_REPLY = {
 }
 
 
-def _claim_in_one_statement() -> Any:
-    """PostgreSQL: find the sender and claim the MessageSid in one round trip; no row when the
-    sid was already there."""
+def _reminder_columns(prefix: str = "") -> list[Any]:
+    """An OpenReminder's columns, in its fields' order."""
+    names = ("id", "person_id", "items", "due_at", "status")
+    # by key: .items would be the column collection's own method
+    return [_reminders.c[name].label(prefix + name) for name in names]
+
+
+# the person's most recent reminder that went out, is due and whose window is still open;
+# the unique key (person_id, due_at, slot_key) serves it newest first
+_OPEN_REMINDERS = (
+    select(*_reminder_columns())
+    .where(
+        _reminders.c.status.in_(OPEN_STATUSES),
+        _reminders.c.due_at <= _NOW,
+        _reminders.c.window_closes_at > _NOW,
+    )
+    .order_by(_reminders.c.due_at.desc(), _reminders.c.id.desc())
+    .limit(1)
+    .with_for_update()
+)
+_OPEN_REMINDER = _OPEN_REMINDERS.where(_reminders.c.person_id == bindparam("person"))
+
+
+def _claim_in_one_statement(with_open_reminder: bool) -> Any:
+    """PostgreSQL: find the sender, claim the MessageSid and (if asked) lock the sender's open
+    reminder in one round trip; no row when the sid was already there."""
     person = _PERSON_BY_PHONE.cte("person")
     claimed = (
         postgresql.insert(_replies)
@@ -80,12 +103,20 @@ def _claim_in_one_statement() -> Any:
         .returning(_replies.c.id)
         .cte("claimed")
     )
-    return select(claimed.c.id.label("reply_id"), *person.c).select_from(
-        claimed.outerjoin(person, true())
-    )
+    columns = [claimed.c.id.label("reply_id"), *person.c]
+    joined = claimed.outerjoin(person, true())
+    if with_open_reminder:
+        reminder = (
+            _OPEN_REMINDERS.with_only_columns(*_reminder_columns("reminder_"))
+            .where(_reminders.c.person_id == person.c.id)
+            .lateral("reminder")
+        )
+        columns += list(reminder.c)
+        joined = joined.outerjoin(reminder, true())
+    return select(*columns).select_from(joined)
 
 
-_CLAIM_POSTGRES = _claim_in_one_statement()
+_CLAIM_POSTGRES = {wanted: _claim_in_one_statement(wanted) for wanted in (False, True)}
 # SQLite has no INSERT in a WITH: the sender is looked up first
 _CLAIM_SQLITE = (
     sqlite.insert(_replies)
@@ -97,24 +128,6 @@ _SET_ANSWER = (
     update(_replies)
     .where(_replies.c.id == bindparam("reply"))
     .values(kind=bindparam("read_as"), answer=bindparam("text"))
-)
-_OPEN_REMINDER = (
-    select(
-        _reminders.c.id,
-        _reminders.c.person_id,
-        _reminders.c["items"],  # .items is the collection's own method
-        _reminders.c.due_at,
-        _reminders.c.status,
-    )
-    .where(
-        _reminders.c.person_id == bindparam("person"),
-        _reminders.c.status.in_(OPEN_STATUSES),
-        _reminders.c.due_at <= _NOW,
-        _reminders.c.window_closes_at > _NOW,
-    )
-    .order_by(_reminders.c.due_at.desc(), _reminders.c.id.desc())
-    .limit(1)
-    .with_for_update()
 )
 _RECORD_OUTCOME = (
     update(_reminders)
@@ -162,9 +175,11 @@ class SqlReplies:
         ).first()
         return None if row is None else StoredReply(row.id, row.kind, row.answer)
 
-    def claim(self, reply: InboundReply, now: datetime) -> ClaimedReply | None:
-        """Store the reply unless its MessageSid is already there: its id and its sender, or
-        None.
+    def claim(
+        self, reply: InboundReply, now: datetime, *, with_open_reminder: bool = False
+    ) -> ClaimedReply | None:
+        """Store the reply unless its MessageSid is already there: its id, its sender and (if
+        asked) the sender's open reminder, locked; or None.
 
         ON CONFLICT DO NOTHING waits for a concurrent insert of the same sid to commit or roll
         back, so of two simultaneous deliveries exactly one claims the reply.
@@ -178,15 +193,22 @@ class SqlReplies:
         }
         connection = self._connection()
         if self._postgres:
-            row = connection.execute(_CLAIM_POSTGRES, values).first()
+            row = connection.execute(_CLAIM_POSTGRES[with_open_reminder], values).first()
             if row is None:
                 return None
-            return ClaimedReply(row.reply_id, None if row.id is None else _person(row))
-        found = connection.execute(_PERSON_BY_PHONE, {"sender": reply.from_number}).first()
-        person = None if found is None else _person(found)
+            person = None if row.id is None else _person(row)
+            found = with_open_reminder and row.reminder_id is not None
+            return ClaimedReply(row.reply_id, person, _prefixed_reminder(row) if found else None)
+        found_person = connection.execute(_PERSON_BY_PHONE, {"sender": reply.from_number}).first()
+        person = None if found_person is None else _person(found_person)
         values["person"] = None if person is None else person.id
         claimed = connection.execute(_CLAIM_SQLITE, values).scalar_one_or_none()
-        return None if claimed is None else ClaimedReply(claimed, person)
+        if claimed is None:
+            return None
+        reminder = None
+        if with_open_reminder and person is not None:
+            reminder = self.open_reminder(person.id, now)
+        return ClaimedReply(claimed, person, reminder)
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None:
         self._connection().execute(
@@ -330,6 +352,16 @@ class SqlReplies:
         self._session.execute(
             update(OutgoingMessageRow).where(OutgoingMessageRow.id == message_id).values(values)
         )
+
+
+def _prefixed_reminder(row: Any) -> OpenReminder:
+    return OpenReminder(
+        row.reminder_id,
+        row.reminder_person_id,
+        row.reminder_items,
+        row.reminder_due_at,
+        row.reminder_status,
+    )
 
 
 def _person(row: Any) -> PersonRecord:
