@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from notifier.twilio_webhooks import compute_signature
 from planner.cold_course import plan_cold_course
+from services.replies import InboundSms, SmsAnswer, receive_sms
 from services.reply_words import HELP_TEXT, HINT_TEXT
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import (
@@ -339,3 +341,54 @@ def test_an_unknown_number_gets_a_polite_answer_and_is_stored(tracker: Tracker) 
     row = stored_reply(tracker.engine, sid)
     assert (row.person_id, row.kind, row.from_number) == (None, "taken", "+4511112222")
     assert event_types(tracker.engine) == ["ReplyReceived"]
+
+
+# -- races -----------------------------------------------------------------------------------
+
+
+def _at_once(*calls: Callable[[], SmsAnswer]) -> list[SmsAnswer]:
+    """Run the calls in threads released together; their answers in call order."""
+    start = threading.Barrier(len(calls))
+    answers: list[SmsAnswer | None] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        start.wait(timeout=10)
+        answers[index] = calls[index]()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert all(answer is not None for answer in answers)
+    return [answer for answer in answers if answer is not None]
+
+
+def test_simultaneous_replies_answer_one_open_reminder_each(
+    tracker: Tracker, person: int, unit_of_work: UnitOfWorkFactory
+) -> None:
+    older = add_reminder(unit_of_work, tracker.engine, person, NOW - timedelta(minutes=50))
+    newer = add_reminder(unit_of_work, tracker.engine, person, NOW - timedelta(minutes=10))
+    _at_once(
+        *(
+            lambda: receive_sms(unit_of_work(), InboundSms(new_sid(), PHONE, "TAKEN"), NOW)
+            for _ in range(3)
+        )
+    )
+    # the reminder one reply locked is answered; the other finds the next open one, or none
+    assert sorted(confirmations(tracker.engine)) == [
+        (older, "taken", "sms"),
+        (newer, "taken", "sms"),
+    ]
+    assert event_types(tracker.engine).count("DoseConfirmed") == 2
+
+
+def test_simultaneous_deliveries_of_one_sid_confirm_once_with_one_answer(
+    tracker: Tracker, reminder: int, unit_of_work: UnitOfWorkFactory
+) -> None:
+    sms = InboundSms(new_sid(), PHONE, "TAKEN")
+    answers = _at_once(*(lambda: receive_sms(unit_of_work(), sms, NOW) for _ in range(3)))
+    assert len({each.text for each in answers}) == 1
+    assert sorted(each.duplicate for each in answers) == [False, True, True]
+    assert confirmations(tracker.engine) == [(reminder, "taken", "sms")]
+    assert count_replies(tracker.engine) == 1
