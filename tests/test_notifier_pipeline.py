@@ -201,3 +201,33 @@ def test_sms_beyond_the_free_slots_stay_due_without_spending_an_attempt(
         ("due", 0),
         ("sent", 1),
     ]
+
+
+def test_a_message_that_waited_past_half_its_lease_is_left_to_the_sweeper(
+    engine: Engine, unit_of_work: Factory, twilio: FakeTwilioServer
+) -> None:
+    """Once its lease may run out, another notifier's sweeper may settle and resend the
+    message: sending it as well could make a duplicate, so the sender leaves it alone."""
+    person = add_person(engine, NOW)
+    for index in range(5):
+        add_message(engine, person, NOW, body=f"{BODY} #{index}", slot_key=f"slot-{index}")
+    # a lease of 2 ms is half over before any sender picks the message up
+    notifier = worker(unit_of_work, twilio, lease=timedelta(milliseconds=2), sweep_every_s=60)
+    started = time.monotonic()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(
+            notifier.run(lambda: NOW + timedelta(seconds=time.monotonic() - started), stop)
+        )
+        await asyncio.sleep(0.5)
+        stop.set()
+        await loop
+        sms = notifier.sms
+        assert isinstance(sms, AsyncTwilioSmsGateway)
+        await sms.aclose()
+
+    asyncio.run(scenario())
+    assert twilio.messages == []
+    # not lost: still 'sending' under a lease the sweeper will settle (or due again)
+    assert {row.status for row in messages(engine)} <= {"sending", "due"}
