@@ -105,7 +105,8 @@ class SqlOutbox:
             .with_for_update(skip_locked=True)
         )
         if sms is not None:
-            due = due.where((_messages.c.channel == "sms") == sms)
+            is_sms = _messages.c.channel == "sms"
+            due = due.where(is_sms if sms else ~is_sms)
         messages = self._take(due, now, worker, lease_until, count_attempt=True)
         addressees = self._addressees({message.person_id for message in messages})
         return [ClaimedMessage(message, addressees[message.person_id]) for message in messages]
