@@ -21,6 +21,7 @@ machine busy with other work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import signal
@@ -134,6 +135,7 @@ class Notifiers:
         }
         env.pop("DOSEWISE_SMS_RATE", None)  # rate limit off
         env.pop("SMTP_HOST", None)
+        self.options = list(options)
         self.logs = [workdir / f"notifier-{index}.log" for index in range(count)]
         self.processes = [
             subprocess.Popen(
@@ -170,6 +172,24 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def backend_cpu_seconds(engine: sqlalchemy.Engine, before: dict[int, float]) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving this database now (not the one asking),
+    from /proc (the server is on this machine); a backend gone since `before` keeps its last
+    figure, so the notifiers' database work is counted even when a pool drops a connection."""
+    with engine.connect() as connection:
+        pids = connection.scalars(
+            sqlalchemy.text(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).all()
+    seconds = dict(before)
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            seconds[pid] = cpu_seconds(pid)
+    return seconds
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -304,7 +324,7 @@ def load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} ({os.cpu_count()} cores)"
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=500.0)
@@ -318,7 +338,78 @@ def main(argv: list[str] | None = None) -> None:
             "DOSEWISE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def analyze(engine: sqlalchemy.Engine) -> None:
+    """Table statistics, as autovacuum keeps them in production: tables filled a moment ago
+    still have the statistics of empty ones, and PostgreSQL would plan for those."""
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("ANALYZE"))
+        connection.commit()
+
+
+def measure_throughput(
+    args: argparse.Namespace,
+    database: str,
+    engine: sqlalchemy.Engine,
+    notifiers: Notifiers,
+    twilio: FakeTwilio,
+) -> None:
+    enqueue(database, [datetime.now(UTC) - timedelta(seconds=1)] * args.count, "t")
+    analyze(engine)
+    started_at = time.perf_counter()  # the messages are committed and due: the clock runs
+    cpu_before, twilio_cpu_before = notifiers.cpu_seconds(), cpu_seconds(twilio.process.pid)
+    backends_before = backend_cpu_seconds(engine, {})
+    progress = wait_until_sent(engine, args.count, timeout_s=300)
+    elapsed = time.perf_counter() - started_at
+    notifier_cpu = notifiers.cpu_seconds() - cpu_before
+    twilio_cpu = cpu_seconds(twilio.process.pid) - twilio_cpu_before
+    backends_after = backend_cpu_seconds(engine, backends_before)
+    database_cpu = sum(backends_after.values()) - sum(backends_before.values())
+    print(
+        f"throughput: {args.count} messages in {elapsed:.2f} s = "
+        f"{args.count / elapsed:,.0f} msg/s (rate limit off; {args.processes} x "
+        f"`dosewise notifier {' '.join(notifiers.options)}`); {load()}"
+    )
+    print(f"sent per 0.5 s: {timeline(progress)}")
+    per_message = [cpu / args.count * 1e6 for cpu in (notifier_cpu, database_cpu, twilio_cpu)]
+    print(
+        f"CPU per message: notifiers {per_message[0]:.0f} us, their PostgreSQL backends "
+        f"{per_message[1]:.0f} us, fake Twilio {per_message[2]:.0f} us; all three on "
+        f"{os.cpu_count()} otherwise idle cores: at most "
+        f"{(os.cpu_count() or 1) * 1e6 / sum(per_message):,.0f} msg/s"
+    )
+
+
+def measure_lateness(
+    args: argparse.Namespace, database: str, engine: sqlalchemy.Engine
+) -> list[datetime]:
+    """Offered load: one message falling due every 1/rate s, from 1 s from now; the due
+    times, to compare with when the fake Twilio accepted each one."""
+    first = datetime.now(UTC) + timedelta(seconds=1)
+    due = [first + timedelta(seconds=i / args.rate) for i in range(args.late_count)]
+    enqueue(database, due, "l")
+    analyze(engine)
+    wait_until_sent(engine, args.count + args.late_count, timeout_s=300)
+    return due
+
+
+def report_lateness(
+    args: argparse.Namespace, due: Sequence[datetime], accepted: dict[str, float]
+) -> None:
+    lateness = sorted(accepted[f"{BODY} l{i}"] - at.timestamp() for i, at in enumerate(due))
+    p50 = statistics.median(lateness)
+    p99 = lateness[int(len(lateness) * 0.99) - 1]
+    print(
+        f"lateness at {args.rate:.0f} msg/s offered ({args.late_count} messages), due -> "
+        f"Twilio accepted: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+        f"max {lateness[-1] * 1000:.0f} ms; {load()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(argv)
     options = ["--batch-size", str(args.batch_size), "--concurrency", str(args.concurrency)]
     print(f"before: {load()}")
     with ExitStack() as stack:
@@ -331,41 +422,13 @@ def main(argv: list[str] | None = None) -> None:
         notifiers = Notifiers(workdir, database, twilio.url, args.processes, options)
         stack.callback(notifiers.stop)
 
-        cpu_before, twilio_cpu_before = notifiers.cpu_seconds(), cpu_seconds(twilio.process.pid)
-        enqueue(database, [datetime.now(UTC) - timedelta(seconds=1)] * args.count, "t")
-        started_at = time.perf_counter()  # the messages are committed and due: the clock runs
-        progress = wait_until_sent(engine, args.count, timeout_s=300)
-        elapsed = time.perf_counter() - started_at
-        notifier_cpu = notifiers.cpu_seconds() - cpu_before
-        twilio_cpu = cpu_seconds(twilio.process.pid) - twilio_cpu_before
-        print(
-            f"throughput: {args.count} messages in {elapsed:.2f} s = "
-            f"{args.count / elapsed:,.0f} msg/s (rate limit off; {args.processes} x "
-            f"`dosewise notifier {' '.join(options)}`); {load()}"
-        )
-        print(f"sent per 0.5 s: {timeline(progress)}")
-        print(
-            f"CPU per message: notifiers {notifier_cpu / args.count * 1e6:.0f} us, "
-            f"fake Twilio {twilio_cpu / args.count * 1e6:.0f} us"
-        )
-
-        # offered load: one message falling due every 1/rate s, starting 1 s from now
-        first = datetime.now(UTC) + timedelta(seconds=1)
-        due = [first + timedelta(seconds=i / args.rate) for i in range(args.late_count)]
-        enqueue(database, due, "l")
-        wait_until_sent(engine, args.count + args.late_count, timeout_s=300)
+        measure_throughput(args, database, engine, notifiers, twilio)
+        due = measure_lateness(args, database, engine)
         peaks = notifiers.peak_rss_mb()
         codes = notifiers.stop()
         twilio.stop()
         accepted, acceptances = twilio.arrivals()
-        lateness = sorted(accepted[f"{BODY} l{i}"] - at.timestamp() for i, at in enumerate(due))
-        p50 = statistics.median(lateness)
-        p99 = lateness[int(len(lateness) * 0.99) - 1]
-        print(
-            f"lateness at {args.rate:.0f} msg/s offered ({args.late_count} messages), due -> "
-            f"Twilio accepted: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-            f"max {lateness[-1] * 1000:.0f} ms; {load()}"
-        )
+        report_lateness(args, due, accepted)
         print(
             "peak memory (max RSS per notifier process): "
             + ", ".join(f"{peak:.0f} MB" for peak in peaks)
