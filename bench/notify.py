@@ -14,7 +14,7 @@ accepted each message. The load average is printed with the figures: they mean l
 machine busy with other work.
 
     .venv/bin/python bench/notify.py [--count 20000] [--rate 500] [--late-count 5000]
-        [--processes 2] [--batch-size 500] [--concurrency 200]
+        [--processes 2] [--batch-size 500] [--concurrency 200] [--twilio-latency-ms 0]
         [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -78,7 +78,7 @@ def scratch_database(server_url: str) -> Iterator[str]:
 class FakeTwilio:
     """The fake Twilio in its own process; `arrivals()` after `stop()`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, latency_ms: float) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -94,6 +94,8 @@ class FakeTwilio:
                 "--no-record",
                 "--arrivals",
                 str(self.arrivals_file),
+                "--latency-ms",
+                str(latency_ms),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -333,6 +335,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument(
+        "--twilio-latency-ms",
+        type=float,
+        default=0.0,
+        help="the fake Twilio answers this late (the real one takes 100-300 ms)",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get(
             "DOSEWISE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -370,7 +378,8 @@ def measure_throughput(
     print(
         f"throughput: {args.count} messages in {elapsed:.2f} s = "
         f"{args.count / elapsed:,.0f} msg/s (rate limit off; {args.processes} x "
-        f"`dosewise notifier {' '.join(notifiers.options)}`); {load()}"
+        f"`dosewise notifier {' '.join(notifiers.options)}`; Twilio answers after "
+        f"{args.twilio_latency_ms:.0f} ms); {load()}"
     )
     print(f"sent per 0.5 s: {timeline(progress)}")
     per_message = [cpu / args.count * 1e6 for cpu in (notifier_cpu, database_cpu, twilio_cpu)]
@@ -417,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
         database = stack.enter_context(scratch_database(args.postgres))
         engine = create_engine(database)
         stack.callback(engine.dispose)
-        twilio = FakeTwilio(workdir)
+        twilio = FakeTwilio(workdir, args.twilio_latency_ms)
         stack.callback(twilio.stop)
         notifiers = Notifiers(workdir, database, twilio.url, args.processes, options)
         stack.callback(notifiers.stop)

@@ -16,7 +16,7 @@ accepting a message and then dropping the connection before answering.
 
 Standalone, for benchmarks:
     python -m tests.fakes.twilio_server --port 8099 [--account-sid AC... --auth-token ...]
-        [--no-record] [--arrivals FILE]
+        [--no-record] [--arrivals FILE] [--latency-ms MS]
 --arrivals writes "<unix time accepted>\t<body>" per accepted message to FILE on exit, so a
 benchmark can measure lateness (due time -> accepted here) of processes it does not run.
 """
@@ -187,12 +187,15 @@ class FakeTwilioServer:
         port: int = 0,
         record: bool = True,
         note_arrivals: bool = False,
+        latency_s: float = 0.0,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.host = host
         self.port = port
         self.record = record  # a long benchmark may not want 100,000 messages kept
+        # every answer this late, as from a provider across the internet (0: at once)
+        self.latency_s = latency_s
         # (unix time, body) of every accepted message, when asked for: cheap enough for a bench
         self.arrivals: list[tuple[float, str]] | None = [] if note_arrivals else None
         self.opted_out: set[str] = set()  # numbers that answer 21610, as after a STOP
@@ -514,15 +517,17 @@ class _HttpConnection(asyncio.Protocol):
             request, consumed = parsed
             del self.buffer[:consumed]
             match, answer = self.server._prepare(request)
-            if answer is not None and answer.delay_s > 0:
+            delay_s = answer.delay_s if answer is not None else 0.0
+            delay_s = max(delay_s, self.server.latency_s)
+            if delay_s > 0:
                 self.waiting = True
                 loop = asyncio.get_running_loop()
-                loop.call_later(answer.delay_s, self._delayed, request, match, answer)
+                loop.call_later(delay_s, self._delayed, request, match, answer)
                 return
             self._finish(request, match, answer)
 
     def _delayed(
-        self, request: _Request, match: re.Match[str] | None, answer: ScriptedAnswer
+        self, request: _Request, match: re.Match[str] | None, answer: ScriptedAnswer | None
     ) -> None:
         self.waiting = False
         if self.transport is None:
@@ -653,6 +658,12 @@ def _main(argv: list[str] | None = None) -> None:
         "--no-record", action="store_true", help="do not keep accepted messages in memory"
     )
     parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="answer every request this late, like a real provider across the internet",
+    )
+    parser.add_argument(
         "--arrivals", help="on exit, write '<unix time>\\t<body>' per accepted message here"
     )
     args = parser.parse_args(argv)
@@ -663,6 +674,7 @@ def _main(argv: list[str] | None = None) -> None:
         port=args.port,
         record=not args.no_record,
         note_arrivals=args.arrivals is not None,
+        latency_s=args.latency_ms / 1000,
     )
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
