@@ -16,8 +16,10 @@ That queue is why the lock is taken as late as possible (`append_many` right bef
 and why a transaction holding it commits asynchronously (synchronous_commit off, set with
 the lock): the lock is then released as soon as the commit record is written, not after the
 disk has flushed it, which would cap every event writer together at one flush (a few ms) each.
-The unit of work then waits for the flush outside the lock (`wait_until_durable`), where
-concurrent writers share flushes, so `commit()` still returns only once the work is on disk.
+The unit of work's commit then waits for the flush outside the lock (`SqlEventLog.commit`),
+where concurrent writers share flushes, so `commit()` still returns only once the work is on
+disk. (The flush is a logical decoding message, prefix "dosewise.flush", in the WAL: logical
+replication ignores it unless asked for messages.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
@@ -62,9 +64,12 @@ _APPEND_LOCKED = text(
     """
 )
 _INSERT_EVENTS = insert(metadata.tables["events"])
-# A transactional WAL record whose synchronous commit flushes the WAL up to here, and so
-# every commit before it; pg_current_xact_id() alone writes no WAL and would not wait.
-_FLUSH = select(func.pg_logical_emit_message(True, "dosewise.flush", ""))
+# Sent after a transaction that took the lock, in one round trip (one simple-query message):
+# its asynchronous COMMIT, which releases the lock, then a transactional WAL record in an
+# implicit transaction of its own, whose synchronous commit flushes the WAL up to there, and
+# so the COMMIT before it, where concurrent writers share flushes. pg_current_xact_id() alone
+# writes no WAL and would not wait.
+_COMMIT_AND_FLUSH = "COMMIT; SELECT pg_logical_emit_message(true, 'dosewise.flush', '')"
 
 
 class SqlEventLog:
@@ -89,6 +94,16 @@ class SqlEventLog:
         rows = [{**_row(each), "occurred_at": _instant(each.occurred_at)} for each in events]
         self._session.connection().execute(_APPEND_LOCKED, {"events": json.dumps(rows)})
         self.commit_needs_flush = True
+
+    def commit(self) -> None:
+        """Commit the caller's transaction; returns once it is on disk."""
+        if not self.commit_needs_flush:
+            self._session.commit()
+            return
+        self.commit_needs_flush = False
+        self._session.flush()  # nothing is written after the events, but to be sure
+        self._session.connection().exec_driver_sql(_COMMIT_AND_FLUSH)
+        self._session.commit()  # the database's transaction is over; the session's follows
 
     def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int:
         """Hand up to `limit` unseen events to `handler` in this transaction; how many."""
@@ -119,15 +134,6 @@ class SqlEventLog:
             .where(EventCursorRow.consumer == consumer)
             .with_for_update()
         ).scalar_one()
-
-
-def wait_until_durable(engine: Engine) -> None:
-    """Return once every commit so far, asynchronous ones included, is flushed to disk."""
-    if engine.dialect.name != "postgresql":
-        return  # SQLite's commits are synchronous
-    # autocommit: the statement is its own transaction, one round trip
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(_FLUSH)
 
 
 def _row(event: Event) -> dict[str, Any]:

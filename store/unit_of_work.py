@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.engine import url_for_humans
 from store.errors import DatabaseUnavailable, first_line
-from store.events import SqlEventLog, wait_until_durable
+from store.events import SqlEventLog
 from store.outbox import SqlOutbox
 from store.replies import SqlReplies
 from store.repositories import SqlPeople, SqlRegimens, SqlReminders
@@ -64,11 +64,8 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         """Keep the work; returns once it is on disk (see store.events on event writers)."""
-        session = self._require_session()
-        session.commit()
-        if self.events.commit_needs_flush:
-            self.events.commit_needs_flush = False
-            wait_until_durable(session.get_bind().engine)
+        self._require_session()
+        self.events.commit()
 
     def rollback(self) -> None:
         self._require_session().rollback()

@@ -177,24 +177,20 @@ def test_commit_returns_once_an_event_writer_is_on_disk(
     unit_of_work: UnitOfWorkFactory, engine: Engine
 ) -> None:
     # the event writer commits asynchronously (store.events), so commit() must wait for the
-    # WAL flush itself: by its return the flushed WAL reaches past the commit record
+    # WAL flush itself: by its return the transaction's commit record is in the flushed WAL
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite commits synchronously")
-    committed_at: list[str] = []
-
-    def note_wal_end(_session: object) -> None:
-        with engine.connect() as connection:
-            committed_at.append(
-                connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar_one()
-            )
-
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        start = connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar_one()
     with unit_of_work() as uow:
         uow.events.append_many([Event("DoseConfirmed", None, NOW)])
-        session = uow._require_session()
-        sqlalchemy.event.listen(session, "after_commit", note_wal_end)
+        xid = uow.events._session.execute(sqlalchemy.text("SELECT txid_current()")).scalar_one()
         uow.commit()
     with engine.connect() as connection:
-        flushed = connection.exec_driver_sql(
-            "SELECT pg_current_wal_flush_lsn() >= %(lsn)s::pg_lsn", {"lsn": committed_at[0]}
+        flushed_commits = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_get_wal_records_info(%(start)s, pg_current_wal_flush_lsn())"
+            " WHERE record_type = 'COMMIT' AND xid::text::bigint = %(xid)s",
+            {"start": start, "xid": xid % 2**32},
         ).scalar_one()
-    assert flushed
+    assert flushed_commits == 1
