@@ -21,6 +21,7 @@ from dosewise.wiring import (
     email_gateway,
     load_settings,
     sms_gateway,
+    sms_rate,
     sms_sender,
 )
 
@@ -80,8 +81,7 @@ async def _serve(
         lease=timedelta(seconds=arguments.lease_seconds),
         # a crashed notifier's messages are looked at soon after their lease runs out
         sweep_every_s=min(5.0, arguments.lease_seconds / 2),
-        # the limit protects a Twilio sender's queue: console "SMS" have none to protect
-        sms_rate=settings.sms_rate if settings.twilio_configured else 0.0,
+        sms_rate=sms_rate(settings),
         sender=sms_sender(settings),
     )
     stop = asyncio.Event()

@@ -104,3 +104,8 @@ def sms_sender(settings: Settings) -> str:
     if not settings.twilio_configured:
         return "console"
     return settings.twilio_messaging_service_sid or settings.twilio_from_number or "twilio"
+
+
+def sms_rate(settings: Settings) -> float:
+    """DOSEWISE_SMS_RATE protects a Twilio sender's queue: console "SMS" have none (0: off)."""
+    return settings.sms_rate if settings.twilio_configured else 0.0

@@ -231,3 +231,14 @@ def test_a_message_that_waited_past_half_its_lease_is_left_to_the_sweeper(
     assert twilio.messages == []
     # not lost: still 'sending' under a lease the sweeper will settle (or due again)
     assert {row.status for row in messages(engine)} <= {"sending", "due"}
+
+
+def test_the_sms_rate_applies_to_twilio_only() -> None:
+    from dosewise.settings import Settings
+    from dosewise.wiring import sms_rate
+
+    console = Settings.from_environment({"DOSEWISE_SMS_RATE": "5"})
+    twilio = Settings.from_environment(
+        {"DOSEWISE_SMS_RATE": "5", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}
+    )
+    assert (sms_rate(console), sms_rate(twilio)) == (0.0, 5.0)
