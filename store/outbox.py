@@ -100,7 +100,9 @@ class SqlOutbox:
                 _messages.c.next_attempt_at <= now,
                 _messages.c.due_at <= now,
             )
-            .order_by(_messages.c.next_attempt_at, _messages.c.id)
+            # the (status, next_attempt_at) index gives this order: a claim reads `limit`
+            # index entries, however long the queue (a tie-break on id would sort it all)
+            .order_by(_messages.c.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
