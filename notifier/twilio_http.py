@@ -181,11 +181,13 @@ class _Connection(asyncio.Protocol):
 class _Origin:
     """Idle keep-alive connections to one scheme://host:port."""
 
-    def __init__(self, scheme: str, host: str, port: int) -> None:
+    def __init__(
+        self, scheme: str, host: str, port: int, ssl_context: ssl.SSLContext | None
+    ) -> None:
         self.scheme, self.host, self.port = scheme, host, port
         self.host_header = host if port == (443 if scheme == "https" else 80) else f"{host}:{port}"
         self.idle: collections.deque[_Connection] = collections.deque()
-        self._ssl = ssl.create_default_context() if scheme == "https" else None
+        self._ssl = (ssl_context or ssl.create_default_context()) if scheme == "https" else None
 
     async def connection(self) -> _Connection:
         while self.idle:
@@ -221,13 +223,15 @@ class _Origin:
 class LeanHttpClient:
     """At most `pool_size` requests in flight (and connections open), each within a timeout.
 
-    Made and used inside one event loop (the notifier's).
+    Made and used inside one event loop (the notifier's). HTTPS verifies certificates with
+    `ssl_context`, by default the standard library's default context (the system's CAs).
     """
 
-    def __init__(self, *, pool_size: int = 100) -> None:
+    def __init__(self, *, pool_size: int = 100, ssl_context: ssl.SSLContext | None = None) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self.pool_size = pool_size
+        self.ssl_context = ssl_context
         self._origins: dict[tuple[str, str, int], _Origin] = {}
         self._routes: dict[str, tuple[_Origin, str, str]] = {}
         self._slots: asyncio.Semaphore | None = None
@@ -294,7 +298,8 @@ class LeanHttpClient:
         key = (parts.scheme, parts.hostname, port)
         origin = self._origins.get(key)
         if origin is None:
-            origin = self._origins[key] = _Origin(parts.scheme, parts.hostname, port)
+            origin = _Origin(parts.scheme, parts.hostname, port, self.ssl_context)
+            self._origins[key] = origin
         if len(self._routes) >= _ROUTES_KEPT:  # listing pages each have their own URL
             self._routes.clear()
         route = self._routes[url] = (origin, parts.path or "/", parts.query)

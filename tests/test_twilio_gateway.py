@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -532,3 +536,69 @@ def test_form_encode_of_a_typical_send() -> None:
     assert form_encode(form) == (
         "To=%2B4520123456&Body=iron+18+mg+%2B+C%3A+50%25+%C3%A6&ValidityPeriod=600"
     )
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command line."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_lean_client_speaks_https_keeps_the_connection_and_checks_the_certificate(
+    certificate: tuple[Path, Path],
+) -> None:
+    """Real Twilio is HTTPS: a request goes inside TLS to a server whose certificate the
+    context trusts, the connection is kept for the next one, and an untrusted certificate
+    fails before anything is sent."""
+    cert, key = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    seen: list[bytes] = []
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.findall(rb"Content-Length: (\d+)", head)[0])
+                seen.append(await reader.readexactly(length))
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+
+    async def scenario() -> tuple[list[int], HttpExchangeError]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_context)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/2010-04-01/x.json"
+        async with server:
+            trusting = LeanHttpClient(ssl_context=ssl.create_default_context(cafile=str(cert)))
+            statuses = [
+                (await trusting.request("POST", url, body=f"n={n}".encode(), timeout_s=5)).status
+                for n in range(3)
+            ]
+            await trusting.close()
+            default = LeanHttpClient()  # the system's CAs do not know this certificate
+            with pytest.raises(HttpExchangeError) as untrusted:
+                await default.request("POST", url, body=b"n=x", timeout_s=5)
+            await default.close()
+        return statuses, untrusted.value
+
+    statuses, untrusted = run(scenario())
+    assert statuses == [201, 201, 201]
+    assert seen == [b"n=0", b"n=1", b"n=2"]
+    assert connections == 1  # one kept-alive TLS connection (a failed handshake never gets here)
+    assert not untrusted.request_sent
+    assert "certificate" in str(untrusted).lower()
