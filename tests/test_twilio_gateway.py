@@ -602,3 +602,23 @@ def test_lean_client_speaks_https_keeps_the_connection_and_checks_the_certificat
     assert connections == 1  # one kept-alive TLS connection (a failed handshake never gets here)
     assert not untrusted.request_sent
     assert "certificate" in str(untrusted).lower()
+
+
+def test_lean_client_does_not_reuse_a_connection_the_server_closed_while_idle() -> None:
+    """A server may close a kept-alive connection between requests (its idle timeout): the
+    next request goes on a new connection instead of failing."""
+
+    async def scenario() -> list[int]:
+        # raw_server answers with a Content-Length (keep-alive) and then hangs up
+        async with raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as url:
+            client = LeanHttpClient(pool_size=1)
+            try:
+                statuses = []
+                for _ in range(3):
+                    statuses.append((await client.request("GET", url, timeout_s=2)).status)
+                    await asyncio.sleep(0.05)  # idle: the server's close arrives meanwhile
+                return statuses
+            finally:
+                await client.close()
+
+    assert run(scenario()) == [200, 200, 200]
