@@ -1,15 +1,15 @@
 """Signed inbound SMS replies against the real `dosewise tracker` under uvicorn, on PostgreSQL.
 
-    .venv/bin/python bench/webhook.py [--seconds 10] [--workers CPUs] [--rate 1000]
+    .venv/bin/python bench/webhook.py [--seconds 10] [--workers N] [--rate 1000]
         [--concurrency 16] [--connections 64] [--people 40000]
 
 Creates its own database on the server of DOSEWISE_BENCH_POSTGRES_URL (default: the test
 server), migrates it, enrols `--people` people each with one sent iron reminder that is open
-now, starts `dosewise tracker --workers N` (configured through the environment, as in
-production) and drives it from an asyncio HTTP/1.1 keep-alive client on uvloop with
-requests signed beforehand, so the client costs little of the CPU the server shares. Every
-request is a distinct signed "TAKEN" from a distinct person: the full effect (reply stored,
-confirmation, reminder confirmed, two events, TwiML answer).
+now, starts `dosewise tracker [--workers N]` (its own default unless given; configured
+through the environment, as in production) and drives it from an asyncio HTTP/1.1
+keep-alive client on uvloop with requests signed beforehand, so the client costs little of
+the CPU the server shares. Every request is a distinct signed "TAKEN" from a distinct person:
+the full effect (reply stored, confirmation, reminder confirmed, two events, TwiML answer).
 
 Two phases: a closed loop (`--concurrency` requests in flight) for the most replies/s, then an
 open loop offering `--rate` replies/s on `--connections` connections, whose latency counts
@@ -332,7 +332,7 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f} (on {os.cpu_count()} CPUs)"
 
 
-def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def serve(url: str, port: int, workers: int | None) -> subprocess.Popen[bytes]:
     """The real `dosewise tracker`, configured through the environment as in production."""
     environment = {
         **os.environ,
@@ -341,7 +341,8 @@ def serve(url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
     }
     command = [sys.executable, "-m", "dosewise", "tracker", "--port", str(port)]
-    command += ["--workers", str(workers)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     # the tracker logs a line per webhook: kept, but not on this terminal
     return subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
 
@@ -367,7 +368,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections")
     parser.add_argument("--rate", type=float, default=1000, help="open-loop replies/s offered")
     parser.add_argument("--connections", type=int, default=64, help="open-loop connections")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, help="default: the tracker's own default")
     parser.add_argument("--people", type=int, default=40000)
     parser.add_argument("--port", type=int, default=8765)
     arguments = parser.parse_args()
@@ -386,7 +387,8 @@ def main() -> None:
         print(f"seeded {arguments.people} people with an open iron reminder each")
         child = serve(url, arguments.port, arguments.workers)
         wait_for(arguments.port, child)
-        print(f"dosewise tracker --workers {arguments.workers}; load average {load_average()}")
+        workers = "default" if arguments.workers is None else arguments.workers
+        print(f"dosewise tracker, workers: {workers}; load average {load_average()}")
         meter = CpuMeter(child.pid, admin, name)
         run_client(drive(arguments.port, prepared, arguments, meter))
     finally:

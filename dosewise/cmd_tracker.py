@@ -1,7 +1,8 @@
 """`dosewise tracker [--host H] [--port P] [--workers N]`: the HTTP service in the foreground.
 
-uvicorn serves it with N worker processes (default: one per CPU), each building its own app
-and database pool through `app_from_environment`, so the webhooks use every core.
+uvicorn serves it with N worker processes (default: one per CPU, at most 4), each building its
+own app and database pool (DATABASE_THREADS connections) through `app_from_environment`, so
+the webhooks use every core.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from tracker.app import Clock, Lifespan, TwilioWebhooks, create_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_WORKERS = os.cpu_count() or 1
 # per worker: requests that use the database at once, each in a thread on its own connection;
 # more only queue for the GIL and the CPU, and stretch the event log's lock hold (store.events)
 DATABASE_THREADS = 4
+# one worker per CPU this process may run on, but at most 4 by default, so that a big host
+# does not open workers x DATABASE_THREADS connections past the database's max_connections
+DEFAULT_WORKERS = min(len(os.sched_getaffinity(0)), 4)
 APP_FACTORY = "dosewise.cmd_tracker:app_from_environment"
 
 log = logging.getLogger("dosewise.tracker")
@@ -48,7 +51,7 @@ def register(subcommands: Any) -> None:
         "--workers",
         type=int,
         default=DEFAULT_WORKERS,
-        help=f"worker processes (default: one per CPU, here {DEFAULT_WORKERS})",
+        help=f"worker processes (default: one per CPU, at most 4; here {DEFAULT_WORKERS})",
     )
     parser.set_defaults(handler=run)
 
