@@ -12,10 +12,13 @@ chose the lock over filtering on pg_snapshot_xmin because it keeps the cursor a 
 that both databases read the same way; its cost is that event writers queue on one another
 between their append and their commit.
 
-That queue is why the lock is taken as late as possible (`append_many` right before commit)
-and why a transaction holding it commits asynchronously (synchronous_commit off, set with
-the lock): the lock is then released as soon as the commit record is written, not after the
-disk has flushed it, which would cap every event writer together at one flush (a few ms) each.
+That queue is why `append_many` leaves its rows for the commit to send, in the one message
+that inserts them, takes the lock and commits: the lock is then held only while the database
+runs that message, never while this process waits for its GIL or the CPU to send the next
+statement. And why a transaction holding the lock commits asynchronously (synchronous_commit
+off, set with the lock): the lock is released as soon as the commit record is written, not
+after the disk has flushed it, which would cap all event writers together at one flush (a
+few ms) each.
 The unit of work's commit then waits for the flush outside the lock (`SqlEventLog.commit`),
 where concurrent writers share flushes, so `commit()` still returns only once the work is on
 disk. (The flush is a logical decoding message, prefix "dosewise.flush", in the WAL: logical
@@ -29,7 +32,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import insert, select, text, update
+from psycopg import sql
+from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
@@ -42,16 +46,18 @@ EVENT_LOG_LOCK = 0x6477_4556_454E_5453
 # the channel consumers LISTEN on to act on a new event at once instead of at the next poll
 EVENTS_CHANNEL = "dosewise_events"
 
-# PostgreSQL: lock, asynchronous commit, NOTIFY and the rows in one statement, one round trip.
-# The lock sits in a one-time filter, which runs before the first row is drawn and so before
-# the first id is; ROWS FROM ... WITH ORDINALITY keeps the rows in the order given. NOTIFY is
-# delivered when (and only if) the transaction commits, folded with repeats within it.
-_APPEND_LOCKED = text(
-    f"""
+
+def _append_locked(events: str) -> str:
+    """PostgreSQL: lock, asynchronous commit, NOTIFY and the rows (`events`: a JSON array) in
+    one statement. The lock sits in a one-time filter, which runs before the first row is drawn
+    and so before the first id is; ROWS FROM ... WITH ORDINALITY keeps the rows in the order
+    given. NOTIFY is delivered when (and only if) the transaction commits, folded with repeats
+    within it."""
+    return f"""
     INSERT INTO events (type, person_id, payload, occurred_at)
     SELECT e.type, e.person_id, e.payload, e.occurred_at
     FROM ROWS FROM (
-        jsonb_to_recordset(CAST(:events AS jsonb))
+        jsonb_to_recordset(CAST({events} AS jsonb))
         AS (type varchar, person_id integer, payload jsonb, occurred_at timestamptz)
     ) WITH ORDINALITY AS e (type, person_id, payload, occurred_at, n)
     WHERE (
@@ -62,7 +68,9 @@ _APPEND_LOCKED = text(
     )
     ORDER BY e.n
     """
-)
+
+
+_APPEND_LOCKED = text(_append_locked(":events"))
 _INSERT_EVENTS = insert(metadata.tables["events"])
 # Sent after a transaction that took the lock, in one round trip (one simple-query message):
 # its asynchronous COMMIT, which releases the lock, then a transactional WAL record in an
@@ -78,32 +86,53 @@ class SqlEventLog:
         self._postgres = session.get_bind().dialect.name == "postgresql"
         # the lock was taken, so this transaction commits asynchronously: see the docstring
         self.commit_needs_flush = False
+        # PostgreSQL: append_many's rows, written by commit()
+        self._staged: list[dict[str, Any]] = []
 
     def append(self, event: Event) -> None:
-        """Add the event to the caller's transaction; it is seen once that commits."""
-        self.append_many([event])
+        """Add the event to the caller's transaction now (on PostgreSQL taking the log's lock
+        until the commit); it is seen once that commits."""
+        if not self._postgres:
+            self.append_many([event])
+            return
+        self._session.connection().execute(_APPEND_LOCKED, {"events": _json([event])})
+        self.commit_needs_flush = True
 
     def append_many(self, events: Sequence[Event]) -> None:
-        """Add the events, in this order, in one statement; on PostgreSQL the log's lock is
-        held from here to the commit, so call it as the transaction's last write."""
+        """Add the events, in this order, to the caller's transaction; they are seen once that
+        commits. On PostgreSQL they are written by commit(), in the message that commits: the
+        log's lock is held only while the database itself inserts and commits, never while
+        this process (its GIL, its CPU) gets round to sending the COMMIT."""
         if not events:
             return
-        if not self._postgres:  # one writer at a time: no lock to take
-            self._session.connection().execute(_INSERT_EVENTS, [_row(each) for each in events])
+        if self._postgres:
+            self._staged += _rows(events)
             return
-        rows = [{**_row(each), "occurred_at": _instant(each.occurred_at)} for each in events]
-        self._session.connection().execute(_APPEND_LOCKED, {"events": json.dumps(rows)})
-        self.commit_needs_flush = True
+        # SQLite: one writer at a time, no lock to hold short
+        self._session.connection().execute(_INSERT_EVENTS, [_row(each) for each in events])
 
     def commit(self) -> None:
         """Commit the caller's transaction; returns once it is on disk."""
-        if not self.commit_needs_flush:
+        if not (self._staged or self.commit_needs_flush):
             self._session.commit()
             return
-        self.commit_needs_flush = False
-        self._session.flush()  # nothing is written after the events, but to be sure
-        self._session.connection().exec_driver_sql(_COMMIT_AND_FLUSH)
+        self._session.flush()  # anything the ORM still holds goes before the events
+        connection = self._session.connection()
+        message = [_COMMIT_AND_FLUSH]
+        if self._staged:
+            # SQLAlchemy hands the driver an empty parameter dict, so psycopg would read a
+            # "%" as a placeholder: JSON spells it \u0025 (it only occurs inside strings)
+            rows = json.dumps(self._staged).replace("%", "\\u0025")
+            message.insert(0, _append_locked(sql.Literal(rows).as_string(_driver(connection))))
+        self._staged, self.commit_needs_flush = [], False
+        # one simple-query message (no parameters: the rows are a quoted literal)
+        connection.exec_driver_sql(";".join(message))
         self._session.commit()  # the database's transaction is over; the session's follows
+
+    def rollback(self) -> None:
+        """Forget the staged events with the rest of the transaction."""
+        self._staged, self.commit_needs_flush = [], False
+        self._session.rollback()
 
     def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int:
         """Hand up to `limit` unseen events to `handler` in this transaction; how many."""
@@ -134,6 +163,19 @@ class SqlEventLog:
             .where(EventCursorRow.consumer == consumer)
             .with_for_update()
         ).scalar_one()
+
+
+def _rows(events: Sequence[Event]) -> list[dict[str, Any]]:
+    return [{**_row(each), "occurred_at": _instant(each.occurred_at)} for each in events]
+
+
+def _json(events: Sequence[Event]) -> str:
+    return json.dumps(_rows(events))
+
+
+def _driver(connection: Connection) -> Any:
+    """psycopg's connection under SQLAlchemy's, which quotes a literal for its encoding."""
+    return connection.connection.driver_connection
 
 
 def _row(event: Event) -> dict[str, Any]:

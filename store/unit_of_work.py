@@ -68,7 +68,8 @@ class SqlUnitOfWork:
         self.events.commit()
 
     def rollback(self) -> None:
-        self._require_session().rollback()
+        self._require_session()
+        self.events.rollback()
 
     def _require_session(self) -> Session:
         if self._session is None:

@@ -163,7 +163,7 @@ def test_append_many_waits_for_the_appender_before_to_commit(
 
     second = threading.Thread(target=append_second)
     with unit_of_work() as first:
-        first.events.append_many([Event("ColdOnset", None, NOW)])
+        first.events.append(Event("ColdOnset", None, NOW))  # holds the lock until its commit
         second.start()
         assert not second_done.wait(timeout=0.5)
         first.commit()
@@ -171,6 +171,20 @@ def test_append_many_waits_for_the_appender_before_to_commit(
     assert second_done.is_set()
     seen = consume(unit_of_work, "scheduler")
     assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded", "Snoozed"]
+
+
+def test_staged_events_keep_any_text_and_go_with_a_rollback(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    # on PostgreSQL append_many's rows travel as a quoted literal in the committing message
+    payload = {"text": "50% 'quoted' \\ back\nslash; COMMIT; -- ø 😊", "n": [1, None]}
+    with unit_of_work() as uow:
+        uow.events.append_many([Event("ReplyReceived", None, NOW, {"gone": True})])
+        uow.rollback()
+        uow.events.append_many([Event("ReplyReceived", None, NOW, payload)])
+        uow.commit()
+    seen = consume(unit_of_work, "scheduler")
+    assert [each.event.payload for each in seen] == [payload]
 
 
 def test_commit_returns_once_an_event_writer_is_on_disk(
