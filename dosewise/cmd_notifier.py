@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,25 +70,48 @@ def _run_loop(main: Callable[[], Any]) -> None:
 async def _serve(
     settings: Settings, unit_of_work: UnitOfWorkFactory, arguments: argparse.Namespace
 ) -> None:
-    from notifier.worker import Worker, WorkerConfig
-
-    sms = sms_gateway(settings, in_flight=arguments.concurrency)
-    email = email_gateway(settings)
-    config = WorkerConfig(
-        worker_id=f"{socket.gethostname()}:{os.getpid()}",
-        status_callback=f"{settings.public_url}/twilio/status",
-        batch_size=arguments.batch_size,
-        concurrency=arguments.concurrency,
-        lease=timedelta(seconds=arguments.lease_seconds),
-        # a crashed notifier's messages are looked at soon after their lease runs out
-        sweep_every_s=min(5.0, arguments.lease_seconds / 2),
-        sms_rate=sms_rate(settings),
-        sender=sms_sender(settings),
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    options = NotifierOptions(
+        lease=timedelta(seconds=arguments.lease_seconds),
+        batch_size=arguments.batch_size,
+        concurrency=arguments.concurrency,
+    )
+    await notify_until(stop, settings, unit_of_work, options)
+
+
+@dataclass(frozen=True)
+class NotifierOptions:
+    lease: timedelta = timedelta(seconds=60)
+    batch_size: int = 200
+    concurrency: int = 100
+
+
+async def notify_until(
+    stop: asyncio.Event,
+    settings: Settings,
+    unit_of_work: UnitOfWorkFactory,
+    options: NotifierOptions,
+    worker_id: str | None = None,
+) -> None:
+    """Send due messages until `stop` is set (`dosewise notifier`, and `dosewise run`)."""
+    from notifier.worker import Worker, WorkerConfig
+
+    sms = sms_gateway(settings, in_flight=options.concurrency)
+    email = email_gateway(settings)
+    config = WorkerConfig(
+        worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        status_callback=f"{settings.public_url}/twilio/status",
+        batch_size=options.batch_size,
+        concurrency=options.concurrency,
+        lease=options.lease,
+        # a crashed notifier's messages are looked at soon after their lease runs out
+        sweep_every_s=min(5.0, options.lease.total_seconds() / 2),
+        sms_rate=sms_rate(settings),
+        sender=sms_sender(settings),
+    )
     sms_via = "Twilio" if settings.twilio_configured else "the console"
     email_via = "SMTP" if settings.smtp_configured else "the console"
     print(

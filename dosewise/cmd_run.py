@@ -19,20 +19,18 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 
+from dosewise.cmd_notifier import NotifierOptions, notify_until
 from dosewise.cmd_tracker import DEFAULT_HOST, DEFAULT_PORT, tracker_app
 from dosewise.settings import Settings
 from dosewise.wiring import (
     UnitOfWorkFactory,
     database,
-    email_gateway,
     load_settings,
-    sms_gateway,
-    sms_sender,
     store_errors_as_user_errors,
 )
 from scheduler.service import SchedulerService
@@ -146,24 +144,11 @@ class _Services:
         asyncio.run(self._notify())
 
     async def _notify(self) -> None:
-        from notifier.worker import Worker, WorkerConfig
-
-        settings = self._settings
         self._notifier_stop = asyncio.Event()
         self._notifier_loop = asyncio.get_running_loop()
         if self._stop.is_set():  # stopped before this loop existed to be told
             return
-        sms, email = sms_gateway(settings), email_gateway(settings)
-        config = WorkerConfig(
-            worker_id=f"{socket.gethostname()}:{os.getpid()}:run",
-            status_callback=f"{settings.public_url}/twilio/status",
-            lease=timedelta(seconds=60),
-            sms_rate=settings.sms_rate,
-            sender=sms_sender(settings),
+        worker_id = f"{socket.gethostname()}:{os.getpid()}:run"
+        await notify_until(
+            self._notifier_stop, self._settings, self._unit_of_work, NotifierOptions(), worker_id
         )
-        try:
-            await Worker(self._unit_of_work, sms, email, config).run(_now, self._notifier_stop)
-        finally:
-            aclose = getattr(sms, "aclose", None)
-            if aclose is not None:
-                await aclose()
