@@ -112,7 +112,7 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
             now,
             {"reply_id": claimed.id, "kind": kind},
         )
-        # last, in one go: the event log's lock is held from here to the commit
+        # in one go, as the last write: the event log serialises its writers (store.events)
         uow.events.append_many([received, *events])
         uow.commit()
     return SmsAnswer(text, kind)
@@ -337,7 +337,7 @@ def confirm_by_link(uow: UnitOfWork, token: str, outcome: Outcome, now: datetime
         else:
             text = skipped_text(reminder)
             event = Event("DoseSkipped", person.id, now, {"reminder_id": reminder.id})
-        uow.events.append(event)
+        uow.events.append_many([event])
         uow.commit()
     return LinkOutcome("recorded", text)
 
@@ -395,7 +395,6 @@ def record_delivery_status(
                 events.append(Event("DeliveryFailed", message.person_id, now, payload))
         else:
             changes = False
-        for event in events:
-            uow.events.append(event)
+        uow.events.append_many(events)
         uow.commit()
     return "updated" if changes or events else "unchanged"
