@@ -299,3 +299,45 @@ class ReportDirtyDayRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     person_id: Mapped[int] = mapped_column(Integer)
     day: Mapped[str] = mapped_column(String(10))
+
+
+class ReportWeekRow(Base):
+    """The sums of a person's report_days rows of one week (`week`: its Monday), and the
+    streak flag of each day in 4 bits at 4 x (days since Monday)."""
+
+    __tablename__ = "report_weeks"
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    week: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, a Monday
+    planned: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    late: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    missed: Mapped[int] = mapped_column(Integer)
+    expired: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer)
+    iron_taken: Mapped[int] = mapped_column(Integer)
+    iron_broken: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    email_fallback: Mapped[int] = mapped_column(Integer)
+    flags: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportSupplementWeekRow(Base):
+    """The sums of a person's report_supplement_days rows of one week and supplement."""
+
+    __tablename__ = "report_supplement_weeks"
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    week: Mapped[str] = mapped_column(String(10), primary_key=True)
+    supplement: Mapped[str] = mapped_column(String(64), primary_key=True)
+    planned: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    late: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    missed: Mapped[int] = mapped_column(Integer)
+    expired: Mapped[int] = mapped_column(Integer)
+    pending: Mapped[int] = mapped_column(Integer)

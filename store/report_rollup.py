@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -30,14 +30,32 @@ from store.report_sql import (
 # one can never write older figures over a newer one's
 ROLLUP_LOCK = 0x6477_524F_4C4C_5550
 REFRESH_BATCH = 5000
-# the streak flags of a day: 1 every dose taken, 2 not, 0 no closed doses (left out); 15
-# days of 4-bit flags fit in one 64-bit integer
-_FLAG_BITS, _FLAGS_PER_WORD = 4, 15
+# the streak flag of a day: 1 every dose taken, 2 not, 0 no doses or some open (left out),
+# in 4 bits at 4 x (days since Monday) of its week's `flags`; a report reads two weeks a word
+_FLAG_BITS, _WEEK, _FLAGS_PER_WORD = 4, 7, 14
 _DAY_COLUMNS = (*COUNT_COLUMNS, *DAY_EXTRAS)
 
 
+def _flag_sql(alias: str) -> str:
+    a = alias
+    return (
+        f"CAST(CASE WHEN {a}.planned > 0 AND {a}.pending = 0 THEN "
+        f"CASE WHEN {a}.on_time + {a}.late = {a}.planned THEN 1 ELSE 2 END ELSE 0 END AS bigint)"
+    )
+
+
+def _shifted(flag: str, position: str) -> str:
+    """`flag` moved to its 4 bits at day `position` of a word."""
+    return f"{flag} * (CAST(1 AS bigint) << ({_FLAG_BITS} * ({position})))"
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
 class SqlReportRollup:
-    """Keeps report_days and report_supplement_days equal to the direct aggregation."""
+    """Keeps report_days and report_supplement_days equal to the direct aggregation, and
+    report_weeks and report_supplement_weeks equal to the sums of their days."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -107,6 +125,47 @@ class SqlReportRollup:
                 ),
                 [{"n": n, "person_id": p, "day": d} for (p, d), n in broken.items()],
             )
+        weeks = {(p, monday(date.fromisoformat(d)).isoformat()) for p, d in json.loads(days)}
+        self._rebuild_weeks(connection, pairs_json(weeks))
+
+    def _rebuild_weeks(self, connection: Connection, weeks: str) -> None:
+        """The weeks of the rebuilt days, summed again from their day rows."""
+        sql, params = self._sql, {"weeks": weeks}
+        source = sql.pairs("weeks")  # (person_id, day): day is the week's Monday
+        for table in ("report_weeks", "report_supplement_weeks"):
+            connection.execute(
+                text(
+                    f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM ({source}) s "
+                    f"WHERE s.person_id = {table}.person_id AND s.day = {table}.week)"
+                ),
+                params,
+            )
+        of_week = (
+            f"FROM ({source}) s JOIN {{table}} d ON d.person_id = s.person_id "
+            f"AND d.day >= s.day AND d.day < {sql.plus_week.format('s.day')}"
+        )
+        summed = ", ".join(f"sum(d.{name})" for name in _DAY_COLUMNS)
+        flags = _shifted(_flag_sql("d"), sql.day_number.format("s.day", "d.day"))
+        columns = ", ".join(_DAY_COLUMNS)
+        connection.execute(
+            text(
+                f"INSERT INTO report_weeks (person_id, week, {columns}, flags) "
+                f"SELECT d.person_id, s.day, {summed}, sum({flags}) "
+                f"{of_week.format(table='report_days')} GROUP BY d.person_id, s.day"
+            ),
+            params,
+        )
+        counts = ", ".join(COUNT_COLUMNS)
+        summed_counts = ", ".join(f"sum(d.{name})" for name in COUNT_COLUMNS)
+        connection.execute(
+            text(
+                f"INSERT INTO report_supplement_weeks (person_id, week, supplement, {counts}) "
+                f"SELECT d.person_id, s.day, d.supplement, {summed_counts} "
+                f"{of_week.format(table='report_supplement_days')} "
+                "GROUP BY d.person_id, s.day, d.supplement"
+            ),
+            params,
+        )
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -142,16 +201,19 @@ class RolledQueries:
     def __init__(self, connection: Connection, sql: Dialect, params: dict[str, Any]) -> None:
         self._connection = connection
         self._sql = sql
-        self._params = {**params, "iron": IRON, "day_zero": params["d_from"]}
-        self._start = date.fromisoformat(params["d_from"])
         self._person = "person" in params
         self._excluded: set[_Key] = {
             (int(p), str(d)) for p, d in json.loads(params.get("excluded", "[]"))
         }
+        self._split = _Split.of(
+            date.fromisoformat(params["d_from"]),
+            date.fromisoformat(params["d_after"]) - timedelta(days=1),
+        )
+        self._params = {**params, **self._split.params(), "iron": IRON}
 
     def measures(self, iron_min_hours: float) -> RolledMeasures:
         live = self._live_days()
-        fixes = _Fixes(self._start, live, self._excluded)
+        fixes = _Fixes(self._split.week_zero, live, self._excluded)
         if fixes.keys:
             self._read_fixes(fixes, live)
         sums, words = self._per_person(fixes)
@@ -222,33 +284,54 @@ class RolledQueries:
     # -- the scans ---------------------------------------------------------------------------
 
     def _per_person(self, fixes: _Fixes) -> tuple[dict[int, list[int]], dict[int, dict[int, int]]]:
-        """Sums per person, and the streak flags of each day packed in integers, 15 days a
-        word: one grouped scan, the (person, day) rows stay in the database."""
-        # its own parameter: PostgreSQL types a parameter once, here as a date
-        n = self._sql.day_number.format(":day_zero", "d.day")
-        flag = (
-            "CASE WHEN d.planned > 0 AND d.pending = 0 THEN "
-            "CASE WHEN d.on_time + d.late = d.planned THEN 1 ELSE 2 END ELSE 0 END"
+        """Sums per person, and the streak flags of the window's days packed in integers, two
+        weeks a column: one grouped scan of the full weeks' rows and the edge days' rows."""
+        sql, split = self._sql, self._split
+        week_n = sql.day_number.format(":week_zero", "w.week")
+        day_n = sql.day_number.format(":week_zero", "d.day")
+        week_columns = ", ".join(f"w.{name}" for name in _DAY_COLUMNS)
+        day_columns = ", ".join(f"d.{name}" for name in _DAY_COLUMNS)
+        summed = ", ".join(f"sum(x.{name})" for name in _DAY_COLUMNS)
+        words = ", ".join(
+            f"sum(CASE WHEN x.n / {_FLAGS_PER_WORD} = {word} THEN "
+            f"x.flags * (CAST(1 AS bigint) << ({_FLAG_BITS * _WEEK} * ((x.n / {_WEEK}) % 2))) "
+            "ELSE 0 END)"
+            for word in range(split.words)
         )
-        summed = ", ".join(f"sum(d.{name})" for name in _DAY_COLUMNS)
         query = f"""
-        SELECT d.person_id, {n} / {_FLAGS_PER_WORD} AS word, {summed},
-               sum(CAST({flag} AS bigint) * (CAST(1 AS bigint)
-                   << ({_FLAG_BITS} * ({n} % {_FLAGS_PER_WORD})))) AS flags
-        FROM report_days d WHERE {self._window("d")}
-        GROUP BY d.person_id, {n} / {_FLAGS_PER_WORD}
+        SELECT x.person_id, {summed}, {words} FROM (
+            SELECT w.person_id, {week_n} AS n, {week_columns}, w.flags
+            FROM report_weeks w WHERE {self._weeks("w")}
+            UNION ALL
+            SELECT d.person_id, {day_n} AS n, {day_columns},
+                   {_shifted(_flag_sql("d"), f"{day_n} % {_WEEK}")} AS flags
+            FROM report_days d WHERE {self._edges("d")}
+        ) x GROUP BY x.person_id
         """
         sums: dict[int, list[int]] = defaultdict(lambda: [0] * _WIDTH)
-        words: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        packed: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for row in self._connection.execute(text(query), self._params):
-            person_id, word, *numbers, flags = row
-            _add(sums[int(person_id)], [int(x or 0) for x in numbers])
-            words[int(person_id)][int(word)] += int(flags or 0)
+            person_id = int(row[0])
+            _add(sums[person_id], [int(x or 0) for x in row[1 : 1 + _WIDTH]])
+            for word, value in enumerate(row[1 + _WIDTH :]):
+                packed[person_id][word] += int(value or 0)
         for (person_id, _day), delta in fixes.day_deltas().items():
             _add(sums[person_id], delta)
         for (person_id, word), change in fixes.word_deltas().items():
-            words[person_id][word] += change
-        return sums, words
+            packed[person_id][word] += change
+        return sums, packed
+
+    def _weeks(self, alias: str) -> str:
+        where = f"{alias}.week >= :w_from AND {alias}.week < :w_after"
+        return where + (f" AND {alias}.person_id = :person" if self._person else "")
+
+    def _edges(self, alias: str) -> str:
+        a = alias
+        where = (
+            f"(({a}.day >= :e1_from AND {a}.day < :e1_to) "
+            f"OR ({a}.day >= :e2_from AND {a}.day < :e2_to))"
+        )
+        return where + (f" AND {a}.person_id = :person" if self._person else "")
 
     def _per_day(self, fixes: _Fixes) -> list[DayLine]:
         summed = ", ".join(f"sum(d.{name})" for name in COUNT_COLUMNS)
@@ -268,11 +351,18 @@ class RolledQueries:
         return sorted(lines, key=lambda line: line.day)
 
     def _per_supplement(self, fixes: _Fixes) -> dict[int, dict[str, Counts]]:
-        summed = ", ".join(f"sum(d.{name})" for name in COUNT_COLUMNS)
-        query = (
-            f"SELECT d.person_id, d.supplement, {summed} FROM report_supplement_days d "
-            f"WHERE {self._window('d')} GROUP BY d.person_id, d.supplement"
-        )
+        summed = ", ".join(f"sum(x.{name})" for name in COUNT_COLUMNS)
+        week_columns = ", ".join(f"w.{name}" for name in COUNT_COLUMNS)
+        day_columns = ", ".join(f"d.{name}" for name in COUNT_COLUMNS)
+        query = f"""
+        SELECT x.person_id, x.supplement, {summed} FROM (
+            SELECT w.person_id, w.supplement, {week_columns}
+            FROM report_supplement_weeks w WHERE {self._weeks("w")}
+            UNION ALL
+            SELECT d.person_id, d.supplement, {day_columns}
+            FROM report_supplement_days d WHERE {self._edges("d")}
+        ) x GROUP BY x.person_id, x.supplement
+        """
         sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
         for row in self._connection.execute(text(query), self._params):
             _add(sums[(int(row[0]), str(row[1]))], [int(x or 0) for x in row[2:]])
@@ -283,6 +373,50 @@ class RolledQueries:
             if numbers[0] > 0:  # supplements with doses only
                 result[person_id][supplement] = Counts(*numbers)
         return result
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A window as its full weeks (read from the week rows) and the days before and after
+    them (read from the day rows)."""
+
+    start: date
+    end: date
+    first_week: date  # the first full week's Monday
+    full_weeks: int
+
+    @classmethod
+    def of(cls, start: date, end: date) -> _Split:
+        first_week = start + timedelta(days=(_WEEK - start.weekday()) % _WEEK)
+        full_weeks = max(0, ((end - first_week).days + 1) // _WEEK)
+        return cls(start, end, first_week, full_weeks)
+
+    @property
+    def week_zero(self) -> date:
+        """Day 0 of the streak words: the Monday of the window's first day."""
+        return monday(self.start)
+
+    @property
+    def words(self) -> int:
+        days = (monday(self.end) - self.week_zero).days + _WEEK
+        return -(-days // _FLAGS_PER_WORD)
+
+    def params(self) -> dict[str, str]:
+        after_weeks = self.first_week + timedelta(days=_WEEK * self.full_weeks)
+        after_end = self.end + timedelta(days=1)
+        if self.full_weeks == 0:
+            edges = [(self.start, after_end), (after_end, after_end)]
+        else:
+            edges = [(self.start, self.first_week), (after_weeks, after_end)]
+        return {
+            "week_zero": self.week_zero.isoformat(),
+            "w_from": self.first_week.isoformat(),
+            "w_after": after_weeks.isoformat() if self.full_weeks else self.first_week.isoformat(),
+            "e1_from": edges[0][0].isoformat(),
+            "e1_to": edges[0][1].isoformat(),
+            "e2_from": edges[1][0].isoformat(),
+            "e2_to": edges[1][1].isoformat(),
+        }
 
 
 @dataclass

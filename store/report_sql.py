@@ -44,6 +44,7 @@ class Dialect:
     day_lo: str  # format: the instant a day before the local date {0} began in UTC
     day_hi: str  # format: two days after
     day_number: str  # format: days from date {0} to date {1}, both YYYY-MM-DD
+    plus_week: str  # format: the date 7 days after date {0}, YYYY-MM-DD
 
     def pairs(self, parameter: str) -> str:
         return f"{self.pairs_prefix}:{parameter}{self.pairs_suffix}"
@@ -67,6 +68,7 @@ POSTGRESQL = Dialect(
     day_lo="(CAST({0} AS timestamp) AT TIME ZONE 'UTC') - interval '1 day'",
     day_hi="(CAST({0} AS timestamp) AT TIME ZONE 'UTC') + interval '2 days'",
     day_number="(CAST({1} AS date) - CAST({0} AS date))",
+    plus_week="to_char(CAST({0} AS date) + 7, 'YYYY-MM-DD')",
 )
 SQLITE = Dialect(
     name="sqlite",
@@ -94,6 +96,7 @@ SQLITE = Dialect(
     day_lo="datetime({0}, '-1 day')",
     day_hi="datetime({0}, '+2 days')",
     day_number="CAST(julianday({1}) - julianday({0}) AS INTEGER)",
+    plus_week="date({0}, '+7 days')",
 )
 
 

@@ -136,7 +136,7 @@ class SqlAdherenceQueries:
     ) -> AdherenceReport:
         if end < start:
             raise ValueError(f"the window ends ({end}) before it starts ({start})")
-        with self._snapshot() as connection:
+        with self._snapshot(everyone=person_id is None) as connection:
             people = self._people(connection, person_id)
             excluded = self._opted_out_days(connection, people, start, end, now)
             scope = _Scope(
@@ -182,16 +182,16 @@ class SqlAdherenceQueries:
         return AdherenceReport(start, end, now, lines, days, dict(totals), doses, opted_out)
 
     @contextmanager
-    def _snapshot(self) -> Iterator[Connection]:
+    def _snapshot(self, *, everyone: bool) -> Iterator[Connection]:
         """One consistent snapshot for all of a report's statements."""
         with self._engine.connect() as plain:
             connection = plain
             if self._sql.name == "postgresql":
                 connection = plain.execution_options(isolation_level="REPEATABLE READ")
-                # JIT compiling these one-off aggregates costs more than it saves; hashing a
-                # 90-day window's groups in memory instead of on disk needs more than 4 MB
-                connection.execute(text("SET LOCAL jit = off"))
-                connection.execute(text("SET LOCAL work_mem = '64MB'"))
+                if everyone:
+                    # JIT compiling these one-off aggregates costs more than it saves;
+                    # hashing everyone's groups in memory instead of on disk needs over 4 MB
+                    connection.execute(text("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"))
             yield connection
 
     # -- the pieces ---------------------------------------------------------------------------

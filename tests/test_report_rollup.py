@@ -37,6 +37,7 @@ WINDOWS = (
     (START + timedelta(days=2), END - timedelta(days=3)),
     (START - timedelta(days=1), END + timedelta(days=1)),
     (END, END),
+    (START - timedelta(days=16), END + timedelta(days=15)),  # full weeks, several words
 )
 
 
@@ -234,6 +235,27 @@ def test_changes_queue_their_days_and_refresh_empties_the_queue(engine: Engine) 
     assert rollup.refresh() == 0
     after = SqlAdherenceQueries(engine).report(START, END, NOW)
     assert after.as_dict() == before.as_dict()
+
+
+def test_a_queued_day_moves_the_streak(engine: Engine) -> None:
+    seed(engine)
+    SqlReportRollup(engine).refresh_all()
+    with engine.begin() as connection:
+        # Ana's skipped magnesium on day 5, confirmed after all: days 1 to 5 all taken
+        magnesium = connection.scalar(
+            select(ReminderRow.id)
+            .where(ReminderRow.slot_key == "2026-11-05#magnesium")
+            .where(ReminderRow.person_id == ANA)
+        )
+        connection.execute(
+            update(ReminderRow)
+            .where(ReminderRow.id == magnesium)
+            .values(status="confirmed", confirmed_at=NOW - timedelta(days=6))
+        )
+    _assert_same(engine, "day 5 confirmed, not refreshed")
+    report = SqlAdherenceQueries(engine).report(START, END, NOW)
+    ana = next(person for person in report.people if person.id == ANA)
+    assert (ana.streaks.current, ana.streaks.longest) == (2, 5)
 
 
 def test_refresh_rebuilds_iron_timing_per_day(engine: Engine) -> None:
