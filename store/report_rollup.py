@@ -67,13 +67,15 @@ class SqlReportRollup:
         with self._engine.begin() as connection:
             if self._sql.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK})
-            # DELETE ... RETURNING claims exactly the queued rows it saw: a change committed
-            # after this statement queues a row of its own, read by the next refresh
+            # DELETE ... RETURNING claims exactly the queued rows it saw (every row of the
+            # oldest `limit` rows' days): a change committed after this statement queues a row
+            # of its own, read by the next refresh
             claimed = connection.execute(
                 text(
-                    "DELETE FROM report_dirty_days WHERE id IN "
-                    "(SELECT id FROM report_dirty_days ORDER BY id LIMIT :limit) "
-                    "RETURNING person_id, day"
+                    "DELETE FROM report_dirty_days WHERE EXISTS (SELECT 1 FROM "
+                    "(SELECT person_id, day FROM report_dirty_days ORDER BY id LIMIT :limit) o "
+                    "WHERE o.person_id = report_dirty_days.person_id "
+                    "AND o.day = report_dirty_days.day) RETURNING person_id, day"
                 ),
                 {"limit": limit},
             ).all()

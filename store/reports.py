@@ -7,10 +7,15 @@ Two ways to the same figures:
   reminder into Python. One person's window is a few hundred rows found through the
   (person_id, due_at, slot_key) index.
 - **Rollup** (everyone's report): `report_days` holds each person's measures per local date
-  and `report_supplement_days` per date and supplement; a 90-day report for 10,000 people
-  reads their 900,000 and 4.5 million narrow rows instead of 3.6 million reminders joined to
-  their messages, and the iron gap check (Python, against the regimen's meals) is stored per
-  day instead of redone for every iron dose at every report.
+  and `report_supplement_days` per date and supplement; `report_weeks` and
+  `report_supplement_weeks` hold their sums per Monday-to-Sunday week, with each day's streak
+  flag (all taken / not / no closed doses) in 4 bits of the week's `flags`. A window is read
+  as its full weeks plus at most six days at each edge: 90 days for 10,000 people is about
+  180,000 + 900,000 narrow rows instead of 3.6 million reminders joined to their messages
+  (and 4.5 million per supplement and day). The iron gap check (Python, against the
+  regimen's meals) is stored per day instead of redone for every iron dose at every report.
+  Streaks need the days in order: each person's flags come back as a few 56-bit integers
+  (two weeks each) summed in the same grouped scan, and Python reads the runs off them.
 
 Keeping the rollup exact. Reminder and message statuses are written by the scheduler, the
 notifier and the tracker; the rollup must not depend on each of them remembering to tell it.
@@ -25,10 +30,12 @@ event being written.
   `dosewise report refresh` command) claims queued rows with DELETE ... RETURNING and
   rebuilds those days from `reminders`, in one transaction under an advisory lock. A change
   committed meanwhile queues a new row, which the next refresh reads.
-- A report never waits for it: it reads the rollup rows of days not queued and aggregates
-  the queued days live (the same SQL that builds the rollup), in one REPEATABLE READ
-  snapshot, so its figures equal the direct aggregation at that moment however far behind
-  the refresh is; the refresh only keeps the live part small.
+- A report never waits for it: it scans the rollup as it is, then corrects the queued days
+  (their stored figures out, the same aggregation done live on `reminders` in) and the
+  opted-out days (their doses out), all in one REPEATABLE READ snapshot, so its figures equal
+  the direct aggregation at that moment however far behind the refresh is; the refresh only
+  keeps the live part small. Every measure, the streak flags included, is a sum over days,
+  so a correction is a subtraction and an addition in Python over a few rows.
 - Opted-out days are not baked in: they are left out at read time, from `opt_outs`.
 
 We preferred triggers to the event log (docs/events.md) because not every status change
