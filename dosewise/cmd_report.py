@@ -40,6 +40,12 @@ def register(subcommands: Any) -> None:
         help="rebuild the report's rollup for every changed day now (the scheduler does it "
         "every minute)",
     )
+    refresh.add_argument(
+        "--all",
+        dest="rebuild_all",
+        action="store_true",
+        help="rebuild the whole rollup with full scans (after a bulk load or a restore)",
+    )
     refresh.set_defaults(handler=run_refresh)
 
 
@@ -92,13 +98,14 @@ def run_adherence(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def run_refresh(_arguments: argparse.Namespace) -> int:
+def run_refresh(arguments: argparse.Namespace) -> int:
     settings = load_settings()
     with store_errors_as_user_errors():
         engine = create_engine(settings.database_url)
         try:
             require_current(engine)
-            days = SqlReportRollup(engine).refresh_all()
+            rollup = SqlReportRollup(engine)
+            days = rollup.rebuild_all() if arguments.rebuild_all else rollup.refresh_all()
         finally:
             engine.dispose()
     sys.stdout.write(f"report rollup: {days} person-days rebuilt\n")

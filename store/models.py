@@ -253,6 +253,7 @@ class ReportDayRow(Base):
     """One person's dose and delivery measures on one local date (the plan's day)."""
 
     __tablename__ = "report_days"
+    __table_args__ = (Index("ix_report_days_day", "day"),)
 
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
@@ -275,6 +276,7 @@ class ReportSupplementDayRow(Base):
     """One person's dose measures of one supplement on one local date."""
 
     __tablename__ = "report_supplement_days"
+    __table_args__ = (Index("ix_report_supplement_days_day", "day"),)
 
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)

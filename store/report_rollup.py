@@ -18,6 +18,7 @@ from reports.timing import IRON
 from store.report_sql import (
     COUNT_COLUMNS,
     DAY_EXTRAS,
+    EVERY_DAY,
     Dialect,
     day_rows,
     dialect_of,
@@ -34,6 +35,7 @@ REFRESH_BATCH = 5000
 # in 4 bits at 4 x (days since Monday) of its week's `flags`; a report reads two weeks a word
 _FLAG_BITS, _WEEK, _FLAGS_PER_WORD = 4, 7, 14
 _DAY_COLUMNS = (*COUNT_COLUMNS, *DAY_EXTRAS)
+ROLLUP_TABLES = ("report_days", "report_supplement_days", "report_weeks", "report_supplement_weeks")
 
 
 def _flag_sql(alias: str) -> str:
@@ -91,6 +93,23 @@ class SqlReportRollup:
             total += done
         return total
 
+    def rebuild_all(self) -> int:
+        """Rebuild the whole rollup with full scans of the reminders (after a bulk load or a
+        restore: far faster than the queue's index probes for millions of days); how many
+        person-days it holds now."""
+        with self._engine.begin() as connection:
+            if self._sql.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK})
+            # every row queued so far is claimed: their changes are in the scans below
+            connection.execute(text("DELETE FROM report_dirty_days"))
+            for table in ROLLUP_TABLES:
+                connection.execute(text(f"DELETE FROM {table}"))
+            self._insert_days(connection, EVERY_DAY, {"iron": IRON})
+            days = connection.execute(text("SELECT person_id, day FROM report_days")).all()
+            weeks = {(int(p), monday(date.fromisoformat(d)).isoformat()) for p, d in days}
+            self._rebuild_weeks(connection, pairs_json(weeks))
+        return len(days)
+
     def _rebuild(self, connection: Connection, days: str) -> None:
         source = self._sql.pairs("days")
         params = {"days": days, "iron": IRON}
@@ -102,6 +121,12 @@ class SqlReportRollup:
                 ),
                 params,
             )
+        self._insert_days(connection, source, params)
+        weeks = {(p, monday(date.fromisoformat(d)).isoformat()) for p, d in json.loads(days)}
+        self._rebuild_weeks(connection, pairs_json(weeks))
+
+    def _insert_days(self, connection: Connection, source: str, params: dict[str, Any]) -> None:
+        """The day rows of the source's days (none there yet), iron gap check included."""
         day_columns = ", ".join(("person_id", "day", *_DAY_COLUMNS))
         connection.execute(
             text(
@@ -127,8 +152,6 @@ class SqlReportRollup:
                 ),
                 [{"n": n, "person_id": p, "day": d} for (p, d), n in broken.items()],
             )
-        weeks = {(p, monday(date.fromisoformat(d)).isoformat()) for p, d in json.loads(days)}
-        self._rebuild_weeks(connection, pairs_json(weeks))
 
     def _rebuild_weeks(self, connection: Connection, weeks: str) -> None:
         """The weeks of the rebuilt days, summed again from their day rows."""

@@ -111,9 +111,19 @@ def pairs_json(pairs: Iterable[tuple[int, str]]) -> str:
 # -- aggregation of the reminders of a day source ------------------------------------------
 
 
+# the day source that is every reminder's day (a full rebuild: scans instead of index probes)
+EVERY_DAY = "every day"
+
+
+def _day(source: str) -> str:
+    return DAY if source == EVERY_DAY else "s.day"
+
+
 def _reminders_of(sql: Dialect, source: str) -> str:
     """FROM the source's days joined to their reminders; the due_at range lets the
     (person_id, due_at, slot_key) index find them (every zone is within 14 h of UTC)."""
+    if source == EVERY_DAY:
+        return "FROM reminders r "
     return (
         f"FROM ({source}) s JOIN reminders r ON r.person_id = s.person_id "
         f"AND r.due_at >= {sql.day_lo.format('s.day')} "
@@ -154,13 +164,13 @@ def day_rows(sql: Dialect, source: str) -> str:
     summed = ", ".join(f"sum({name}) AS {name}" for name in (*COUNT_COLUMNS, *DAY_EXTRAS))
     return f"""
     SELECT person_id, day, {summed} FROM (
-        SELECT r.person_id, s.day, {doses},
+        SELECT r.person_id, {_day(source)} AS day, {doses},
                CASE WHEN r.status = 'confirmed' AND {sql.has_iron} THEN 1 ELSE 0 END
                    AS iron_taken,
                0 AS iron_broken, 0 AS delivered, 0 AS failed, 0 AS email_fallback
         {_reminders_of(sql, source)} {SENT_JOINS} WHERE {DOSES}
         UNION ALL
-        SELECT r.person_id, s.day, {zeros}, 0 AS iron_taken, 0 AS iron_broken,
+        SELECT r.person_id, {_day(source)} AS day, {zeros}, 0 AS iron_taken, 0 AS iron_broken,
                CASE WHEN m.status = 'delivered' THEN 1 ELSE 0 END AS delivered,
                CASE WHEN m.status = 'failed' THEN 1 ELSE 0 END AS failed,
                CASE WHEN m.purpose LIKE '%-email' THEN 1 ELSE 0 END AS email_fallback
@@ -175,10 +185,10 @@ def supplement_rows(sql: Dialect, source: str) -> str:
         f"sum({flag}) AS {name}" for flag, name in zip(dose_flags(sql), COUNT_COLUMNS, strict=True)
     )
     return f"""
-    SELECT r.person_id, s.day, {sql.supplement} AS supplement, {summed}
+    SELECT r.person_id, {_day(source)} AS day, {sql.supplement} AS supplement, {summed}
     {_reminders_of(sql, source)} {SENT_JOINS} {sql.reminder_items}
     WHERE {DOSES}
-    GROUP BY r.person_id, s.day, {sql.supplement}
+    GROUP BY r.person_id, {_day(source)}, {sql.supplement}
     """
 
 
@@ -191,7 +201,7 @@ def iron_broken(
     reminders = _reminders_of(sql, source)
     taken = connection.execute(
         statement(
-            f"SELECT r.person_id, r.regimen_id, s.day, r.confirmed_at {reminders} "
+            f"SELECT r.person_id, r.regimen_id, {_day(source)} AS day, r.confirmed_at {reminders} "
             f"WHERE {DOSES} AND r.status = 'confirmed' AND {sql.has_iron}",
             confirmed_at=UTCDateTime(),
         ),
@@ -202,7 +212,7 @@ def iron_broken(
     calcium: dict[tuple[int, str], list[datetime]] = defaultdict(list)
     for row in connection.execute(
         statement(
-            f"SELECT r.person_id, s.day, r.due_at {reminders} WHERE {DOSES} "
+            f"SELECT r.person_id, {_day(source)} AS day, r.due_at {reminders} WHERE {DOSES} "
             f"AND {sql.has_supplement}",
             due_at=UTCDateTime(),
         ),

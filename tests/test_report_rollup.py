@@ -208,6 +208,9 @@ def test_rollup_equals_direct_through_random_changes(
         _assert_same(engine, f"step {step}: {done}")
     rollup.refresh_all()
     _assert_same(engine, "rolled up again")
+    changes.any()
+    assert rollup.rebuild_all() > 0
+    _assert_same(engine, "rebuilt with full scans")
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(ReportDirtyDayRow)) == 0
         assert connection.scalar(select(func.count()).select_from(ReportDayRow)) > 0

@@ -1,5 +1,5 @@
 """The adherence report's rollup by week (Monday to Sunday): a long window reads a row per
-person and week (and per supplement) instead of seven.
+person and week (and per supplement) instead of seven, and the day rows' dates are indexed.
 
 Revision ID: 0004
 Revises: 0003
@@ -45,6 +45,9 @@ def upgrade() -> None:
             "person_id", "week", "supplement", name="pk_report_supplement_weeks"
         ),
     )
+    # a window's edge days are found by date, not read from a scan of every day
+    op.create_index("ix_report_days_day", "report_days", ["day"])
+    op.create_index("ix_report_supplement_days_day", "report_supplement_days", ["day"])
     # the weeks are sums of the day rows: queue every day already rolled up, so the next
     # refresh rebuilds its week too
     op.execute(
@@ -53,5 +56,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_report_supplement_days_day", table_name="report_supplement_days")
+    op.drop_index("ix_report_days_day", table_name="report_days")
     op.drop_table("report_supplement_weeks")
     op.drop_table("report_weeks")
