@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from dosewise.cmd_notifier import NotifierOptions, notify_until
+from dosewise.cmd_scheduler import scheduler_service
 from dosewise.cmd_tracker import DEFAULT_HOST, DEFAULT_PORT, tracker_app
 from dosewise.settings import Settings
 from dosewise.wiring import (
@@ -33,9 +34,6 @@ from dosewise.wiring import (
     load_settings,
     store_errors_as_user_errors,
 )
-from scheduler.service import SchedulerService
-from services.scheduling import SchedulerConfig
-from store.coordination import coordinator_for
 from store.engine import url_for_humans
 from store.migrate import upgrade
 
@@ -132,13 +130,8 @@ class _Services:
             self.on_failure()
 
     def _scheduler(self) -> None:
-        settings = self._settings
-        service = SchedulerService(
-            self._unit_of_work,
-            coordinator_for(settings.database_url),
-            SchedulerConfig(public_url=settings.public_url),
-        )
-        service.run(self._stop)
+        with scheduler_service(self._settings, self._unit_of_work) as service:
+            service.run(self._stop)
 
     def _notifier(self) -> None:
         asyncio.run(self._notify())

@@ -6,10 +6,13 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from dosewise.wiring import database, load_settings
+from dosewise.settings import Settings
+from dosewise.wiring import UnitOfWorkFactory, database, load_settings
 from scheduler.service import SchedulerService
 from services.scheduling import SchedulerConfig
 from store.coordination import coordinator_for
@@ -34,16 +37,23 @@ def run(_arguments: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    with database(settings) as unit_of_work, scheduler_service(settings, unit_of_work) as service:
+        service.run(stop)
+    return 0
+
+
+@contextmanager
+def scheduler_service(
+    settings: Settings, unit_of_work: UnitOfWorkFactory
+) -> Iterator[SchedulerService]:
+    """The scheduler with its jobs wired: `dosewise scheduler` and `dosewise run`."""
     rollup_engine = create_engine(settings.database_url)  # the report rollup's refresh
     try:
-        with database(settings) as unit_of_work:
-            service = SchedulerService(
-                unit_of_work,
-                coordinator_for(settings.database_url),
-                SchedulerConfig(public_url=settings.public_url),
-                report_rollup=SqlReportRollup(rollup_engine),
-            )
-            service.run(stop)
+        yield SchedulerService(
+            unit_of_work,
+            coordinator_for(settings.database_url),
+            SchedulerConfig(public_url=settings.public_url),
+            report_rollup=SqlReportRollup(rollup_engine),
+        )
     finally:
         rollup_engine.dispose()
-    return 0
