@@ -249,14 +249,9 @@ class SendRateSlotRow(Base):
 # triggers that queue changed days run inside other writers' transactions, so they stay cheap.
 
 
-class ReportDayRow(Base):
-    """One person's dose and delivery measures on one local date (the plan's day)."""
+class _DoseCounts:
+    """The dose measures every report rollup table holds (summed from reminders)."""
 
-    __tablename__ = "report_days"
-    __table_args__ = (Index("ix_report_days_day", "day"),)
-
-    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
     planned: Mapped[int] = mapped_column(Integer)
     sent: Mapped[int] = mapped_column(Integer)
     on_time: Mapped[int] = mapped_column(Integer)
@@ -265,6 +260,11 @@ class ReportDayRow(Base):
     missed: Mapped[int] = mapped_column(Integer)
     expired: Mapped[int] = mapped_column(Integer)
     pending: Mapped[int] = mapped_column(Integer)
+
+
+class _DayCounts:
+    """The measures of a person's whole day: iron timing and deliveries."""
+
     iron_taken: Mapped[int] = mapped_column(Integer)
     iron_broken: Mapped[int] = mapped_column(Integer)  # taken without the iron gap
     delivered: Mapped[int] = mapped_column(Integer)
@@ -272,7 +272,17 @@ class ReportDayRow(Base):
     email_fallback: Mapped[int] = mapped_column(Integer)
 
 
-class ReportSupplementDayRow(Base):
+class ReportDayRow(_DoseCounts, _DayCounts, Base):
+    """One person's dose and delivery measures on one local date (the plan's day)."""
+
+    __tablename__ = "report_days"
+    __table_args__ = (Index("ix_report_days_day", "day"),)
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD
+
+
+class ReportSupplementDayRow(_DoseCounts, Base):
     """One person's dose measures of one supplement on one local date."""
 
     __tablename__ = "report_supplement_days"
@@ -281,14 +291,6 @@ class ReportSupplementDayRow(Base):
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     supplement: Mapped[str] = mapped_column(String(64), primary_key=True)
-    planned: Mapped[int] = mapped_column(Integer)
-    sent: Mapped[int] = mapped_column(Integer)
-    on_time: Mapped[int] = mapped_column(Integer)
-    late: Mapped[int] = mapped_column(Integer)
-    skipped: Mapped[int] = mapped_column(Integer)
-    missed: Mapped[int] = mapped_column(Integer)
-    expired: Mapped[int] = mapped_column(Integer)
-    pending: Mapped[int] = mapped_column(Integer)
 
 
 class ReportDirtyDayRow(Base):
@@ -303,7 +305,7 @@ class ReportDirtyDayRow(Base):
     day: Mapped[str] = mapped_column(String(10))
 
 
-class ReportWeekRow(Base):
+class ReportWeekRow(_DoseCounts, _DayCounts, Base):
     """The sums of a person's report_days rows of one week (`week`: its Monday), and the
     streak flag of each day in 4 bits at 4 x (days since Monday)."""
 
@@ -311,23 +313,10 @@ class ReportWeekRow(Base):
 
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     week: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, a Monday
-    planned: Mapped[int] = mapped_column(Integer)
-    sent: Mapped[int] = mapped_column(Integer)
-    on_time: Mapped[int] = mapped_column(Integer)
-    late: Mapped[int] = mapped_column(Integer)
-    skipped: Mapped[int] = mapped_column(Integer)
-    missed: Mapped[int] = mapped_column(Integer)
-    expired: Mapped[int] = mapped_column(Integer)
-    pending: Mapped[int] = mapped_column(Integer)
-    iron_taken: Mapped[int] = mapped_column(Integer)
-    iron_broken: Mapped[int] = mapped_column(Integer)
-    delivered: Mapped[int] = mapped_column(Integer)
-    failed: Mapped[int] = mapped_column(Integer)
-    email_fallback: Mapped[int] = mapped_column(Integer)
     flags: Mapped[int] = mapped_column(BigInteger)
 
 
-class ReportSupplementWeekRow(Base):
+class ReportSupplementWeekRow(_DoseCounts, Base):
     """The sums of a person's report_supplement_days rows of one week and supplement."""
 
     __tablename__ = "report_supplement_weeks"
@@ -335,11 +324,3 @@ class ReportSupplementWeekRow(Base):
     person_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     week: Mapped[str] = mapped_column(String(10), primary_key=True)
     supplement: Mapped[str] = mapped_column(String(64), primary_key=True)
-    planned: Mapped[int] = mapped_column(Integer)
-    sent: Mapped[int] = mapped_column(Integer)
-    on_time: Mapped[int] = mapped_column(Integer)
-    late: Mapped[int] = mapped_column(Integer)
-    skipped: Mapped[int] = mapped_column(Integer)
-    missed: Mapped[int] = mapped_column(Integer)
-    expired: Mapped[int] = mapped_column(Integer)
-    pending: Mapped[int] = mapped_column(Integer)
