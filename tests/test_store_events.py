@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +11,9 @@ import sqlalchemy
 from sqlalchemy.engine import Engine
 
 from services.ports import Event, EventType, RecordedEvent
+from store.engine import create_engine, session_factory
 from store.unit_of_work import SqlUnitOfWork
+from tests.conftest import PostgresServer
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
@@ -187,29 +189,30 @@ def test_staged_events_keep_any_text_and_go_with_a_rollback(
     assert [each.event.payload for each in seen] == [payload]
 
 
-def test_commit_returns_once_an_event_writer_is_on_disk(
-    unit_of_work: UnitOfWorkFactory, engine: Engine
-) -> None:
+@pytest.fixture
+def postgres_engine(postgres_server: PostgresServer) -> Iterator[Engine]:
+    with postgres_server.fresh_database("dosewise_events") as url:
+        engine = create_engine(url)
+        yield engine
+        engine.dispose()
+
+
+def test_commit_returns_once_an_event_writer_is_on_disk(postgres_engine: Engine) -> None:
     # the event writer commits asynchronously (store.events), so commit() must wait for the
-    # WAL flush itself: by its return the transaction's commit record is in the flushed WAL
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite commits synchronously")
-    with engine.begin() as connection:
-        available = connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_walinspect'"
-        ).scalar_one()
-        if not available:
-            pytest.skip("pg_walinspect (PostgreSQL 15+ contrib) reads the flushed WAL")
-        connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
-        start = connection.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar_one()
-    with unit_of_work() as uow:
+    # WAL flush itself: by its return the WAL is flushed past everything the transaction wrote
+    # before its commit message (a transactional WAL record written here marks that point)
+    sessions = session_factory(postgres_engine)
+    with SqlUnitOfWork(sessions) as uow:
         uow.events.append_many([Event("DoseConfirmed", None, NOW)])
-        xid = uow.events._session.execute(sqlalchemy.text("SELECT txid_current()")).scalar_one()
-        uow.commit()
-    with engine.connect() as connection:
-        flushed_commits = connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_get_wal_records_info(%(start)s, pg_current_wal_flush_lsn())"
-            " WHERE record_type = 'COMMIT' AND xid::text::bigint = %(xid)s",
-            {"start": start, "xid": xid % 2**32},
+        written = uow.events._session.execute(
+            sqlalchemy.text(
+                "SELECT pg_logical_emit_message(true, 'dosewise.test', 'written')::text"
+            )
         ).scalar_one()
-    assert flushed_commits == 1
+        uow.commit()
+    with postgres_engine.connect() as connection:
+        behind = connection.execute(
+            sqlalchemy.text("SELECT pg_current_wal_flush_lsn() < CAST(:written AS pg_lsn)"),
+            {"written": written},
+        ).scalar_one()
+    assert behind is False
