@@ -53,8 +53,25 @@ def signature_is_valid(
         return False
 
 
+_TWIML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
+_EMPTY_TWIML = _TWIML_HEAD + "<Response />"
+
+
 def twiml_message(text: str | None) -> str:
-    """A TwiML answer: one <Message> with `text`, or an empty <Response/> for no reply."""
+    """A TwiML answer: one <Message> with `text`, or an empty <Response/> for no reply.
+
+    Written out rather than built by MessagingResponse (an ElementTree per reply, a tenth of
+    the tracker's CPU per webhook); the same characters, which the tests compare with it."""
+    if text is None:
+        return _EMPTY_TWIML
+    if not text:
+        return _TWIML_HEAD + "<Response><Message /></Response>"
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"{_TWIML_HEAD}<Response><Message>{escaped}</Message></Response>"
+
+
+def twilio_twiml_message(text: str | None) -> str:
+    """twilio's own rendering of twiml_message's answer (the reference the tests hold it to)."""
     response = MessagingResponse()
     if text is not None:
         response.message(text)

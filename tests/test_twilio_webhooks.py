@@ -8,8 +8,15 @@ import hmac
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from notifier.twilio_webhooks import compute_signature, signature_is_valid, twiml_message
+from notifier.twilio_webhooks import (
+    compute_signature,
+    signature_is_valid,
+    twilio_twiml_message,
+    twiml_message,
+)
 
 TOKEN = "12345"
 URL = "https://dosewise.example/twilio/sms"
@@ -91,3 +98,8 @@ def test_twiml_escapes_what_a_person_wrote() -> None:
 
 def test_twiml_without_a_message_is_an_empty_response() -> None:
     assert twiml_message(None) == '<?xml version="1.0" encoding="UTF-8"?><Response />'
+
+
+@given(st.none() | st.text() | st.text(alphabet="<>&\"'; amp;lt"))
+def test_twiml_is_what_twilios_own_builder_writes(text: str | None) -> None:
+    assert twiml_message(text) == twilio_twiml_message(text)
