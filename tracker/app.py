@@ -2,6 +2,8 @@
 
 Thin on purpose: each route parses, calls one use case of services.replies in a worker thread
 (the store is synchronous) and renders. The clock is read here and handed to the use case.
+Twilio's two webhooks, the hot path, are answered by a small ASGI layer (WebhookRoutes) ahead
+of FastAPI's routing; their FastAPI routes remain for /openapi.json.
 
 The twilio-dependent pieces (signature check, TwiML) come in as a TwilioWebhooks value from
 the composition root (dosewise.cmd_tracker), because only the notifier package may import
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dosewise.settings import Settings
 from services.health import check_database
@@ -142,44 +145,127 @@ def create_app(
         lifespan=lifespan,
     )
     metrics = Metrics.create()
-    app.add_middleware(BodySizeLimit)
-    _add_error_handlers(app, metrics)
-    _add_webhooks(app, settings, twilio, uow_factory, clock, metrics)
+    webhooks = _webhooks(settings, twilio, uow_factory, clock, metrics)
+    app.add_middleware(WebhookRoutes, webhooks=webhooks)
+    app.add_middleware(BodySizeLimit)  # added last: the outer of the two
+    _add_error_handlers(app)
+    _document_webhooks(app, webhooks)
     _add_confirm_link(app, uow_factory, clock)
     _add_operations(app, uow_factory, metrics)
     app.include_router(admin_router(settings, clock))
     return app
 
 
-def _add_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    @app.exception_handler(Refused)
-    async def refused(request: Request, error: Refused) -> Response:
-        metrics.webhooks.labels(request.url.path, error.outcome).inc()
-        return PlainTextResponse(error.detail + "\n", status_code=error.status)
-
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def store_down(request: Request, error: StoreError) -> Response:
         log.error("%s %s: %s", request.method, request.url.path, error)
         return PlainTextResponse("the database is unavailable\n", status_code=503)
 
 
-def _add_webhooks(
-    app: FastAPI,
+@dataclass(frozen=True)
+class Incoming:
+    """What a webhook reads of its request: the path, query, two headers and the body."""
+
+    path: str
+    query: str
+    content_type: str
+    signature: str | None
+    body: bytes
+
+    @classmethod
+    def from_scope(cls, scope: Scope, body: bytes) -> Incoming:
+        content_type, signature = "", None
+        for name, value in scope["headers"]:
+            if name == b"content-type" and not content_type:
+                content_type = value.decode("latin-1")
+            elif name == b"x-twilio-signature" and signature is None:
+                signature = value.decode("latin-1")
+        return cls(
+            scope["path"], scope["query_string"].decode("latin-1"), content_type, signature, body
+        )
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: bytes
+    text: str
+
+
+Webhook = Callable[[Incoming], Awaitable[Answer]]
+
+
+class WebhookRoutes:
+    """ASGI: POST /twilio/sms and /twilio/status answered here, ahead of FastAPI's routing,
+    dependency solving and response classes, which cost as much CPU per webhook as the
+    rest of the tracker's Python (profiled under bench/webhook.py). Inside BodySizeLimit, so
+    the 64 KiB cap holds; the FastAPI routes of the same paths stay for /openapi.json and
+    give the same answers through the same functions."""
+
+    def __init__(self, app: ASGIApp, webhooks: Mapping[str, Webhook]) -> None:
+        self.app = app
+        self.webhooks = webhooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        webhook = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            webhook = self.webhooks.get(scope["path"])
+        if webhook is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _whole_body(receive)
+        if body is None:
+            return  # the client has gone
+        answer = await webhook(Incoming.from_scope(scope, body))
+        data = answer.text.encode()
+        headers = [
+            (b"content-type", answer.content_type),
+            (b"content-length", str(len(data)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+
+async def _whole_body(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+_TWIML = TWIML_CONTENT_TYPE.encode()
+_PLAIN_TEXT = b"text/plain; charset=utf-8"
+
+
+def _webhooks(
     settings: Settings,
     twilio: TwilioWebhooks,
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     metrics: Metrics,
-) -> None:
-    @app.post(
-        "/twilio/sms",
-        response_class=Response,
-        responses={200: {"content": {TWIML_CONTENT_TYPE: {}}}, **_REFUSALS},
-        openapi_extra=_form_body(_SMS_FORM),
-        summary="Twilio's inbound-SMS webhook; answers TwiML",
-    )
-    async def inbound_sms(request: Request) -> Response:
-        form = await _signed_form(request, settings, twilio)
+) -> dict[str, Webhook]:
+    """The two webhooks by path; each answers every request, refusals and 503 included."""
+
+    def refusals(route: str, handle: Webhook) -> Webhook:
+        async def answer(incoming: Incoming) -> Answer:
+            try:
+                return await handle(incoming)
+            except Refused as error:
+                metrics.webhooks.labels(route, error.outcome).inc()
+                return Answer(error.status, _PLAIN_TEXT, error.detail + "\n")
+            except StoreError as error:
+                log.error("POST %s: %s", route, error)
+                return Answer(503, _PLAIN_TEXT, "the database is unavailable\n")
+
+        return answer
+
+    async def inbound_sms(incoming: Incoming) -> Answer:
+        form = _signed_form(incoming, settings, twilio)
         sms = InboundSms(
             provider_id=_sid(form),
             from_number=_bounded(form, "From", MAX_FROM_LENGTH),
@@ -189,17 +275,10 @@ def _add_webhooks(
         outcome = "duplicate" if answer.duplicate else answer.kind
         metrics.webhooks.labels("/twilio/sms", outcome).inc()
         log.info("sms %s from %s: %s", sms.provider_id, mask_phone(sms.from_number), outcome)
-        return Response(twilio.twiml_message(answer.text), media_type=TWIML_CONTENT_TYPE)
+        return Answer(200, _TWIML, twilio.twiml_message(answer.text))
 
-    @app.post(
-        "/twilio/status",
-        response_class=PlainTextResponse,
-        responses=_REFUSALS,
-        openapi_extra=_form_body(_STATUS_FORM),
-        summary="Twilio's delivery status callback",
-    )
-    async def delivery_status(request: Request) -> PlainTextResponse:
-        form = await _signed_form(request, settings, twilio)
+    async def delivery_status(incoming: Incoming) -> Answer:
+        form = _signed_form(incoming, settings, twilio)
         report = DeliveryStatus(
             provider_id=_sid(form),
             status=_bounded(form, "MessageStatus", 32),
@@ -208,7 +287,50 @@ def _add_webhooks(
         outcome = await run_in_threadpool(record_delivery_status, uow_factory(), report, clock())
         metrics.webhooks.labels("/twilio/status", outcome).inc()
         log.info("status %s: %s (%s)", report.provider_id, report.status, outcome)
-        return PlainTextResponse(f"{outcome}\n")
+        return Answer(200, _PLAIN_TEXT, f"{outcome}\n")
+
+    return {
+        "/twilio/sms": refusals("/twilio/sms", inbound_sms),
+        "/twilio/status": refusals("/twilio/status", delivery_status),
+    }
+
+
+def _document_webhooks(app: FastAPI, webhooks: Mapping[str, Webhook]) -> None:
+    """The webhooks as FastAPI routes: their OpenAPI description, and the same answers for a
+    request that reaches them (WebhookRoutes normally answers first)."""
+
+    async def through(request: Request) -> Response:
+        answer = await webhooks[request.url.path](
+            Incoming(
+                request.url.path,
+                request.url.query,
+                request.headers.get("content-type", ""),
+                request.headers.get(SIGNATURE_HEADER),
+                await request.body(),
+            )
+        )
+        return Response(answer.text, answer.status, media_type=answer.content_type.decode())
+
+    app.add_api_route(
+        "/twilio/sms",
+        through,
+        methods=["POST"],
+        response_class=Response,
+        responses={200: {"content": {TWIML_CONTENT_TYPE: {}}}, **_REFUSALS},
+        openapi_extra=_form_body(_SMS_FORM),
+        summary="Twilio's inbound-SMS webhook; answers TwiML",
+        name="inbound_sms",
+    )
+    app.add_api_route(
+        "/twilio/status",
+        through,
+        methods=["POST"],
+        response_class=PlainTextResponse,
+        responses=_REFUSALS,
+        openapi_extra=_form_body(_STATUS_FORM),
+        summary="Twilio's delivery status callback",
+        name="delivery_status",
+    )
 
 
 def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
@@ -246,20 +368,17 @@ def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metri
 # -- reading webhooks ------------------------------------------------------------------------
 
 
-async def _signed_form(
-    request: Request, settings: Settings, twilio: TwilioWebhooks
-) -> dict[str, str]:
+def _signed_form(incoming: Incoming, settings: Settings, twilio: TwilioWebhooks) -> dict[str, str]:
     """The form, once its signature checks out; Refused (400/403/415) otherwise."""
-    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    content_type = incoming.content_type.partition(";")[0].strip().lower()
     if content_type != FORM_CONTENT_TYPE:
         raise Refused(415, "unsupported_media_type", f"send {FORM_CONTENT_TYPE}")
-    pairs = _form_pairs(await request.body())
-    url = settings.public_url + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    signature = request.headers.get(SIGNATURE_HEADER)
+    pairs = _form_pairs(incoming.body)
+    url = settings.public_url + incoming.path
+    if incoming.query:
+        url += "?" + incoming.query
     token = settings.twilio_auth_token
-    if token is None or not twilio.signature_is_valid(token, url, pairs, signature):
+    if token is None or not twilio.signature_is_valid(token, url, pairs, incoming.signature):
         raise Refused(403, "forbidden", "X-Twilio-Signature does not match")
     return dict(pairs)
 
