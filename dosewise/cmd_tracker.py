@@ -8,9 +8,11 @@ the webhooks use every core.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +101,10 @@ def app_from_environment() -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # the threads the store's calls run in: one per pooled connection
         current_default_thread_limiter().total_tokens = DATABASE_THREADS
+        # ... and the webhooks' (tracker.app), in the loop's default executor
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(DATABASE_THREADS, thread_name_prefix="dosewise-store")
+        )
         with resources:
             yield
 
