@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,11 +23,8 @@ from fastapi import FastAPI
 
 from dosewise.errors import UserError
 from dosewise.settings import Settings
-from dosewise.wiring import UnitOfWorkFactory, load_settings, store_errors_as_user_errors
+from dosewise.wiring import UnitOfWorkFactory, database, load_settings
 from notifier import twilio_webhooks
-from store.engine import create_engine, session_factory
-from store.migrate import require_current
-from store.unit_of_work import SqlUnitOfWork
 from tracker.app import Clock, Lifespan, TwilioWebhooks, create_app
 
 DEFAULT_HOST = "127.0.0.1"
@@ -74,19 +71,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@contextmanager
-def tracker_database(settings: Settings) -> Iterator[UnitOfWorkFactory]:
+def tracker_database(settings: Settings) -> AbstractContextManager[UnitOfWorkFactory]:
     """Units of work on a pool sized to the worker's threads; without a ping per checkout
     (a round trip per request), so after a database restart each broken connection fails
     one request with 503, which Twilio retries."""
-    with store_errors_as_user_errors():
-        engine = create_engine(settings.database_url, pool_size=DATABASE_THREADS, pre_ping=False)
-        try:
-            require_current(engine)
-            sessions = session_factory(engine)
-            yield lambda: SqlUnitOfWork(sessions)
-        finally:
-            engine.dispose()
+    return database(settings, pool_size=DATABASE_THREADS, pre_ping=False)
 
 
 def app_from_environment() -> FastAPI:

@@ -41,10 +41,12 @@ def store_errors_as_user_errors() -> Iterator[None]:
 
 
 @contextmanager
-def database(settings: Settings) -> Iterator[UnitOfWorkFactory]:
+def database(
+    settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
+) -> Iterator[UnitOfWorkFactory]:
     """Units of work on the configured database, which must already have the current schema."""
     with store_errors_as_user_errors():
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=pool_size, pre_ping=pre_ping)
         try:
             require_current(engine)
             sessions = session_factory(engine)

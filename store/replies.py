@@ -8,13 +8,12 @@ other: the second finds it answered and moves on to the next open one, or to non
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.ports import Channel, PersonDetails, PersonRecord
 from services.reply_ports import (
     ClaimedReply,
     ColdCourseRecord,
@@ -35,6 +34,7 @@ from store.models import (
     PersonRow,
     metadata,
 )
+from store.repositories import person_record
 from store.types import UTCDateTime
 
 # a reminder takes an answer once it has gone out (queued: the notifier may be sending it)
@@ -196,11 +196,11 @@ class SqlReplies:
             row = connection.execute(_CLAIM_POSTGRES[with_open_reminder], values).first()
             if row is None:
                 return None
-            person = None if row.id is None else _person(row)
+            person = None if row.id is None else person_record(row)
             found = with_open_reminder and row.reminder_id is not None
             return ClaimedReply(row.reply_id, person, _prefixed_reminder(row) if found else None)
         found_person = connection.execute(_PERSON_BY_PHONE, {"sender": reply.from_number}).first()
-        person = None if found_person is None else _person(found_person)
+        person = None if found_person is None else person_record(found_person)
         values["person"] = None if person is None else person.id
         claimed = connection.execute(_CLAIM_SQLITE, values).scalar_one_or_none()
         if claimed is None:
@@ -362,14 +362,3 @@ def _prefixed_reminder(row: Any) -> OpenReminder:
         row.reminder_due_at,
         row.reminder_status,
     )
-
-
-def _person(row: Any) -> PersonRecord:
-    details = PersonDetails(
-        name=row.name,
-        phone=row.phone,
-        email=row.email,
-        channel=cast("Channel", row.channel),
-        timezone=row.timezone,
-    )
-    return PersonRecord(row.id, details, active=row.active, opted_out=row.opted_out)

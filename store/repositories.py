@@ -31,11 +31,11 @@ class SqlPeople:
 
     def by_phone(self, phone: str) -> PersonRecord | None:
         row = self._session.scalar(select(PersonRow).where(PersonRow.phone == phone))
-        return None if row is None else _person(row)
+        return None if row is None else person_record(row)
 
     def get(self, person_id: int) -> PersonRecord | None:
         row = self._session.get(PersonRow, person_id)
-        return None if row is None else _person(row)
+        return None if row is None else person_record(row)
 
     def add(self, details: PersonDetails, now: datetime) -> int:
         row = PersonRow(
@@ -64,10 +64,11 @@ class SqlPeople:
             .outerjoin(latest, latest.c.person_id == PersonRow.id)
             .order_by(PersonRow.id)
         )
-        return [PersonSummary(_person(person), version) for person, version in rows]
+        return [PersonSummary(person_record(person), version) for person, version in rows]
 
 
-def _person(row: PersonRow) -> PersonRecord:
+def person_record(row: Any) -> PersonRecord:
+    """A person from a PersonRow or any row with its columns (the tracker's Core queries)."""
     details = PersonDetails(
         name=row.name,
         phone=row.phone,
