@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from dosewise.arguments import iso_date
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import load_settings, store_errors_as_user_errors
@@ -30,8 +31,12 @@ def register(subcommands: Any) -> None:
     kinds = parser.add_subparsers(dest="report_command", metavar="REPORT")
     kinds.required = True
     adherence = kinds.add_parser("adherence", help="doses planned, sent, taken, missed")
-    adherence.add_argument("--from", dest="start", type=_date, help="first local date YYYY-MM-DD")
-    adherence.add_argument("--to", dest="end", type=_date, help="last local date (default today)")
+    adherence.add_argument(
+        "--from", dest="start", type=iso_date, help="first local date YYYY-MM-DD"
+    )
+    adherence.add_argument(
+        "--to", dest="end", type=iso_date, help="last local date (default today)"
+    )
     adherence.add_argument("--person", help="one person, by id or phone number")
     adherence.add_argument("--format", choices=tuple(RENDERERS), default="table")
     adherence.set_defaults(handler=run_adherence)
@@ -47,13 +52,6 @@ def register(subcommands: Any) -> None:
         help="rebuild the whole rollup with full scans (after a bulk load or a restore)",
     )
     refresh.set_defaults(handler=run_refresh)
-
-
-def _date(raw: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a date is written YYYY-MM-DD, not {raw!r}") from None
 
 
 def window(start: date | None, end: date | None, today: date) -> tuple[date, date]:
