@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 import time
 import urllib.request
@@ -20,6 +19,7 @@ from dosewise.cmd_tracker import tracker_app
 from dosewise.settings import Settings
 from store.engine import session_factory
 from store.unit_of_work import SqlUnitOfWork
+from tests.conftest import free_port
 from tests.report_seed import ANA, END, EXPECTED, NOW, START, seed
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,19 +38,13 @@ QUERY = f"from={START.isoformat()}&to={END.isoformat()}"
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(engine: Engine, database_url: str) -> Iterator[str]:
     seed(engine)
     sessions = session_factory(engine)
     settings = Settings(database_url=database_url, admin_token=TOKEN)
     app = tracker_app(settings, lambda: SqlUnitOfWork(sessions), lambda: NOW)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

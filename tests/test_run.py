@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,15 +24,10 @@ from services.ports import ReminderPlan
 from store.engine import create_engine, session_factory
 from store.models import OutgoingMessageRow, ReminderRow
 from store.unit_of_work import SqlUnitOfWork
+from tests.conftest import free_port
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "ana.yaml"
 AUTH_TOKEN = "run-test-auth-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:

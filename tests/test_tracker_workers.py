@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,11 @@ from sqlalchemy.engine import Engine
 
 from notifier.twilio_webhooks import compute_signature
 from store.unit_of_work import SqlUnitOfWork
+from tests.conftest import free_port
 from tests.seeding import add_reminder, confirmations, enrol, event_types
 from tests.tracker_client import AUTH_TOKEN, PHONE, PUBLIC_URL, new_sid
 
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _environment(database_url: str) -> dict[str, str]:
@@ -51,7 +44,7 @@ def _workers(pid: int) -> list[int]:
 
 @pytest.fixture
 def served(database_url: str, engine: Engine) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "2"]
     child = subprocess.Popen(command, env=_environment(database_url), stderr=subprocess.DEVNULL)
     try:
