@@ -103,6 +103,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database, for tests that need PostgreSQL itself (advisory
+    locks, LISTEN/NOTIFY, several processes on one database)."""
+    with postgres_server.fresh_database("dosewise_pg") as url:
+        yield url
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = create_engine(database_url)
     yield engine

@@ -17,18 +17,11 @@ from sqlalchemy.engine import Engine
 
 from store.engine import create_engine
 from store.models import OutgoingMessageRow
-from tests.conftest import PostgresServer
 from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilioServer
 from tests.notifier_support import add_person
 
 COUNT = 2_000
 DOSEWISE = os.path.join(os.path.dirname(sys.executable), "dosewise")
-
-
-@pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    with postgres_server.fresh_database("dosewise_notifier") as url:
-        yield url
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from schemas.files import load_regimen
@@ -21,16 +20,9 @@ from services.ports import ReminderPlan
 from store.engine import create_engine, session_factory
 from store.models import OutgoingMessageRow, ReminderRow
 from store.unit_of_work import SqlUnitOfWork
-from tests.conftest import PostgresServer
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "ana.yaml"
 DOSEWISE = Path(sys.executable).with_name("dosewise")
-
-
-@pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    with postgres_server.fresh_database("dosewise_procs") as url:
-        yield url
 
 
 def scheduler(url: str, log: Path) -> subprocess.Popen[bytes]:
