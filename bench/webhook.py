@@ -105,8 +105,33 @@ def seed(url: str, people: int, now: datetime) -> None:
                 .values(status="sent")
             )
     with engine.begin() as connection:
+        seed_history(connection, now - timedelta(days=1))
         connection.exec_driver_sql("ANALYZE")
     engine.dispose()
+
+
+def seed_history(connection: sqlalchemy.Connection, yesterday: datetime) -> None:
+    """Yesterday's dose for everyone, answered TAKEN: the reply, its confirmation and the two
+    events. A tracker in service meets tables with a history, and the database plans its
+    foreign-key checks by their size when a connection first makes them: on empty tables
+    those plans scan, and every reply of a run would scan all replies stored before it."""
+    at = {"at": yesterday}
+    for statement in (
+        "INSERT INTO reminders (person_id, slot_key, kind, items, due_at, window_closes_at,"
+        " status, confirmed_at, created_at, updated_at)"
+        " SELECT r.person_id, 'yesterday', r.kind, r.items, %(at)s, %(at)s + interval '3 hours',"
+        " 'confirmed', %(at)s, %(at)s, %(at)s FROM reminders r",
+        "INSERT INTO inbound_replies (provider_id, from_number, body, person_id, kind, answer,"
+        " received_at) SELECT 'SMhistory' || p.id, p.phone, 'TAKEN', p.id, 'taken', 'Logged.',"
+        " %(at)s FROM people p",
+        "INSERT INTO confirmations (reminder_id, person_id, outcome, at, source, reply_id)"
+        " SELECT r.id, r.person_id, 'taken', %(at)s, 'sms', i.id FROM reminders r"
+        " JOIN inbound_replies i ON i.person_id = r.person_id WHERE r.slot_key = 'yesterday'",
+        "INSERT INTO events (type, person_id, payload, occurred_at)"
+        " SELECT kind, person_id, '{}', %(at)s FROM confirmations,"
+        " (VALUES ('ReplyReceived'), ('DoseConfirmed')) AS k (kind) ORDER BY id",
+    ):
+        connection.exec_driver_sql(statement, at)
 
 
 def requests(people: int) -> list[bytes]:
@@ -384,7 +409,7 @@ def main() -> None:
         now = datetime.now(UTC)
         seed(url, arguments.people, now)
         prepared = requests(arguments.people)
-        print(f"seeded {arguments.people} people with an open iron reminder each")
+        print(f"seeded {arguments.people} people with an open iron reminder each and yesterday's answered")
         child = serve(url, arguments.port, arguments.workers)
         wait_for(arguments.port, child)
         workers = "default" if arguments.workers is None else arguments.workers
