@@ -37,8 +37,9 @@ from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
+from store.driver import run_script
 from store.models import EventCursorRow, EventRow, metadata
-from store.types import NaiveDateTimeError
+from store.types import require_aware
 from store.upsert import insert_for
 
 # pg_advisory_xact_lock key of the event log ("dwEVENTS"); other advisory locks use other keys
@@ -120,13 +121,11 @@ class SqlEventLog:
         connection = self._session.connection()
         message = [_COMMIT_AND_FLUSH]
         if self._staged:
-            # SQLAlchemy hands the driver an empty parameter dict, so psycopg would read a
-            # "%" as a placeholder: JSON spells it \u0025 (it only occurs inside strings)
-            rows = json.dumps(self._staged).replace("%", "\\u0025")
+            rows = json.dumps(self._staged)
             message.insert(0, _append_locked(sql.Literal(rows).as_string(_driver(connection))))
         self._staged, self.commit_needs_flush = [], False
         # one simple-query message (no parameters: the rows are a quoted literal)
-        connection.exec_driver_sql(";".join(message))
+        run_script(connection, ";".join(message))
         self._session.commit()  # the database's transaction is over; the session's follows
 
     def rollback(self) -> None:
@@ -189,9 +188,7 @@ def _row(event: Event) -> dict[str, Any]:
 
 def _instant(at: datetime) -> str:
     # the check UTCDateTime makes on every other column: an instant, never a wall time
-    if at.utcoffset() is None:
-        raise NaiveDateTimeError(f"naive datetime {at.isoformat()} refused: pass an aware one")
-    return at.isoformat()
+    return require_aware(at).isoformat()
 
 
 def _recorded(row: EventRow) -> RecordedEvent:

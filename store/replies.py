@@ -8,7 +8,7 @@ other: the second finds it answered and moves on to the next open one, or to non
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,6 +25,7 @@ from services.reply_ports import (
     OutcomeSource,
     StoredReply,
 )
+from store.driver import DriverStatement, utc
 from store.models import (
     ColdCourseRow,
     ConfirmTokenRow,
@@ -35,7 +36,7 @@ from store.models import (
     metadata,
 )
 from store.repositories import person_record
-from store.types import UTCDateTime
+from store.types import UTCDateTime, require_aware
 
 # a reminder takes an answer once it has gone out (queued: the notifier may be sending it)
 OPEN_STATUSES = ("queued", "sent")
@@ -116,7 +117,11 @@ def _claim_in_one_statement(with_open_reminder: bool) -> Any:
     return select(*columns).select_from(joined)
 
 
-_CLAIM_POSTGRES = {wanted: _claim_in_one_statement(wanted) for wanted in (False, True)}
+_CLAIM_PARAMETERS = ("sid", "sender", "text", "read_as", "now")
+_CLAIM_POSTGRES = {
+    wanted: DriverStatement.compile(_claim_in_one_statement(wanted), *_CLAIM_PARAMETERS)
+    for wanted in (False, True)
+}
 # SQLite has no INSERT in a WITH: the sender is looked up first
 _CLAIM_SQLITE = (
     sqlite.insert(_replies)
@@ -156,7 +161,9 @@ def _record_in_one_statement() -> Any:
     )
 
 
-_RECORD_POSTGRES = _record_in_one_statement()
+_RECORD_PARAMETERS = ("reminder", "new_status", "confirmed", "now", "person", "result", "origin")
+_RECORD_POSTGRES = DriverStatement.compile(_record_in_one_statement(), *_RECORD_PARAMETERS, "reply")
+_SET_ANSWER_POSTGRES = DriverStatement.compile(_SET_ANSWER, "reply", "read_as", "text")
 
 
 class SqlReplies:
@@ -193,12 +200,9 @@ class SqlReplies:
         }
         connection = self._connection()
         if self._postgres:
-            row = connection.execute(_CLAIM_POSTGRES[with_open_reminder], values).first()
-            if row is None:
-                return None
-            person = None if row.id is None else person_record(row)
-            found = with_open_reminder and row.reminder_id is not None
-            return ClaimedReply(row.reply_id, person, _prefixed_reminder(row) if found else None)
+            require_aware(now)
+            row = _CLAIM_POSTGRES[with_open_reminder].execute(connection, values).fetchone()
+            return None if row is None else _claimed(row)
         found_person = connection.execute(_PERSON_BY_PHONE, {"sender": reply.from_number}).first()
         person = None if found_person is None else person_record(found_person)
         values["person"] = None if person is None else person.id
@@ -211,9 +215,11 @@ class SqlReplies:
         return ClaimedReply(claimed, person, reminder)
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None:
-        self._connection().execute(
-            _SET_ANSWER, {"reply": reply_id, "read_as": kind, "text": answer}
-        )
+        values = {"reply": reply_id, "read_as": kind, "text": answer}
+        if self._postgres:
+            _SET_ANSWER_POSTGRES.execute(self._connection(), values)
+            return
+        self._connection().execute(_SET_ANSWER, values)
 
     def open_reminder(self, person_id: int, now: datetime) -> OpenReminder | None:
         """The most recent reminder that went out, is due and whose window is still open."""
@@ -253,7 +259,8 @@ class SqlReplies:
         }
         connection = self._connection()
         if self._postgres:
-            connection.execute(_RECORD_POSTGRES, values)
+            require_aware(at)
+            _RECORD_POSTGRES.execute(connection, values)
             return
         connection.execute(_RECORD_OUTCOME, values)
         connection.execute(_ADD_CONFIRMATION, values)
@@ -354,11 +361,29 @@ class SqlReplies:
         )
 
 
-def _prefixed_reminder(row: Any) -> OpenReminder:
-    return OpenReminder(
-        row.reminder_id,
-        row.reminder_person_id,
-        row.reminder_items,
-        row.reminder_due_at,
-        row.reminder_status,
-    )
+def _claimed(row: tuple[Any, ...]) -> ClaimedReply:
+    """A ClaimedReply from a row of _claim_in_one_statement: the reply's id, the person's
+    columns (all NULL for an unknown number), then the reminder's (NULL when none is open,
+    absent when none was asked for)."""
+    reply_id, person_columns, reminder_columns = row[0], row[1:9], row[9:]
+    person = None
+    if person_columns[0] is not None:
+        person = person_record(_PersonColumns(*person_columns))
+    reminder = None
+    if reminder_columns and reminder_columns[0] is not None:
+        id_, person_id, items, due_at, status = reminder_columns
+        reminder = OpenReminder(id_, person_id, items, utc(due_at), status)
+    return ClaimedReply(reply_id, person, reminder)
+
+
+class _PersonColumns(NamedTuple):
+    """_PERSON's columns by name, as person_record reads them."""
+
+    id: int
+    name: str
+    phone: str
+    email: str | None
+    channel: str
+    timezone: str
+    active: bool
+    opted_out: bool

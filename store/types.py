@@ -21,6 +21,13 @@ class NaiveDateTimeError(ValueError):
     """A datetime without a time zone reached the database layer."""
 
 
+def require_aware(value: datetime) -> datetime:
+    """`value`, when it is an instant; NaiveDateTimeError for a wall time without a zone."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveDateTimeError(f"naive datetime {value.isoformat()} refused: pass an aware one")
+    return value
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """An instant: refuses naive datetimes, stores UTC, always reads back aware UTC.
 
@@ -33,11 +40,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise NaiveDateTimeError(
-                f"naive datetime {value.isoformat()} refused: pass an aware one"
-            )
-        instant = value.astimezone(UTC)
+        instant = require_aware(value).astimezone(UTC)
         return instant.replace(tzinfo=None) if dialect.name == "sqlite" else instant
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
