@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
 
 from notifier.twilio_webhooks import (
     compute_signature,
@@ -67,6 +68,28 @@ def test_the_default_port_may_or_may_not_be_in_the_url() -> None:
     # Twilio is inconsistent about :443 in what it signs; twilio's validator accepts both.
     signature = compute_signature(TOKEN, "https://dosewise.example:443/twilio/sms", FORM)
     assert signature_is_valid(TOKEN, URL, FORM, signature)
+
+
+_URLS = st.sampled_from(
+    [URL, "https://dosewise.example:443/twilio/sms", "http://127.0.0.1:8000/twilio/sms?x=1"]
+)
+_FORMS = st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=4)
+
+
+@given(
+    token=st.sampled_from([TOKEN, "other"]),
+    signed_url=_URLS,
+    url=_URLS,
+    form=_FORMS,
+    forged=st.none() | st.text(max_size=30),
+)
+def test_the_check_answers_as_twilios_own_validator(
+    token: str, signed_url: str, url: str, form: dict[str, str], forged: str | None
+) -> None:
+    """The one-HMAC shortcut for the URL as configured changes no answer."""
+    signature = forged if forged is not None else compute_signature(TOKEN, signed_url, form)
+    expected = bool(signature) and RequestValidator(token).validate(url, form, signature)
+    assert signature_is_valid(token, url, form, signature) == expected
 
 
 def test_repeated_fields_are_all_signed() -> None:
