@@ -5,7 +5,7 @@
 
 Creates its own database on the server of DOSEWISE_BENCH_POSTGRES_URL (default: the test
 server), migrates it, enrols `--people` people each with one sent iron reminder that is open
-now, starts `dosewise tracker [--workers N]` (its own default unless given; configured
+now and yesterday's dose answered (a history, as a tracker in service has), starts `dosewise tracker [--workers N]` (its own default unless given; configured
 through the environment, as in production) and drives it from an asyncio HTTP/1.1
 keep-alive client on uvloop with requests signed beforehand, so the client costs little of
 the CPU the server shares. Every request is a distinct signed "TAKEN" from a distinct person:
