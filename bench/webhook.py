@@ -5,11 +5,12 @@
 
 Creates its own database on the server of DOSEWISE_BENCH_POSTGRES_URL (default: the test
 server), migrates it, enrols `--people` people each with one sent iron reminder that is open
-now and yesterday's dose answered (a history, as a tracker in service has), starts `dosewise tracker [--workers N]` (its own default unless given; configured
-through the environment, as in production) and drives it from an asyncio HTTP/1.1
-keep-alive client on uvloop with requests signed beforehand, so the client costs little of
-the CPU the server shares. Every request is a distinct signed "TAKEN" from a distinct person:
-the full effect (reply stored, confirmation, reminder confirmed, two events, TwiML answer).
+now and yesterday's dose answered (a history, as a tracker in service has), starts `dosewise
+tracker [--workers N]` (its own default unless given; configured through the environment, as
+in production) and drives it from an asyncio HTTP/1.1 keep-alive client on uvloop with
+requests signed beforehand, so the client costs little of the CPU the server shares. Every
+request is a distinct signed "TAKEN" from a distinct person: the full effect (reply stored,
+confirmation, reminder confirmed, two events, TwiML answer).
 
 Two phases: a closed loop (`--concurrency` requests in flight) for the most replies/s, then an
 open loop offering `--rate` replies/s on `--connections` connections, whose latency counts
@@ -409,7 +410,7 @@ def main() -> None:
         now = datetime.now(UTC)
         seed(url, arguments.people, now)
         prepared = requests(arguments.people)
-        print(f"seeded {arguments.people} people with an open iron reminder each and yesterday's answered")
+        print(f"seeded {arguments.people} people: an open iron reminder each, yesterday's answered")
         child = serve(url, arguments.port, arguments.workers)
         wait_for(arguments.port, child)
         workers = "default" if arguments.workers is None else arguments.workers
