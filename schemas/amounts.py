@@ -77,6 +77,7 @@ def parse_amount(raw: Any) -> Amount:
             f"unknown unit {match.group('unit')!r} in dose {raw!r}: use mg, µg, g or IU"
         )
     unit, factor = _UNIT_SPELLINGS[spelled]
+    _refuse_grouped_thousands(match.group("value"), raw)
     try:
         value = Decimal(match.group("value").replace(",", ".")) * factor
     except InvalidOperation as error:  # pragma: no cover - the regex admits only numbers
@@ -84,6 +85,19 @@ def parse_amount(raw: Any) -> Amount:
     if value <= 0:
         raise ValueError(f"a dose must be more than zero, not {raw!r}")
     return Amount(value=value, unit=unit)
+
+
+def _refuse_grouped_thousands(number: str, raw: str) -> None:
+    """"1,000 mcg" is a thousand where the comma groups digits and one where it is a decimal
+    comma, and so is "2.500 IU" where the point groups them (Danish, German): reading either
+    the wrong way changes a dose a thousandfold, so neither is guessed."""
+    whole, separator, fraction = number.partition("," if "," in number else ".")
+    if separator and len(fraction) == 3 and whole.lstrip("0"):
+        raise ValueError(
+            f"dose {raw!r} is ambiguous: {whole}{separator}{fraction} may be a thousand times "
+            f"more or less; write it without the separator ({whole}{fraction}) or with "
+            f"fewer decimals ({whole}.{fraction.rstrip('0') or '0'})"
+        )
 
 
 # The regimen file writes doses as strings; JSON output shows them the same way.

@@ -27,6 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
         ("100µg", "100", "µg", "0.1"),
         ("0.5 g", "500", "mg", "500"),
         ("1,5 mg", "1.5", "mg", "1.5"),
+        ("0,125 mg", "0.125", "mg", "0.125"),
+        ("0.125 mg", "0.125", "mg", "0.125"),
+        ("1.25 mg", "1.25", "mg", "1.25"),
+        ("1000 mcg", "1000", "µg", "1"),
+        ("1.0000 g", "1000", "mg", "1000"),
         ("1000 IU", "1000", "IU", None),
     ],
 )
@@ -42,6 +47,13 @@ def test_amounts_are_normalised(
 @pytest.mark.parametrize("written", ["", "mg", "18", "-3 mg", "0 mg", "18 kg", "lots"])
 def test_bad_amounts_are_refused(written: str) -> None:
     with pytest.raises(ValueError, match=r"dose|unit"):
+        parse_amount(written)
+
+
+@pytest.mark.parametrize("written", ["1,000 mcg", "2.500 IU", "1,000 mg", "10.000 IE", "3,000 g"])
+def test_digits_grouped_in_thousands_are_refused_not_guessed(written: str) -> None:
+    # a thousand where the separator groups digits, one where it is a decimal comma or point
+    with pytest.raises(ValueError, match="ambiguous"):
         parse_amount(written)
 
 
