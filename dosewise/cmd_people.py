@@ -9,7 +9,13 @@ from typing import Any
 from dosewise.errors import UserError
 from dosewise.wiring import database, load_settings
 from schemas.files import RegimenFileError, load_regimen
-from services.enrolment import Enrolment, enrol_person, list_people
+from services.enrolment import (
+    Enrolment,
+    EnrolmentRefused,
+    PhoneEnrolledToAnother,
+    enrol_person,
+    list_people,
+)
 from services.ports import PersonSummary
 
 
@@ -19,6 +25,11 @@ def register(subcommands: Any) -> None:
     actions.required = True
     add = actions.add_parser("add", help="enrol a person with a regimen file (YAML or JSON)")
     add.add_argument("file", help="regimen file")
+    add.add_argument(
+        "--rename",
+        action="store_true",
+        help="the phone is enrolled under another name: give that person the file's name",
+    )
     add.set_defaults(handler=run_add)
     listing = actions.add_parser("list", help="list the people enrolled")
     listing.set_defaults(handler=run_list)
@@ -32,8 +43,20 @@ def run_add(arguments: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     with database(load_settings()) as unit_of_work:
         # the outermost layer reads the clock; the use case is given the instant
-        enrolment = enrol_person(unit_of_work(), regimen, datetime.now(UTC))
+        try:
+            enrolment = enrol_person(
+                unit_of_work(), regimen, datetime.now(UTC), rename=arguments.rename
+            )
+        except PhoneEnrolledToAnother as taken:
+            raise UserError(
+                f"{arguments.file}: {taken}; nothing was enrolled. Check the phone number, or "
+                "run again with --rename to give that person the file's name"
+            ) from None
+        except EnrolmentRefused as refused:
+            raise UserError(f"{arguments.file}: {refused}; nothing was enrolled") from None
     print(_outcome(enrolment, f"{regimen.person.name} ({regimen.person.phone})"))
+    for warning in enrolment.warnings:
+        print(f"warning: {warning}")
     return 0
 
 

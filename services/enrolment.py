@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
+from planner.day import plan_day
+from planner.plan import PlanRefused
 from schemas.regimen import Regimen
 from services.clock import require_aware
 from services.ports import Event, PersonDetails, PersonSummary, UnitOfWork
 
 Outcome = Literal["enrolled", "new_version", "unchanged"]
+
+# a regimen is enrolled only when the planner can plan each of the person's next days: one it
+# refuses would get no reminders at all, with only the scheduler's log to say why
+DAYS_PLANNED_BEFORE_ENROLMENT = 7
 
 
 @dataclass(frozen=True)
@@ -18,19 +25,49 @@ class Enrolment:
     person_id: int
     version: int
     outcome: Outcome
+    warnings: tuple[str, ...] = ()  # the plan's warnings for the person's first day
 
 
-def enrol_person(uow: UnitOfWork, regimen: Regimen, now: datetime) -> Enrolment:
+class EnrolmentRefused(Exception):
+    """The regimen was not enrolled, and nothing was written."""
+
+
+class UnplannableRegimen(EnrolmentRefused):
+    def __init__(self, day: date, refusal: PlanRefused) -> None:
+        super().__init__(f"the plan for {day.isoformat()} is refused: {refusal}")
+        self.day = day
+        self.refusal = refusal
+
+
+class PhoneEnrolledToAnother(EnrolmentRefused):
+    """The file's phone number belongs to someone enrolled under another name."""
+
+    def __init__(self, phone: str, enrolled_as: str, named_in_file: str) -> None:
+        super().__init__(f"{phone} is enrolled as {enrolled_as!r}, not {named_in_file!r}")
+        self.phone = phone
+        self.enrolled_as = enrolled_as
+        self.named_in_file = named_in_file
+
+
+def enrol_person(
+    uow: UnitOfWork, regimen: Regimen, now: datetime, *, rename: bool = False
+) -> Enrolment:
     """Add the person (known by phone) or a new regimen version; the same regimen again is a no-op.
 
-    A new version is announced with a RegimenChanged event in the same transaction, so the
-    scheduler re-plans exactly when the change is committed.
+    Refused, writing nothing, when the planner refuses one of the person's next days
+    (UnplannableRegimen), or when the phone is enrolled under another name and `rename` was
+    not given (PhoneEnrolledToAnother): a mistyped number would otherwise take over someone
+    else's reminders. A new version is announced with a RegimenChanged event in the same
+    transaction, so the scheduler re-plans exactly when the change is committed.
     """
     require_aware(now)
+    warnings = plan_warnings(regimen, now)
     details = PersonDetails.from_regimen(regimen)
     body = regimen.model_dump(mode="json")
     with uow:
         known = uow.people.by_phone(details.phone)
+        if known is not None and known.details.name != details.name and not rename:
+            raise PhoneEnrolledToAnother(details.phone, known.details.name, details.name)
         if known is None:
             person_id = uow.people.add(details, now)
         else:
@@ -39,7 +76,7 @@ def enrol_person(uow: UnitOfWork, regimen: Regimen, now: datetime) -> Enrolment:
         current = uow.regimens.current(person_id)
         if current is not None and current.body == body:
             uow.commit()
-            return Enrolment(person_id, current.version, "unchanged")
+            return Enrolment(person_id, current.version, "unchanged", warnings)
         added = uow.regimens.add(person_id, body, now)
         uow.events.append(
             Event(
@@ -50,7 +87,23 @@ def enrol_person(uow: UnitOfWork, regimen: Regimen, now: datetime) -> Enrolment:
             )
         )
         uow.commit()
-    return Enrolment(person_id, added.version, "enrolled" if known is None else "new_version")
+    outcome: Outcome = "enrolled" if known is None else "new_version"
+    return Enrolment(person_id, added.version, outcome, warnings)
+
+
+def plan_warnings(regimen: Regimen, now: datetime) -> tuple[str, ...]:
+    """The warnings of the plan for the person's day at `now`, once each of the next
+    DAYS_PLANNED_BEFORE_ENROLMENT days has a plan; UnplannableRegimen otherwise."""
+    today = now.astimezone(ZoneInfo(regimen.person.timezone)).date()
+    first: tuple[str, ...] | None = None
+    for offset in range(DAYS_PLANNED_BEFORE_ENROLMENT):
+        day = today + timedelta(days=offset)
+        try:
+            plan = plan_day(regimen, day)
+        except PlanRefused as refusal:
+            raise UnplannableRegimen(day, refusal) from None
+        first = plan.warnings if first is None else first
+    return first or ()
 
 
 def list_people(uow: UnitOfWork) -> list[PersonSummary]:

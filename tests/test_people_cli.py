@@ -94,6 +94,67 @@ def test_a_bad_file_is_one_line_and_writes_nothing(
     )
 
 
+NOBODY = "nobody is enrolled yet: add someone with `dosewise people add FILE`\n"
+
+
+@pytest.mark.parametrize(
+    ("supplements", "problem"),
+    [
+        # 350 µg of selenium a day: over the upper limit, which refuses
+        (
+            '  - {name: selenium, dose: "200 mcg"}\n'
+            '  - {name: selenomethionine, dose: "0.15 mg"}\n',
+            "selenium-upper-limit",
+        ),
+        # iron and vitamin C fixed at different times: the pairing rule cannot hold
+        (
+            '  - {name: iron, dose: "18 mg", deficiency_confirmed: true, at: "10:00"}\n'
+            '  - {name: vitamin C, dose: "250 mg", at: "15:00"}\n',
+            "iron-with-vitamin-c",
+        ),
+    ],
+)
+def test_a_regimen_the_planner_refuses_is_not_enrolled(
+    on_database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    supplements: str,
+    problem: str,
+) -> None:
+    text = GOOD.split("supplements:", maxsplit=1)[0] + "supplements:\n" + supplements
+    status, out, err = run(capsys, "people", "add", regimen_file(tmp_path, text))
+    assert (status, out) == (2, "")
+    assert err.startswith("dosewise: ") and err.count("\n") == 1
+    assert "is refused" in err and problem in err and "nothing was enrolled" in err
+    assert run(capsys, "people", "list")[1] == NOBODY
+
+
+def test_another_name_on_an_enrolled_phone_is_refused_unless_renamed(
+    on_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "people", "add", regimen_file(tmp_path, GOOD))[0] == 0
+    other = regimen_file(tmp_path, GOOD.replace("Ana Jensen", "Bo Berg"), "bo.yaml")
+    status, out, err = run(capsys, "people", "add", other)
+    assert (status, out) == (2, "")
+    assert err.count("\n") == 1
+    assert "+4520123456 is enrolled as 'Ana Jensen', not 'Bo Berg'" in err
+    assert "--rename" in err
+    assert run(capsys, "people", "list")[1].splitlines()[1].split()[1:3] == ["Ana", "Jensen"]
+    status, out, _ = run(capsys, "people", "add", other, "--rename")
+    assert (status, out) == (0, "Bo Berg (+4520123456) now has regimen version 2\n")
+    assert run(capsys, "people", "list")[1].splitlines()[1].split()[1:3] == ["Bo", "Berg"]
+
+
+def test_the_first_days_plan_warnings_are_shown(
+    on_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unconfirmed = GOOD.replace(", deficiency_confirmed: true", "")
+    status, out, _ = run(capsys, "people", "add", regimen_file(tmp_path, unconfirmed))
+    lines = out.splitlines()
+    assert (status, lines[0]) == (0, "enrolled Ana Jensen (+4520123456) with regimen version 1")
+    assert any(line.startswith("warning: ") and "iron" in line for line in lines[1:])
+
+
 def test_a_missing_file_is_one_line(on_database: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "people", "add", "/nonexistent/ana.yaml")
     assert (status, err) == (2, "dosewise: /nonexistent/ana.yaml: no such file\n")
