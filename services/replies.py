@@ -26,6 +26,7 @@ from services.clock import require_aware
 from services.ports import Event, EventType, PersonRecord, UnitOfWork
 from services.reply_ports import InboundReply, OpenReminder, Outcome, OutcomeSource
 from services.reply_words import HELP_TEXT, HINT_TEXT, Reply, read_reply
+from services.texts import sms_safe
 
 IRON_GAP_RULE = "iron-apart-from-dairy-calcium-medicines"
 DEFAULT_SNOOZE_MINUTES = 30
@@ -105,6 +106,8 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
             handling = _Reply(uow, person, reply, claimed.id, now, claimed.open_reminder)
             kind, text = _answer(handling)
             events = handling.events
+        if text is not None:
+            text = sms_safe(text)  # an answer by SMS, like the reminders: "mcg", not "µg"
         uow.replies.set_answer(claimed.id, kind, text)
         received = Event(
             "ReplyReceived",

@@ -46,7 +46,7 @@ def sms_body(
         "followup": f"dosewise {when}, not answered yet",
         "snooze": f"dosewise {when} again",
     }[purpose]
-    parts = [f"{head}: {_sms_safe(doses(items))}."]
+    parts = [f"{head}: {sms_safe(doses(items))}."]
     keep_away = _keep_away(items, due_at, timezone)
     if keep_away:
         parts.append(keep_away)
@@ -94,7 +94,8 @@ def _clock(instant: datetime, timezone: str) -> str:
     return instant.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
 
 
-def _sms_safe(text: str) -> str:
+def sms_safe(text: str) -> str:
+    """`text` in the GSM-7 characters of one SMS segment: micrograms spelled mcg."""
     return text.replace("µg", "mcg").replace("μg", "mcg")
 
 

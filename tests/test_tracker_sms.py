@@ -183,7 +183,8 @@ def test_taken_without_iron_names_what_was_logged(
     add_reminder(
         unit_of_work, tracker.engine, person, NOW - timedelta(minutes=2), items=SELENIUM_ITEMS
     )
-    assert answer(tracker.sms("1")) == "Logged at 11:42: selenium 100 µg."
+    # in GSM-7, as the reminder was: a "µ" would make it a UCS-2 message of 70 characters a part
+    assert answer(tracker.sms("1")) == "Logged at 11:42: selenium 100 mcg."
 
 
 def test_yes_means_taken(tracker: Tracker, reminder: int) -> None:
