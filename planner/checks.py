@@ -66,7 +66,7 @@ def _limit_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
             f"{rule.unit}/day: {rule.text} [{rule.label}]"
         )
         if rule.action == "refuse":
-            raise PlanRefused(f"refused: {message}", (rule.id,))
+            raise PlanRefused(message, (rule.id,))
         warnings.append(message)
     return warnings
 

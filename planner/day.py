@@ -9,7 +9,6 @@ reminders, (3) earliest times. If there is none, it refuses and names the rules.
 
 from __future__ import annotations
 
-import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -78,6 +77,21 @@ class Day:
     end: int
     open: list[Interval]  # waking window less quiet hours
     warnings: tuple[str, ...]
+    awake: list[Interval]  # the waking window
+    waking_text: str  # "07:00-22:00"
+    quiet: tuple[tuple[str, list[Interval]], ...]  # quiet hours that fall in the waking window
+    day: date
+
+    def quiet_text(self, minute: int | None = None) -> str:
+        """The quiet hours in the waking window ("06:00-23:00, ..."), or those at `minute`."""
+        return ", ".join(
+            label for label, spans in self.quiet if minute is None or contains(spans, minute)
+        )
+
+    def room_text(self) -> str:
+        """What the day's open time is made of, for a refusal."""
+        waking = f"the waking window {self.waking_text}"
+        return f"{waking} less the quiet hours {self.quiet_text()}" if self.quiet else waking
 
 
 class GapRules:
@@ -136,14 +150,17 @@ def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
     """Plan one local calendar day of a regimen. Raises PlanRefused.
 
     When a Together rule could pair its doses in more than one way (two vitamin C doses for
-    one iron), each pairing is tried in turn: the regimen's order first.
+    one iron), each pairing is tried in turn: the regimen's order first (see `pairings`).
     """
     warnings = regimen_warnings(regimen, table)
     frame = day_frame(regimen, day)
     gaps = gap_rules(regimen, table)
     references = day_references(regimen, day, frame.zone)
     first_refusal: PlanRefused | None = None
-    for pairing in pairings(regimen.supplements, table):
+    budget = PairingBudget()
+    tried = 0
+    for pairing in pairings(regimen.supplements, table, budget):
+        tried += 1
         try:
             groups = _place(pairing, day, frame, gaps, references, table)
         except PlanRefused as refusal:
@@ -153,6 +170,12 @@ def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
         shifted = skipped_time_warnings(regimen, day, frame.zone)
         return DayPlan(day, regimen.person.timezone, slots, (*frame.warnings, *shifted, *warnings))
     assert first_refusal is not None  # there is always at least one pairing
+    if budget.exhausted:
+        raise PlanRefused(
+            f"{first_refusal.reason} (of the many ways to pair these doses, the first {tried} "
+            "were tried and none fits)",
+            first_refusal.conflicts,
+        )
     raise first_refusal
 
 
@@ -175,7 +198,7 @@ def _place(
         _restrict(group, references, fixed, gaps, frame, table)
     chosen = Search(movable, fixed, gaps).run()
     if chosen is None:
-        raise _joint_refusal(movable, gaps, table)
+        raise _joint_refusal(movable, gaps, frame, table)
     for group, minute in zip(movable, chosen, strict=True):
         group.fixed = minute
     return groups
@@ -213,12 +236,30 @@ def day_frame(regimen: Regimen, day: date) -> Day:
     )
     waking = wall_spans(day, _of_day(person.waking.start), _of_day(person.waking.end) + 1, zone)
     open_intervals = waking
+    quiet_in_waking: list[tuple[str, list[Interval]]] = []
     for quiet in person.quiet:
-        for low, high in _quiet_spans(quiet, day, zone):
+        spans = _quiet_spans(quiet, day, zone)
+        within = waking
+        for low, high in spans:
             open_intervals = subtract(open_intervals, low - 1, high + 1)
+            within = subtract(within, low - 1, high + 1)
+        if within != waking:
+            quiet_in_waking.append((f"{quiet.start:%H:%M}-{quiet.end:%H:%M}", spans))
     if not waking:  # the whole waking window falls in the hour the clocks skip
-        return Day(zone, start, start, [], warnings)
-    return Day(zone, waking[0][0], waking[-1][1], open_intervals, warnings)
+        written = f"{person.waking.start:%H:%M}-{person.waking.end:%H:%M}"
+        return Day(zone, start, start, [], warnings, [], written, (), day)
+    waking_text = f"{instant_of(waking[0][0], zone):%H:%M}-{instant_of(waking[-1][1], zone):%H:%M}"
+    return Day(
+        zone,
+        waking[0][0],
+        waking[-1][1],
+        open_intervals,
+        warnings,
+        waking,
+        waking_text,
+        tuple(quiet_in_waking),
+        day,
+    )
 
 
 def _of_day(clock: time) -> int:
@@ -257,34 +298,177 @@ def _meal_label(name: str, contains: list[str]) -> str:
 
 
 Pairing = list[tuple[list[SupplementEntry], tuple[str, ...]]]
+TimingClass = tuple[str, str]  # a dose's supplement and its fixed time ("" when it has none)
+
+# Pairings that differ in timing are few for any regimen a person takes; a regimen with many
+# doses that each have their own fixed time could have factorially many, so the planner tries
+# at most this many, and looks at most MAX_PAIRING_STEPS partial pairings to find them.
+MAX_PAIRINGS = 64
+MAX_PAIRING_STEPS = 20_000
 
 
-def pairings(supplements: list[SupplementEntry], table: RuleTable) -> Iterator[Pairing]:
-    """Every distinct way to pair doses per the Together rules, each subject dose with its
-    own partner dose, as many pairs as the doses allow: the regimen's order first."""
-    seen: list[Pairing] = []
-    per_rule = [_rule_pairings(supplements, rule) for rule in table.together]
-    for choice in itertools.product(*per_rule):
+@dataclass
+class PairingBudget:
+    """How much of the pairing search is left, and whether it ran out with pairings untried."""
+
+    pairings: int = MAX_PAIRINGS
+    steps: int = MAX_PAIRING_STEPS
+    exhausted: bool = False
+    first_given: bool = False  # the regimen's own order has been given
+
+    def step(self) -> bool:
+        """Whether the search may take one more step; the regimen's own order always may."""
+        if not self.first_given:
+            return True
+        self.steps -= 1
+        if self.steps < 0:
+            self.exhausted = True
+        return not self.exhausted
+
+
+def pairings(
+    supplements: list[SupplementEntry], table: RuleTable, budget: PairingBudget | None = None
+) -> Iterator[Pairing]:
+    """Every way to pair doses per the Together rules that differs in timing, each subject dose
+    with its own partner dose, as many pairs as the doses allow: the regimen's order first.
+
+    Doses of one supplement with the same fixed time (or none) are interchangeable for timing,
+    so of the pairings that differ only in which of them goes where, only the first (in the
+    order of trying every combination and permutation) is given: a pairing fits exactly when
+    such a twin of it does. At most `budget.pairings` are given; `budget.exhausted` then says
+    whether more were left.
+    """
+    budget = budget or PairingBudget()
+    seen: set[tuple[tuple[tuple[TimingClass, ...], tuple[str, ...]], ...]] = set()
+    for choice in _choices(supplements, list(table.together), budget):
         paired = [(pair, rule_id) for pairs, rule_id in choice for pair in pairs]
         taken = [entry for pair, _ in paired for entry in pair]
         pairing: Pairing = [(list(pair), (rule_id,)) for pair, rule_id in paired]
         pairing += [([entry], ()) for entry in supplements if not _among(entry, taken)]
-        if pairing not in seen:
-            seen.append(pairing)
-            yield pairing
+        key = tuple(
+            sorted((tuple(map(_timing_class, entries)), rules) for entries, rules in pairing)
+        )
+        if key in seen or (budget.first_given and any(map(_pair_fixed_apart, paired))):
+            continue
+        if len(seen) >= budget.pairings:
+            budget.exhausted = True
+            return
+        seen.add(key)
+        yield pairing
+        budget.first_given = True
+
+
+def _pair_fixed_apart(paired: tuple[tuple[SupplementEntry, SupplementEntry], str]) -> bool:
+    (first, second), _ = paired
+    return _fixed_apart(_timing_class(first), _timing_class(second))
+
+
+RulePairs = tuple[list[tuple[SupplementEntry, SupplementEntry]], str]
+
+
+def _choices(
+    supplements: list[SupplementEntry], rules: list[Together], budget: PairingBudget
+) -> Iterator[list[RulePairs]]:
+    """itertools.product of each rule's pairings, lazily: the first rule varies slowest."""
+    if not rules:
+        yield []
+        return
+    for first in _rule_pairings(supplements, rules[0], budget):
+        for rest in _choices(supplements, rules[1:], budget):
+            yield [first, *rest]
 
 
 def _rule_pairings(
-    supplements: list[SupplementEntry], rule: Together
-) -> list[tuple[list[tuple[SupplementEntry, SupplementEntry]], str]]:
+    supplements: list[SupplementEntry], rule: Together, budget: PairingBudget
+) -> Iterator[RulePairs]:
+    """The rule's pairs, in the order of combinations of subjects and permutations of
+    partners, leaving out those that only swap interchangeable doses."""
     subjects = [entry for entry in supplements if entry.key == rule.subject]
     partners = [entry for entry in supplements if entry.key == rule.partner]
     count = min(len(subjects), len(partners))
-    return [
-        (list(zip(chosen, matched, strict=True)), rule.id)
-        for chosen in itertools.combinations(subjects, count)
-        for matched in itertools.permutations(partners, count)
-    ]
+    for chosen in _distinct_combinations(subjects, count, budget):
+        for matched in _distinct_matchings(list(map(_timing_class, chosen)), partners, budget):
+            yield list(zip(chosen, matched, strict=True)), rule.id
+
+
+def _timing_class(entry: SupplementEntry) -> TimingClass:
+    return entry.key, entry.at.isoformat() if entry.at is not None else ""
+
+
+def _fixed_apart(first: TimingClass, second: TimingClass) -> bool:
+    """Whether two doses are fixed at two different times: no plan has them in one slot.
+
+    Pairings with such a pair are left out, after the regimen's own order: that one is
+    always tried, as its refusal is the one a person reads when nothing fits."""
+    return bool(first[1] and second[1]) and first[1] != second[1]
+
+
+def _distinct_combinations(
+    entries: list[SupplementEntry], count: int, budget: PairingBudget
+) -> Iterator[list[SupplementEntry]]:
+    """itertools.combinations(entries, count), less those that choose a dose while leaving out
+    an earlier one it is interchangeable with."""
+    classes = [_timing_class(entry) for entry in entries]
+
+    def extend(
+        start: int, chosen: list[int], skipped: frozenset[TimingClass]
+    ) -> Iterator[list[int]]:
+        if len(chosen) == count:
+            yield chosen
+            return
+        for index in range(start, len(entries) - (count - len(chosen)) + 1):
+            if classes[index] not in skipped:
+                if not budget.step():
+                    return
+                yield from extend(index + 1, [*chosen, index], skipped)
+            skipped |= {classes[index]}
+
+    for chosen in extend(0, [], frozenset()):
+        yield [entries[index] for index in chosen]
+
+
+def _distinct_matchings(
+    subject_classes: list[TimingClass], partners: list[SupplementEntry], budget: PairingBudget
+) -> Iterator[list[SupplementEntry]]:
+    """itertools.permutations(partners, len(subject_classes)), less those that differ from an
+    earlier one only by swapping interchangeable partners, or the partners of two
+    interchangeable subjects: interchangeable partners go in their order, and interchangeable
+    subjects take partners in their order."""
+    classes = [_timing_class(entry) for entry in partners]
+    used = [False] * len(partners)
+    matched: list[int] = []
+    last_of: dict[TimingClass, int] = {}  # the partner last given to a subject of a class
+    apart = [0]  # pairs so far fixed at two times: only the regimen's own order has any
+
+    def extend() -> Iterator[list[SupplementEntry]]:
+        if len(matched) == len(subject_classes):
+            yield [partners[index] for index in matched]
+            return
+        subject = subject_classes[len(matched)]
+        floor = last_of.get(subject, -1)
+        offered: set[TimingClass] = set()
+        for index, partner_class in enumerate(classes):
+            if budget.first_given and apart[0]:
+                return  # every pairing from here on has a pair that cannot share a slot
+            if used[index] or partner_class in offered:
+                continue
+            offered.add(partner_class)  # only the first unused partner of each class
+            fixed_apart = _fixed_apart(subject, partner_class)
+            if index <= floor or (fixed_apart and budget.first_given) or not budget.step():
+                continue
+            used[index], last_of[subject] = True, index
+            matched.append(index)
+            apart[0] += fixed_apart
+            yield from extend()
+            apart[0] -= fixed_apart
+            matched.pop()
+            used[index] = False
+            if floor < 0:
+                del last_of[subject]
+            else:
+                last_of[subject] = floor
+
+    yield from extend()
 
 
 def _among(entry: SupplementEntry, entries: list[SupplementEntry]) -> bool:
@@ -314,10 +498,15 @@ def _check_group(group: Group, gaps: GapRules, frame: Day, table: RuleTable) -> 
                 )
     if group.fixed is not None and not contains(frame.open, group.fixed):
         at = instant_of(group.fixed, frame.zone)
-        raise PlanRefused(
-            f"{group.label} is fixed at {at:%H:%M}, outside the waking window or in quiet hours",
-            (table.window.id,),
+        where = (
+            f"in the quiet hours {frame.quiet_text(group.fixed)}"
+            if contains(frame.awake, group.fixed)
+            else f"outside the waking window {frame.waking_text}"
+            if frame.awake
+            else f"and the waking window {frame.waking_text} does not exist on {frame.day} "
+            "(the clocks skip it)"
         )
+        raise PlanRefused(f"{group.label} is fixed at {at:%H:%M}, {where}", (table.window.id,))
 
 
 def _check_fixed(
@@ -365,15 +554,31 @@ def _restrict(
         group.rules = (*group.rules, *(rule for rule in gap.rules if rule not in group.rules))
     if not allowed:
         raise PlanRefused(
-            f"no time of day fits {group.label}: the waking window "
-            f"{instant_of(frame.start, frame.zone):%H:%M}-{instant_of(frame.end, frame.zone):%H:%M}"
-            f" has no room far enough from {', '.join(blockers)}",
+            f"no time of day fits {group.label}: {_no_room(frame, blockers)}",
             (table.window.id, *group.rules),
         )
     group.allowed, group.preferred = allowed, preferred
 
 
-def _joint_refusal(movable: list[Group], gaps: GapRules, table: RuleTable) -> PlanRefused:
+def _no_room(frame: Day, blockers: list[str]) -> str:
+    """Why the open day has no room for a dose: what closes it, and what the dose keeps from."""
+    if not frame.awake:
+        return (
+            f"the waking window {frame.waking_text} does not exist on {frame.day} "
+            "(the clocks skip it)"
+        )
+    if not frame.open:
+        return (
+            f"the quiet hours {frame.quiet_text()} cover the whole waking window "
+            f"{frame.waking_text}"
+        )
+    # the open day is not empty, so something a rule keeps the dose from closed it
+    return f"{frame.room_text()} has no room far enough from {', '.join(blockers)}"
+
+
+def _joint_refusal(
+    movable: list[Group], gaps: GapRules, frame: Day, table: RuleTable
+) -> PlanRefused:
     rules: list[str] = [table.window.id]
     involved: list[str] = []
     for index, first in enumerate(movable):
@@ -381,11 +586,12 @@ def _joint_refusal(movable: list[Group], gaps: GapRules, table: RuleTable) -> Pl
             gap = gaps.between(first.tags, second.tags)
             if gap.minimum:
                 rules += [rule for rule in (*first.rules, *gap.rules) if rule not in rules]
-                involved += [
-                    label for label in (first.label, second.label) if label not in involved
-                ]
+                involved += [first.label, second.label]
+    if not involved:  # cannot happen: each group alone has room, so only a conflict can fail
+        involved = [group.label for group in movable]
+    labels = ", ".join(dict.fromkeys(involved))
     return PlanRefused(
-        f"no placement of {', '.join(involved) or 'the doses'} keeps them apart within the day",
+        f"no placement of {labels} keeps them apart within {frame.room_text()}",
         tuple(rules),
     )
 

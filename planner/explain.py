@@ -24,10 +24,10 @@ def explain_slot(
     why: list[str] = []
     rules: list[str] = []
     fallback = False
-    shared = len(members) > 1
     for group in members:
+        sharing = [other for other in members if other is not group]
         lines, used, fell_back = _explain_group(
-            minute, group, shared, references, groups, gaps, frame, table
+            minute, group, sharing, references, groups, gaps, frame, table
         )
         why += lines
         rules += [rule for rule in used if rule not in rules]
@@ -39,7 +39,7 @@ def explain_slot(
 def _explain_group(
     minute: int,
     group: Group,
-    shared: bool,
+    sharing: list[Group],
     references: list[Reference],
     groups: list[Group],
     gaps: GapRules,
@@ -71,18 +71,24 @@ def _explain_group(
             why.append(f"{group.label} {duration_text(distance)} {relation} {label}; {rule_text}")
         used += [rule for rule in rule_ids if rule not in used]
     if not nearest and not any(entry.at for entry in group.entries):
-        why.append(_free_placement(minute, group, shared, frame))
+        why.append(_free_placement(minute, group, sharing, frame))
     return why, used, fallback
 
 
-def _free_placement(minute: int, group: Group, shared: bool, frame: Day) -> str:
-    if shared:
-        return f"{group.label}: no timing rule keeps it apart, so it shares this reminder"
+def _free_placement(minute: int, group: Group, sharing: list[Group], frame: Day) -> str:
+    """A group nothing of the day is kept from (the rules may still apply to other days).
+
+    Only what is true of this day is said: no rule keeps it apart from the groups in its
+    slot (else they could not share it), and nothing a rule keeps it from is in the day.
+    """
+    if sharing:
+        others = ", ".join(other.label for other in sharing)
+        return f"{group.label}: no rule keeps it apart from {others}, so they share one reminder"
     start = instant_of(frame.start, frame.zone)
     place = "at the start of" if minute == frame.start else "as early as it can in"
     return (
-        f"{group.label}: no timing rule applies to it; placed {place} the waking day "
-        f"(from {start:%H:%M})"
+        f"{group.label}: nothing in this day's regimen is kept apart from it by a rule; "
+        f"placed {place} the waking day (from {start:%H:%M})"
     )
 
 

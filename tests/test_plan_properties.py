@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
 from planner.cold_course import plan_cold_course
-from planner.day import plan_day
+from planner.day import Pairing, pairings, plan_day
 from planner.plan import DayPlan, PlanRefused
+from planner.rules import RULES
 from schemas.regimen import Regimen, SupplementEntry, TimeWindow
 from tests.plan_checker import (
     Anchor,
@@ -324,6 +325,10 @@ def _assert_sound(case: Case, outcome: DayPlan | PlanRefused) -> None:
     event("refused" if isinstance(outcome, PlanRefused) else "planned")
     if isinstance(outcome, PlanRefused):
         assert not check_refusal(case.regimen, outcome.conflicts), outcome
+        # it names what conflicts: never an empty list of things a dose keeps from
+        reason = outcome.reason
+        assert "  " not in reason and "from ," not in reason, reason
+        assert not reason.endswith(("from", "from ")) and "refused" not in reason, reason
     else:
         problems = check_day_plan(case.regimen, case.day, outcome)
         assert not problems, _show(outcome)
@@ -535,3 +540,71 @@ def test_iron_pairs_with_the_vitamin_c_that_fits() -> None:
     plan = plan_day(case.regimen, case.day)
     assert not check_day_plan(case.regimen, case.day, plan)
     assert brute_force_feasible(case.regimen, case.day)
+
+
+# --- pairings: interchangeable doses are paired one way only, in the order they were -------
+def _all_pairings(entries: list[SupplementEntry]) -> Iterator[Pairing]:
+    """Every pairing, the way the planner once tried them: each combination of irons with
+    each permutation of vitamin Cs, the regimen's order first."""
+    irons = [entry for entry in entries if entry.key == "iron"]
+    vitamin_cs = [entry for entry in entries if entry.key == "vitamin_c"]
+    count = min(len(irons), len(vitamin_cs))
+    for chosen in itertools.combinations(irons, count):
+        for matched in itertools.permutations(vitamin_cs, count):
+            pairing: Pairing = [
+                ([iron, c], ("iron-with-vitamin-c",))
+                for iron, c in zip(chosen, matched, strict=True)
+            ]
+            taken = [entry for entries, _ in pairing for entry in entries]
+            pairing += [([entry], ()) for entry in entries if not _in(entry, [taken])]
+            yield pairing
+
+
+def _timing(pairing: Pairing) -> list[tuple[tuple[tuple[str, str], ...], tuple[str, ...]]]:
+    return sorted(
+        (tuple((entry.key, f"{entry.at}") for entry in entries), rules)
+        for entries, rules in pairing
+    )
+
+
+def _fits(pairing: Pairing) -> bool:
+    """Whether a pairing could be planned at all: no pair fixed at two different times."""
+    return all(len({entry.at for entry in entries if entry.at}) <= 1 for entries, _ in pairing)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["iron", "vitamin C", "zinc"]),
+            st.sampled_from([None, None, "08:00", "09:00"]),
+        ),
+        max_size=8,
+    )
+)
+def test_pairings_are_the_first_of_each_kind_in_the_order_once_tried(
+    doses: list[tuple[str, str | None]],
+) -> None:
+    """The planner tries the pairings that differ in timing, in the order it once tried every
+    pairing: so it finds the same first one that fits, and so the same plan."""
+    entries = [
+        SupplementEntry.model_validate(
+            {"name": name, "dose": f"{index + 1} mg", **({"at": at} if at else {})}
+        )
+        for index, (name, at) in enumerate(doses)
+    ]
+    expected: list[Pairing] = []
+    keys: list[object] = []
+    for index, pairing in enumerate(_all_pairings(entries)):
+        key = _timing(pairing)
+        if key not in keys and (index == 0 or _fits(pairing)):
+            keys.append(key)
+            expected.append(pairing)
+    found = list(pairings(entries, RULES))
+    assert [_identities(pairing) for pairing in found] == [
+        _identities(pairing) for pairing in expected
+    ]
+
+
+def _identities(pairing: Pairing) -> list[tuple[int, ...]]:
+    return [tuple(id(entry) for entry in entries) for entries, _ in pairing]
