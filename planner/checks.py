@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from planner.plan import PlanRefused
-from planner.rules import RULES, DailyLimit, RuleTable
+from planner.rules import MEDICATION, RULES, DailyLimit, RuleTable
 from schemas.regimen import Regimen, SupplementEntry
 
 
@@ -23,7 +23,38 @@ def regimen_warnings(regimen: Regimen, table: RuleTable = RULES) -> list[str]:
         for entry in supplements
         if entry.identity.canonical is None
     ]
+    warnings += _meal_content_warnings(regimen, table)
+    check_course_length(regimen, table)
     return warnings
+
+
+def check_course_length(regimen: Regimen, table: RuleTable = RULES) -> None:
+    """PlanRefused for a cold course longer than the table allows: said when the regimen is
+    planned, not first on the day someone texts COLD."""
+    days, rule = regimen.policy.cold_course_days, table.cold_course
+    if days > rule.max_days:
+        raise PlanRefused(
+            f"a cold course of {days} days (policy cold_course_days) is longer than "
+            f"{rule.max_days}: high zinc is for brief periods only",
+            (rule.id, "zinc-upper-limit"),
+        )
+
+
+def meal_contents_known(table: RuleTable = RULES) -> frozenset[str]:
+    """What a meal may contain that some timing rule keeps a dose away from."""
+    return frozenset().union(*(rule.others for rule in table.apart)) - {MEDICATION}
+
+
+def _meal_content_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
+    # a misspelt "diary" would otherwise put iron right beside the dairy it names
+    known = meal_contents_known(table)
+    return [
+        f"meal {meal.name}: {content!r} is not a content the timing rules know "
+        f"({', '.join(sorted(known))}), so nothing is kept away from it"
+        for meal in regimen.meals
+        for content in meal.contains
+        if content not in known
+    ]
 
 
 def daily_totals(supplements: list[SupplementEntry], unit: str) -> dict[str, Decimal]:

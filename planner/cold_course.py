@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from planner.checks import check_course_length
 from planner.day import Day, day_frame, plan_day
-from planner.plan import DayPlan, PlanRefused
+from planner.plan import DayPlan
 from planner.rules import COLD_COURSE, RULES, RuleTable
 from planner.timeline import Interval, first_at_or_after, instant_of, minute_of, subtract
 from schemas.regimen import Policy, Regimen
@@ -38,13 +39,8 @@ def plan_cold_course(regimen: Regimen, onset: datetime, table: RuleTable = RULES
     """Raises PlanRefused for a course longer than the table allows, or a day with no room."""
     if onset.tzinfo is None:
         raise ValueError("the onset must be an aware instant, not a naive datetime")
-    policy, rule = regimen.policy, table.cold_course
-    if policy.cold_course_days > rule.max_days:
-        raise PlanRefused(
-            f"a cold course of {policy.cold_course_days} days is longer than {rule.max_days}: "
-            "high zinc is for brief periods only",
-            (rule.id, "zinc-upper-limit"),
-        )
+    policy = regimen.policy
+    check_course_length(regimen, table)
     frame_zone = day_frame(regimen, onset.date()).zone
     start = minute_of(onset)
     end = start + policy.cold_course_days * 24 * 60

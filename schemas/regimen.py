@@ -84,6 +84,9 @@ _CONTENT_SYNONYMS = {
     "yoghurt": "dairy",
     "skyr": "dairy",
     "dairy_products": "dairy",
+    "dairy_product": "dairy",
+    "milk_products": "dairy",
+    "milk_product": "dairy",
     "tea": "black_tea",
     "calcium_rich": "calcium",
 }

@@ -229,3 +229,22 @@ def test_a_pairing_that_fits_is_still_found_among_distinct_doses() -> None:
     plan = plan_day(person, DAY)
     assert not check_day_plan(person, DAY, plan)
     assert len(list(pairings(person.supplements, RULES))) == 2
+
+
+# --- what a regimen says that the rules cannot use, and a course too long --------------------
+def test_a_meal_content_no_rule_knows_is_warned_not_silently_ignored() -> None:
+    breakfast = {"name": "breakfast", "at": "08:00", "contains": ["diary"]}
+    plan = plan_day(regimen([IRON, VITAMIN_C], meals=[breakfast]), DAY)
+    warned = [warning for warning in plan.warnings if "'diary'" in warning]
+    assert len(warned) == 1 and "meal breakfast" in warned[0] and "dairy" in warned[0]
+    milk = {"name": "breakfast", "at": "08:00", "contains": ["milk products"]}
+    plan = plan_day(regimen([IRON, VITAMIN_C], meals=[milk]), DAY)
+    assert not [warning for warning in plan.warnings if "meal breakfast" in warning]
+    assert check_day_plan(regimen([IRON, VITAMIN_C], meals=[milk]), DAY, plan) == []
+    assert plan.slots[0].at.hour >= 11  # 3 h at least from the 08:00 milk
+
+
+def test_a_cold_course_over_14_days_is_refused_when_the_regimen_is_planned() -> None:
+    refusal = _refusal(regimen([ZINC], policy={"cold_course_days": 15}))
+    assert "zinc-cold-course" in refusal.conflicts and "15 days" in refusal.reason
+    assert plan_day(regimen([ZINC], policy={"cold_course_days": 14}), DAY).slots
