@@ -234,7 +234,7 @@ def day_frame(regimen: Regimen, day: date) -> Day:
         if start_moved
         else ()
     )
-    waking = wall_spans(day, _of_day(person.waking.start), _of_day(person.waking.end) + 1, zone)
+    waking = wall_spans(day, _of_day(person.waking.start), _waking_end(person.waking) + 1, zone)
     open_intervals = waking
     quiet_in_waking: list[tuple[str, list[Interval]]] = []
     for quiet in person.quiet:
@@ -264,6 +264,11 @@ def day_frame(regimen: Regimen, day: date) -> Day:
 
 def _of_day(clock: time) -> int:
     return clock.hour * 60 + clock.minute
+
+
+def _waking_end(waking: TimeWindow) -> int:
+    # a waking window "to 00:00" runs until midnight: its last minute is the day's last
+    return 24 * 60 if waking.crosses_midnight() else _of_day(waking.end)
 
 
 def _quiet_spans(quiet: TimeWindow, day: date, zone: ZoneInfo) -> list[Interval]:

@@ -112,6 +112,9 @@ class _Strict(BaseModel):
     )
 
 
+MIDNIGHT = time(0, 0)
+
+
 class TimeWindow(_Strict):
     """A stretch of the local day, from one wall-clock time to another."""
 
@@ -135,8 +138,11 @@ class Person(_Strict):
     def _check(self) -> Person:
         if self.channel == "email" and self.email is None:
             raise ValueError("channel: email needs an email address")
-        if self.waking.crosses_midnight():
-            raise ValueError("the waking window must end later on the same day than it starts")
+        if self.waking.crosses_midnight() and self.waking.end != MIDNIGHT:
+            raise ValueError(
+                "the waking window must end later on the same day than it starts, or at "
+                '"00:00" (until midnight); one that runs past midnight is not supported'
+            )
         return self
 
 

@@ -248,3 +248,20 @@ def test_a_cold_course_over_14_days_is_refused_when_the_regimen_is_planned() -> 
     refusal = _refusal(regimen([ZINC], policy={"cold_course_days": 15}))
     assert "zinc-cold-course" in refusal.conflicts and "15 days" in refusal.reason
     assert plan_day(regimen([ZINC], policy={"cold_course_days": 14}), DAY).slots
+
+
+# --- a waking window until midnight ------------------------------------------------------------
+@pytest.mark.parametrize("day", [DAY, date(2026, 10, 25), date(2026, 3, 29)])  # DST both ways
+def test_a_waking_window_to_midnight_runs_until_the_days_last_minute(day: date) -> None:
+    dinner = {"name": "dinner", "at": "20:30", "contains": ["dairy"]}
+    late = {"name": "magnesium citrate", "dose": "300 mg", "at": "23:45"}
+    person = regimen([IRON, VITAMIN_C, late, ZINC], waking=("15:00", "00:00"), meals=[dinner])
+    plan = plan_day(person, day)
+    assert check_day_plan(person, day, plan) == []
+    times = sorted(f"{slot.at:%H:%M}" for slot in plan.slots)
+    assert times[-1] == "23:45" and all(time >= "15:00" for time in times)
+
+
+def test_a_waking_window_past_midnight_is_refused_with_what_works_instead() -> None:
+    with pytest.raises(ValueError, match='"00:00" \\(until midnight\\)'):
+        regimen([ZINC], waking=("20:00", "08:00"))
