@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import random
 import socket
 import sys
@@ -83,8 +84,9 @@ def run(arguments: argparse.Namespace) -> int:
     if not 1 <= arguments.days <= MAX_DAYS:
         raise UserError(f"--days must be between 1 and {MAX_DAYS}")
     started = time.monotonic()
+    # both files are checked before anything is replaced or simulated
+    html_path = _writable_html(arguments.html)
     database_path = _fresh_database(arguments.database)
-    html_path = Path(arguments.html)
     first_day = arguments.start or datetime.now(UTC).astimezone().date()
     url = f"sqlite:///{database_path.resolve()}"
     with store_errors_as_user_errors():
@@ -106,7 +108,10 @@ def run(arguments: argparse.Namespace) -> int:
     out.write(f"\nThe adherence report (dosewise report adherence --from {first_day}")
     out.write(f" --to {last_day})\n")
     out.write(render_table(report))
-    html_path.write_text(render_html(report), encoding="utf-8")
+    try:
+        html_path.write_text(render_html(report), encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"--html {html_path}: cannot write it ({error.strerror})") from None
     seconds = time.monotonic() - started
     out.write(
         f"\nHTML report: {html_path.resolve()}\n"
@@ -116,6 +121,19 @@ def run(arguments: argparse.Namespace) -> int:
         f"{arguments.days} simulated days in {seconds:.1f} s\n"
     )
     return 0
+
+
+def _writable_html(given: str) -> Path:
+    """Where the HTML report goes: a file (new or replaced) in a folder that exists."""
+    path = Path(given)
+    if path.is_dir():
+        raise UserError(f"--html {path} is a directory; name a file for the HTML report")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UserError(f"--html {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"--html {path}: not writable")
+    return path
 
 
 def _fresh_database(given: str | None) -> Path:

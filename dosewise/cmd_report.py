@@ -14,7 +14,7 @@ from dosewise.arguments import iso_date
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import load_settings, store_errors_as_user_errors
-from reports.adherence import AdherenceReport
+from reports.adherence import MAX_WINDOW_DAYS, AdherenceReport, window_days
 from reports.ports import AdherenceQueries
 from reports.render import render_csv, render_html, render_json, render_table
 from store.engine import create_engine
@@ -55,11 +55,17 @@ def register(subcommands: Any) -> None:
 
 
 def window(start: date | None, end: date | None, today: date) -> tuple[date, date]:
-    """The last 30 days to today unless told otherwise."""
+    """The last 30 days to today unless told otherwise, at most MAX_WINDOW_DAYS long."""
     last = end or today
     first = start or last - timedelta(days=DEFAULT_DAYS - 1)
     if last < first:
         raise UserError(f"--to {last} is before --from {first}")
+    days = window_days(first, last)
+    if days > MAX_WINDOW_DAYS:
+        raise UserError(
+            f"--from {first} --to {last} is {days} days; a report covers at most "
+            f"{MAX_WINDOW_DAYS} days"
+        )
     return first, last
 
 

@@ -20,6 +20,15 @@ from datetime import date, datetime
 from typing import Any
 
 ON_TIME_MINUTES = 30
+# the longest window one report covers (about ten years, local dates, both ends counted):
+# the rollup query has a column per fortnight of the window, and the databases cap columns
+# (SQLite at 2000, PostgreSQL at 1664), so a much longer window cannot be asked at all
+MAX_WINDOW_DAYS = 3660
+
+
+def window_days(start: date, end: date) -> int:
+    """How many local dates the window start..end holds, both ends counted."""
+    return (end - start).days + 1
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def parse_amount(raw: Any) -> Amount:
 
 
 def _refuse_grouped_thousands(number: str, raw: str) -> None:
-    """"1,000 mcg" is a thousand where the comma groups digits and one where it is a decimal
+    """ "1,000 mcg" is a thousand where the comma groups digits and one where it is a decimal
     comma, and so is "2.500 IU" where the point groups them (Danish, German): reading either
     the wrong way changes a dose a thousandfold, so neither is guessed."""
     whole, separator, fraction = number.partition("," if "," in number else ".")

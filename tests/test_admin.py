@@ -133,3 +133,29 @@ def test_dashboard_sign_in_and_pages(client: TestClient) -> None:
 
     client.post("/admin/logout")
     assert client.get("/admin/", params=WINDOW).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("window", "words"),
+    [
+        ({"from": "1950-01-01", "to": END.isoformat()}, "at most 3660 days"),
+        ({"from": "2020-01-01", "to": "2030-01-08"}, "at most 3660 days"),
+        ({"from": "0001-01-01", "to": "0001-01-05"}, "between 1900 and 2200"),
+        ({"from": "1900-01-01", "to": "9999-12-31"}, "between 1900 and 2200"),
+        ({"from": "2026-13-01"}, "YYYY-MM-DD"),
+    ],
+)
+def test_a_window_the_report_cannot_cover_is_a_400_naming_why(
+    client: TestClient, window: dict[str, str], words: str
+) -> None:
+    for path in ("/admin/api/adherence", "/admin/api/adherence.csv"):
+        answer = client.get(path, params=window, headers=_bearer())
+        assert answer.status_code == 400, answer.text
+        assert words in answer.json()["detail"]
+
+
+def test_the_longest_window_is_answered(client: TestClient) -> None:
+    window = {"from": "2020-01-01", "to": "2030-01-07"}  # 3660 days
+    answer = client.get("/admin/api/adherence", params=window, headers=_bearer())
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["from"], answer.json()["to"]) == ("2020-01-01", "2030-01-07")

@@ -239,3 +239,27 @@ def test_bad_days_are_refused_in_one_line(tmp_path: Path, days: str) -> None:
     done = run_demo(tmp_path, "--days", days)
     assert done.returncode == 2
     assert done.stderr.startswith("dosewise: ") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("html", "words"),
+    [("missing-folder/r.html", "missing-folder is not a directory"), (".", "is a directory")],
+)
+def test_an_unwritable_html_path_is_refused_before_anything_runs(
+    tmp_path: Path, html: str, words: str
+) -> None:
+    done = run_demo(tmp_path, "--quiet", "--days", "1", "--database", "new.db", "--html", html)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dosewise: --html "), done.stderr
+    assert words in lines[0], lines[0]
+    assert done.stdout == ""  # refused up front: nothing was simulated
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_a_start_outside_the_years_is_refused_in_one_line(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--start", "9999-12-31", "--days", "1", "--database", "new.db")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "between 1900 and 2200" in done.stderr

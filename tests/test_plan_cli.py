@@ -114,3 +114,20 @@ def test_an_unknown_time_zone_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown time zone 'Europe/Atlantis'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1899-12-31", "2201-01-01"])
+def test_a_date_outside_the_years_planned_for_is_one_line(day: str) -> None:
+    result = dosewise("plan", EXAMPLE, "--date", day)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert day in lines[0] and "between 1900 and 2200" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("day", ["1900-01-01", "2200-12-31"])
+def test_the_first_and_last_years_are_planned(day: str) -> None:
+    result = dosewise("plan", EXAMPLE, "--date", day, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["date"] == day

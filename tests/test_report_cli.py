@@ -104,3 +104,45 @@ def test_refresh_rebuilds_the_queued_days(engine: Engine, database_url: str) -> 
     assert [line for line in after.stdout.splitlines() if generated not in line] == [
         line for line in before.stdout.splitlines() if generated not in line
     ]
+
+
+def _one_line_refusal(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("dosewise: ")
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_dates_outside_the_years_a_report_can_cover_are_one_line(
+    engine: Engine, database_url: str
+) -> None:
+    seed(engine)
+    for args, words in (
+        (("--from", "1900-01-01", "--to", "9999-12-31"), ("9999-12-31", "between 1900 and 2200")),
+        (("--from", "0001-01-01"), ("0001-01-01", "between 1900 and 2200")),
+        (("--to", "1899-12-31"), ("1899-12-31", "between 1900 and 2200")),
+        (("--from", "2201-01-01"), ("2201-01-01", "between 1900 and 2200")),
+    ):
+        _one_line_refusal(_run(database_url, *args), *words)
+
+
+def test_a_window_longer_than_the_maximum_is_one_line(engine: Engine, database_url: str) -> None:
+    seed(engine)
+    for args in (
+        ("--from", "1950-01-01"),
+        ("--from", "1900-01-01", "--to", "2200-12-31"),
+        ("--from", "2020-01-01", "--to", "2030-01-08"),  # 3661 days
+    ):
+        _one_line_refusal(_run(database_url, *args), "at most 3660 days")
+
+
+def test_the_longest_window_is_answered(engine: Engine, database_url: str) -> None:
+    seed(engine)
+    # 2020-01-01 to 2030-01-07: 3660 days, one per row of the longest report
+    done = _run(database_url, "--from", "2020-01-01", "--to", "2030-01-07", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["from"], report["to"]) == ("2020-01-01", "2030-01-07")

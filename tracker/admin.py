@@ -24,8 +24,9 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from dosewise.arguments import checked_date
 from dosewise.settings import Settings
-from reports.adherence import AdherenceReport, PersonLine
+from reports.adherence import MAX_WINDOW_DAYS, AdherenceReport, PersonLine, window_days
 from reports.ports import AdherenceQueries
 from reports.render import (
     cards,
@@ -77,12 +78,19 @@ def admin_router(
 
     def window(start: str | None, end: str | None) -> tuple[date, date]:
         try:
-            last = date.fromisoformat(end) if end else clock().astimezone().date()
-            first = date.fromisoformat(start) if start else last - timedelta(days=DEFAULT_DAYS - 1)
-        except ValueError:
-            raise HTTPException(400, "dates are written YYYY-MM-DD") from None
+            last = checked_date(end) if end else clock().astimezone().date()
+            first = checked_date(start) if start else last - timedelta(days=DEFAULT_DAYS - 1)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
         if last < first:
             raise HTTPException(400, f"to ({last}) is before from ({first})")
+        days = window_days(first, last)
+        if days > MAX_WINDOW_DAYS:
+            raise HTTPException(
+                400,
+                f"from ({first}) to ({last}) is {days} days; a report covers at most "
+                f"{MAX_WINDOW_DAYS} days",
+            )
         return first, last
 
     async def build(start: str | None, end: str | None, person: str | None) -> AdherenceReport:
