@@ -5,24 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-# the years a date given to a command may name: the planner, the scheduler and the report
-# turn dates into instants with margins on both sides, which Python's dates cannot hold near
-# year 1 or year 9999; no regimen, history or report is meant to reach beyond these
-FIRST_YEAR = 1900
-LAST_YEAR = 2200
-
-
-def checked_date(raw: str) -> date:
-    """A YYYY-MM-DD date in FIRST_YEAR..LAST_YEAR; ValueError with the one-line reason."""
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"a date is written YYYY-MM-DD, not {raw!r}") from None
-    if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise ValueError(
-            f"{raw} is out of range: a date must be between {FIRST_YEAR} and {LAST_YEAR}"
-        )
-    return day
+from schemas.dates import checked_date
 
 
 def iso_date(raw: str) -> date:

@@ -24,7 +24,6 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dosewise.arguments import checked_date
 from dosewise.settings import Settings
 from reports.adherence import MAX_WINDOW_DAYS, AdherenceReport, PersonLine, window_days
 from reports.ports import AdherenceQueries
@@ -40,6 +39,7 @@ from reports.render import (
     svg_iron,
     svg_trend,
 )
+from schemas.dates import checked_date
 from tracker.auth import require_admin
 
 Clock = Callable[[], datetime]
