@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from planner.cold_course import plan_cold_course
 from planner.plan import PlanRefused
 from planner.rules import RULES, Apart
+from scheduler.reminders import waking_bounds
 from services.clock import require_aware
 from services.ports import Event, EventType, PersonRecord, UnitOfWork
 from services.reply_ports import InboundReply, OpenReminder, Outcome, OutcomeSource
@@ -37,6 +38,7 @@ TWILIO_UNSUBSCRIBED = 21610
 # the words whose effect answers the person's open reminder ("yes" may turn out to be START)
 _ANSWER_A_REMINDER = frozenset({"taken", "yes", "skip", "later"})
 
+TAKE_OR_SKIP = "Reply TAKEN or SKIP when you can."
 NOT_ENROLLED = "This number is not enrolled with dosewise, so nothing was recorded."
 NO_OPEN_REMINDER = "There is no reminder waiting for an answer right now, so nothing was recorded."
 STOPPED = "You will get no more messages from dosewise. Reply START to resume."
@@ -178,8 +180,29 @@ def _later(handling: _Reply) -> str:
     if reminder is None:
         return NO_OPEN_REMINDER
     minutes = handling.reply.minutes or DEFAULT_SNOOZE_MINUTES
+    again = handling.now + timedelta(minutes=minutes)
+    unable = _cannot_remind_at(handling, reminder, again)
+    if unable is not None:
+        # promise only what the scheduler will send (it drops a snooze outside these bounds)
+        return f"{unable}, so dosewise will not remind you again for this dose. {TAKE_OR_SKIP}"
     handling.event("Snoozed", reminder_id=reminder.id, minutes=minutes)
     return f"OK: dosewise will remind you again in {minutes} minutes."
+
+
+def _cannot_remind_at(handling: _Reply, reminder: OpenReminder, again: datetime) -> str | None:
+    """Why no reminder can go at `again` (after the dose's window, outside waking hours)."""
+    at = _clock(again, handling.zone, handling.now)
+    if again >= reminder.window_closes_at:
+        closes = _clock(reminder.window_closes_at, handling.zone, handling.now)
+        return f"This dose's reminder closes at {closes}, before {at}"
+    current = handling.uow.regimens.current(handling.person.id)
+    if current is None:
+        return "dosewise has no regimen for you"
+    regimen = current.regimen()
+    awake_from, awake_to = waking_bounds(regimen, again.astimezone(handling.zone).date())
+    if not awake_from <= again <= awake_to:
+        return f"{at} is outside your waking hours"
+    return None
 
 
 def _cold(handling: _Reply) -> str:

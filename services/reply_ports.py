@@ -43,6 +43,7 @@ class OpenReminder:
     items: list[dict[str, Any]]
     due_at: datetime
     status: str
+    window_closes_at: datetime  # after it the dose takes no answer, and no snooze is sent
 
 
 @dataclass(frozen=True)

@@ -242,8 +242,10 @@ class _EventHandler:
             return
         purposes = self._repo.message_purposes(reminder.id)
         number = 1 + sum(purpose.startswith("snooze-") for purpose in purposes)
-        # the snooze replaces the follow-up: one nudge at the time the person chose
-        self._repo.cancel_due_messages(reminder.id, self._now, purposes=["followup"])
+        # the snooze replaces the follow-up and any earlier snooze still waiting: one nudge,
+        # at the time the person chose last
+        waiting = ["followup", *(purpose for purpose in purposes if purpose.startswith("snooze-"))]
+        self._repo.cancel_due_messages(reminder.id, self._now, purposes=waiting)
         _enqueue(
             self._repo,
             [(reminder, f"snooze-{number}", due)],

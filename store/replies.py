@@ -72,7 +72,7 @@ _NEW_REPLY = {
 
 def _reminder_columns(prefix: str = "") -> list[Any]:
     """An OpenReminder's columns, in its fields' order."""
-    names = ("id", "person_id", "items", "due_at", "status")
+    names = ("id", "person_id", "items", "due_at", "status", "window_closes_at")
     # by key: .items would be the column collection's own method
     return [_reminders.c[name].label(prefix + name) for name in names]
 
@@ -371,8 +371,8 @@ def _claimed(row: tuple[Any, ...]) -> ClaimedReply:
         person = person_record(_PersonColumns(*person_columns))
     reminder = None
     if reminder_columns and reminder_columns[0] is not None:
-        id_, person_id, items, due_at, status = reminder_columns
-        reminder = OpenReminder(id_, person_id, items, utc(due_at), status)
+        id_, person_id, items, due_at, status, closes_at = reminder_columns
+        reminder = OpenReminder(id_, person_id, items, utc(due_at), status, utc(closes_at))
     return ClaimedReply(reply_id, person, reminder)
 
 

@@ -241,6 +241,24 @@ def test_a_snooze_resends_inside_the_waking_window_only(
         assert snoozes == []
 
 
+def test_a_second_snooze_replaces_the_first_still_waiting(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    reminder_id, due = sent_reminder(unit_of_work, engine)
+    for asked, minutes in ((due + timedelta(minutes=2), 60), (due + timedelta(minutes=5), 20)):
+        append(
+            unit_of_work,
+            Event("Snoozed", 1, asked, {"reminder_id": reminder_id, "minutes": minutes}),
+        )
+        consume_events(unit_of_work(), asked + timedelta(seconds=1), CONFIG)
+    waiting = [
+        (m.purpose, m.due_at)
+        for m in messages(engine)
+        if m.purpose.startswith("snooze-") and m.status == "due"
+    ]
+    assert waiting == [("snooze-2", due + timedelta(minutes=25))]
+
+
 def test_an_unanswered_reminder_gets_one_followup_then_is_missed(
     unit_of_work: UnitOfWorkFactory, engine: Engine
 ) -> None:

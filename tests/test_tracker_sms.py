@@ -210,6 +210,35 @@ def test_later_snoozes_the_reminder(
     assert reminder_status(tracker.engine, reminder) == "sent"
 
 
+def test_later_past_the_doses_window_promises_nothing(tracker: Tracker, reminder: int) -> None:
+    # the 11:30 reminder takes answers until 13:30; 120 minutes from 11:42 is 13:42
+    assert answer(tracker.sms("LATER 120")) == (
+        "This dose's reminder closes at 13:30, before 13:42, so dosewise will not remind you "
+        "again for this dose. Reply TAKEN or SKIP when you can."
+    )
+    assert [kind for kind, _ in events(tracker.engine)][-1] == "ReplyReceived"
+    assert "Snoozed" not in [kind for kind, _ in events(tracker.engine)]
+    assert reminder_status(tracker.engine, reminder) == "sent"
+
+
+def test_later_past_the_waking_day_promises_nothing(
+    tracker: Tracker, person: int, unit_of_work: UnitOfWorkFactory
+) -> None:
+    add_reminder(
+        unit_of_work,
+        tracker.engine,
+        person,
+        NOW - timedelta(minutes=12),
+        window=timedelta(hours=14),
+    )
+    text = answer(tracker.sms("later 660"))  # 22:42; the person is awake 07:00-22:00
+    assert text is not None and text.startswith("22:42 is outside your waking hours, so ")
+    assert "Snoozed" not in [kind for kind, _ in events(tracker.engine)]
+    assert answer(tracker.sms("later 600")) == (
+        "OK: dosewise will remind you again in 600 minutes."  # 21:42, still awake
+    )
+
+
 def test_cold_starts_a_course_and_says_when_the_first_lozenge_is(
     tracker: Tracker, person: int
 ) -> None:
