@@ -124,8 +124,11 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
 
 
 def _unknown_number(reply: Reply) -> str | None:
-    # someone who says STOP gets no message, not even from a number we do not know
-    return None if reply.kind == "stop" else NOT_ENROLLED
+    # someone who says STOP gets no message, not even from a number we do not know; HELP is
+    # answered whoever asks (carriers require it)
+    if reply.kind == "stop":
+        return None
+    return HELP_TEXT if reply.kind == "help" else NOT_ENROLLED
 
 
 def _answer(handling: _Reply) -> tuple[str, str | None]:
@@ -144,9 +147,10 @@ def _answer(handling: _Reply) -> tuple[str, str | None]:
     return meaning, _EFFECTS[meaning](handling)
 
 
-def _stop(handling: _Reply) -> str:
-    if handling.uow.replies.opt_out(handling.person.id, OPT_OUT_SOURCE_SMS, handling.now):
-        handling.event("OptedOut", source=OPT_OUT_SOURCE_SMS)
+def _stop(handling: _Reply) -> str | None:
+    if not handling.uow.replies.opt_out(handling.person.id, OPT_OUT_SOURCE_SMS, handling.now):
+        return None  # already opted out: nothing more is sent, not this either
+    handling.event("OptedOut", source=OPT_OUT_SOURCE_SMS)
     return STOPPED
 
 

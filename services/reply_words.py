@@ -50,9 +50,9 @@ def read_reply(body: str) -> Reply:
     return Reply("unparsed")
 
 
+# one GSM-7 segment (160 characters), like the reminders
 HELP_TEXT = (
-    "dosewise: reply TAKEN when you took a dose, SKIP to skip it, LATER (or LATER 20) to be "
-    "reminded again, COLD at the first sign of a cold, WELL when it is over, STOP to stop all "
-    "messages, START to resume."
+    "dosewise: reply TAKEN when taken, SKIP to skip, LATER or LATER 20 for a reminder later, "
+    "COLD when a cold starts, WELL when over, STOP to stop, START to resume."
 )
 HINT_TEXT = "Sorry, dosewise did not understand that. Reply TAKEN, SKIP, LATER or HELP."

@@ -94,6 +94,10 @@ _MARGIN = timedelta(days=1)
 _IRON_MIN_HOURS = IronGaps().rule.min_hours
 
 
+# people.id is a 32-bit INTEGER
+MAX_PERSON_ID = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class _Scope:
     """Which reminders a report reads: local dates, perhaps one person, less opted-out days."""
@@ -131,6 +135,8 @@ class SqlAdherenceQueries:
         ref = ref.strip()
         column = "id" if ref.isdigit() else "phone"
         value: int | str = int(ref) if ref.isdigit() else ref
+        if isinstance(value, int) and value > MAX_PERSON_ID:
+            return None  # past any id the column can hold (the databases would refuse it)
         with self._engine.connect() as connection:
             row = connection.execute(
                 text(f"SELECT id, name, phone FROM people WHERE {column} = :value"),

@@ -79,6 +79,8 @@ def test_json_and_csv_agree_with_the_history(client: TestClient, engine: Engine)
         "/admin/api/adherence", params={**WINDOW, "person": "+1999"}, headers=_bearer()
     )
     assert missing.status_code == 404
+    huge = {**WINDOW, "person": "9" * 23}  # past any id a database column holds
+    assert client.get("/admin/api/adherence", params=huge, headers=_bearer()).status_code == 404
     bad = client.get("/admin/api/adherence", params={"from": "2026-02-30"}, headers=_bearer())
     assert bad.status_code == 400
 
@@ -130,6 +132,7 @@ def test_dashboard_sign_in_and_pages(client: TestClient) -> None:
     assert person.count('class="dose missed"') == 2
     assert "7 of 8 kept 3 h" in person
     assert client.get("/admin/people/999", params=WINDOW).status_code == 404
+    assert client.get("/admin/people/" + "9" * 23, params=WINDOW).status_code == 404
 
     client.post("/admin/logout")
     assert client.get("/admin/", params=WINDOW).status_code == 401

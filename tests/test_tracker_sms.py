@@ -323,6 +323,18 @@ def test_yes_after_stop_opts_back_in_without_confirming(
 def test_help_answers_the_help_text(tracker: Tracker, person: int) -> None:
     assert answer(tracker.sms("help")) == HELP_TEXT
     assert event_types(tracker.engine)[-1] == "ReplyReceived"
+    assert len(HELP_TEXT) <= 160 and HELP_TEXT.isascii()  # one GSM-7 segment
+
+
+def test_help_is_answered_for_a_number_not_enrolled(tracker: Tracker) -> None:
+    assert answer(tracker.sms("HELP", from_number="+4799999999")) == HELP_TEXT
+
+
+def test_a_second_stop_gets_no_message(tracker: Tracker, person: int) -> None:
+    tracker.sms("STOP")
+    for word in ("STOP", "cancel", "Quit"):
+        assert answer(tracker.sms(word)) is None
+    assert event_types(tracker.engine).count("OptedOut") == 1
 
 
 def test_anything_else_is_stored_and_hinted_never_confirmed(
