@@ -77,6 +77,28 @@ def test_unreadable_forms_are_4xx(
         assert response.status_code == status
 
 
+def test_a_field_read_twice_or_with_a_line_break_is_400_and_records_nothing(
+    tracker: Tracker, open_reminder: int, engine: Engine
+) -> None:
+    def post(path: str, pairs: list[tuple[str, str]]) -> int:
+        signature = compute_signature(AUTH_TOKEN, PUBLIC_URL + path, pairs)
+        response = tracker.client.post(
+            path,
+            content=urlencode(pairs).encode(),
+            headers={"Content-Type": FORM_TYPE, "X-Twilio-Signature": signature},
+        )
+        return response.status_code
+
+    two_bodies = [("MessageSid", "SM1"), ("From", PHONE), ("Body", "TAKEN"), ("Body", "SKIP")]
+    assert post("/twilio/sms", two_bodies) == 400
+    forged_line = [("MessageSid", "SM2"), ("MessageStatus", "sent\n2026-12-01 ERROR forged")]
+    assert post("/twilio/status", forged_line) == 400
+    media = [("MessageSid", "SM3"), ("From", PHONE), ("Body", "TAKEN")]
+    media += [("MediaUrl0", "a"), ("MediaUrl0", "b")]  # fields we do not read may repeat
+    assert post("/twilio/sms", media) == 200
+    assert confirmations(engine) == [(open_reminder, "taken", "sms")]
+
+
 def test_a_signed_form_without_the_fields_is_400(tracker: Tracker) -> None:
     assert tracker.post_signed("/twilio/sms", {"Body": "TAKEN"}).status_code == 400
     long_sid = {"MessageSid": "SM" + "1" * 100, "From": PHONE, "Body": "TAKEN"}

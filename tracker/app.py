@@ -390,7 +390,19 @@ def _signed_form(incoming: Incoming, settings: Settings, twilio: TwilioWebhooks)
     token = settings.twilio_auth_token
     if token is None or not twilio.signature_is_valid(token, url, pairs, incoming.signature):
         raise Refused(403, "forbidden", "X-Twilio-Signature does not match")
-    return dict(pairs)
+    form = dict(pairs)
+    # Twilio sends each of these once; two Bodies (TAKEN and SKIP) would be a guess either way
+    repeated = sorted(name for name in _READ_FIELDS if _count(pairs, name) > 1)
+    if repeated:
+        raise Refused(400, "bad_request", f"{', '.join(repeated)} given more than once")
+    return form
+
+
+_READ_FIELDS = ("MessageSid", "From", "Body", "MessageStatus", "ErrorCode")
+
+
+def _count(pairs: list[tuple[str, str]], name: str) -> int:
+    return sum(1 for field, _ in pairs if field == name)
 
 
 def _form_pairs(body: bytes) -> list[tuple[str, str]]:
@@ -416,6 +428,9 @@ def _bounded(form: dict[str, str], name: str, limit: int) -> str:
     value = form.get(name, "").strip()
     if not value or len(value) > limit:
         raise Refused(400, "bad_request", f"{name} is missing or too long")
+    # these go into the log: a line break in them could forge a log line
+    if not value.isprintable():
+        raise Refused(400, "bad_request", f"{name} holds a control character")
     return value
 
 
