@@ -136,6 +136,9 @@ def test_dashboard_sign_in_and_pages(client: TestClient) -> None:
 
     client.post("/admin/logout")
     assert client.get("/admin/", params=WINDOW).status_code == 401
+    # the contract's bearer header opens the pages too, without a sign-in
+    assert client.get("/admin/", params=WINDOW, headers=_bearer()).status_code == 200
+    assert client.get("/admin/", params=WINDOW, headers=_bearer("wrong")).status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,19 @@ def session_value(admin_token: str) -> str:
     return hmac.new(admin_token.encode(), b"dosewise admin session", hashlib.sha256).hexdigest()
 
 
+def _signed_in(request: Request, token: str | None) -> bool:
+    """The session cookie, or the bearer token itself (scripts, the contract's header)."""
+    if not token:
+        return False
+    scheme, _, presented_token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        presented_token.strip().encode(), token.encode()
+    ):
+        return True
+    presented = request.cookies.get(COOKIE, "")
+    return hmac.compare_digest(presented.encode(), session_value(token).encode())
+
+
 def admin_router(
     settings: Settings, clock: Clock, queries: AdherenceQueries | None = None
 ) -> APIRouter:
@@ -128,10 +141,7 @@ def admin_router(
         )
 
     def signed_in(request: Request) -> bool:
-        presented = request.cookies.get(COOKIE, "")
-        return bool(token) and hmac.compare_digest(
-            presented.encode(), session_value(token or "").encode()
-        )
+        return _signed_in(request, token)
 
     @router.get("/", response_class=HTMLResponse)
     async def overview(
