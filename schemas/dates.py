@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 # the years a typed date may name: the planner, the scheduler and the report turn dates into
@@ -9,11 +10,15 @@ from datetime import date
 # 9999; no regimen, history or report is meant to reach beyond these
 FIRST_YEAR = 1900
 LAST_YEAR = 2200
+# the one spelling: date.fromisoformat would also take 20261201 and 2026-W49-1
+_WRITTEN = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def checked_date(raw: str) -> date:
     """A YYYY-MM-DD date in FIRST_YEAR..LAST_YEAR; ValueError with the one-line reason."""
     try:
+        if not _WRITTEN.fullmatch(raw):
+            raise ValueError(raw)
         day = date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"a date is written YYYY-MM-DD, not {raw!r}") from None

@@ -55,4 +55,4 @@ HELP_TEXT = (
     "dosewise: reply TAKEN when taken, SKIP to skip, LATER or LATER 20 for a reminder later, "
     "COLD when a cold starts, WELL when over, STOP to stop, START to resume."
 )
-HINT_TEXT = "Sorry, dosewise did not understand that. Reply TAKEN, SKIP, LATER or HELP."
+HINT_TEXT = "Sorry, dosewise did not understand that. Reply TAKEN, SKIP, LATER, STOP or HELP."

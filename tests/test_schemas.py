@@ -10,6 +10,7 @@ import pytest
 
 from planner.day import plan_day
 from schemas.amounts import parse_amount
+from schemas.dates import checked_date
 from schemas.export import regimen_schema_text
 from schemas.files import RegimenFileError, load_regimen, parse_regimen_text
 from schemas.names import identify
@@ -147,3 +148,12 @@ def test_the_example_regimen_loads_and_the_phone_is_e164() -> None:
 def test_the_published_json_schema_matches_the_models() -> None:
     published = (ROOT / "docs" / "regimen.schema.json").read_text(encoding="utf-8")
     assert published == regimen_schema_text(), "run: python -m schemas.export"
+
+
+@pytest.mark.parametrize(
+    "written", ["20261201", "2026-W49-1", "2026-12-1", "2026-02-30", " 2026-12-01"]
+)
+def test_a_typed_date_is_yyyy_mm_dd_only(written: str) -> None:
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        checked_date(written)
+    assert checked_date("2026-12-01").isoformat() == "2026-12-01"

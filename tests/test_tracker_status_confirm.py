@@ -124,6 +124,17 @@ def test_a_confirm_link_can_record_a_skip(tracker: Tracker, reminder: int) -> No
     assert events(tracker.engine)[-1] == ("DoseSkipped", {"reminder_id": reminder})
 
 
+def test_an_altered_action_gets_the_page_not_json_and_records_nothing(
+    tracker: Tracker, reminder: int
+) -> None:
+    token = add_confirm_token(tracker.engine, reminder, NOW + timedelta(hours=2))
+    response = tracker.client.get(f"/confirm/{token}", params={"action": "bogus"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert confirmations(tracker.engine) == []
+    assert tracker.client.get(f"/confirm/{token}").status_code == 200  # the link still works
+
+
 def test_an_expired_link_records_nothing(tracker: Tracker, reminder: int) -> None:
     token = add_confirm_token(tracker.engine, reminder, NOW)
     response = tracker.client.get(f"/confirm/{token}")

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
@@ -66,6 +66,7 @@ MAX_FIELDS = 100  # Twilio sends about 20
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")
 MAX_FROM_LENGTH = 32
 MAX_TOKEN_LENGTH = 200
+_LINK_ACTIONS: dict[str, Outcome] = {"taken": "taken", "skip": "skipped"}
 _LINK_STATUS_CODES = {"recorded": 200, "used": 410, "expired": 410, "closed": 410, "unknown": 404}
 
 _SMS_FORM = {
@@ -350,10 +351,11 @@ def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock
         responses={404: {"description": "unknown link"}, 410: {"description": "used or expired"}},
         summary="The confirm link of a reminder e-mail: single-use, expiring",
     )
-    async def confirm(token: str, action: Literal["taken", "skip"] = "taken") -> HTMLResponse:
-        if len(token) > MAX_TOKEN_LENGTH:
+    async def confirm(token: str, action: str = "taken") -> HTMLResponse:
+        # a person opens this page: an altered link gets the page, never a JSON error
+        if len(token) > MAX_TOKEN_LENGTH or action not in _LINK_ACTIONS:
             return HTMLResponse(link_page("unknown", "This link is not one dosewise sent."), 404)
-        outcome: Outcome = "skipped" if action == "skip" else "taken"
+        outcome: Outcome = _LINK_ACTIONS[action]
         result = await run_in_threadpool(confirm_by_link, uow_factory(), token, outcome, clock())
         return HTMLResponse(
             link_page(result.status, result.text), _LINK_STATUS_CODES[result.status]
