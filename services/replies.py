@@ -25,7 +25,13 @@ from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds
 from services.clock import require_aware
 from services.ports import Event, EventType, PersonRecord, UnitOfWork
-from services.reply_ports import InboundReply, OpenReminder, Outcome, OutcomeSource
+from services.reply_ports import (
+    InboundReply,
+    OpenReminder,
+    Outcome,
+    OutcomeSource,
+    StoredReply,
+)
 from services.reply_words import HELP_TEXT, HINT_TEXT, Reply, read_reply
 from services.texts import sms_safe
 
@@ -35,6 +41,7 @@ OPT_OUT_SOURCE_SMS = "sms"
 OPT_OUT_SOURCE_CARRIER = "twilio"  # Twilio error 21610: the carrier has the person opted out
 TWILIO_UNSUBSCRIBED = 21610
 
+_ANSWERED_WHEN_OPTED_OUT = frozenset({"stop", "start", "help"})
 # the words whose effect answers the person's open reminder ("yes" may turn out to be START)
 _ANSWER_A_REMINDER = frozenset({"taken", "yes", "skip", "later"})
 
@@ -97,7 +104,7 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
             stored = uow.replies.stored(sms.provider_id)
             if stored is None:  # pragma: no cover - the conflicting row exists by definition
                 raise RuntimeError(f"reply {sms.provider_id} neither claimed nor stored")
-            return SmsAnswer(stored.answer, stored.kind, duplicate=True)
+            return SmsAnswer(_replayed(uow, sms, stored), stored.kind, duplicate=True)
         person = claimed.person
         kind: str = reply.kind
         text: str | None
@@ -121,6 +128,15 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
         uow.events.append_many([received, *events])
         uow.commit()
     return SmsAnswer(text, kind)
+
+
+def _replayed(uow: UnitOfWork, sms: InboundSms, stored: StoredReply) -> str | None:
+    """The stored answer for a redelivered reply, unless the person has opted out since:
+    after STOP nothing goes to them but HELP's answer (and the STOP family's own)."""
+    if stored.answer is None or stored.kind in _ANSWERED_WHEN_OPTED_OUT:
+        return stored.answer
+    person = uow.people.by_phone(sms.from_number)
+    return None if person is not None and person.opted_out else stored.answer
 
 
 def _unknown_number(reply: Reply) -> str | None:

@@ -330,6 +330,17 @@ def test_help_is_answered_for_a_number_not_enrolled(tracker: Tracker) -> None:
     assert answer(tracker.sms("HELP", from_number="+4799999999")) == HELP_TEXT
 
 
+def test_a_redelivered_reply_after_stop_gets_no_message(tracker: Tracker, reminder: int) -> None:
+    sid = new_sid()
+    assert answer(tracker.sms("TAKEN", sid=sid)) is not None
+    tracker.sms("STOP")
+    assert answer(tracker.sms("TAKEN", sid=sid)) is None  # Twilio's retry, after the STOP
+    assert confirmations(tracker.engine) == [(reminder, "taken", "sms")]
+    help_sid = new_sid()
+    assert answer(tracker.sms("HELP", sid=help_sid)) == HELP_TEXT
+    assert answer(tracker.sms("HELP", sid=help_sid)) == HELP_TEXT
+
+
 def test_a_second_stop_gets_no_message(tracker: Tracker, person: int) -> None:
     tracker.sms("STOP")
     for word in ("STOP", "cancel", "Quit"):
