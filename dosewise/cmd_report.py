@@ -14,7 +14,7 @@ from dosewise.arguments import iso_date
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import load_settings, store_errors_as_user_errors
-from reports.adherence import MAX_WINDOW_DAYS, AdherenceReport, window_days
+from reports.adherence import AdherenceReport, check_window_length
 from reports.ports import AdherenceQueries
 from reports.render import render_csv, render_html, render_json, render_table
 from store.engine import create_engine
@@ -60,12 +60,10 @@ def window(start: date | None, end: date | None, today: date) -> tuple[date, dat
     first = start or last - timedelta(days=DEFAULT_DAYS - 1)
     if last < first:
         raise UserError(f"--to {last} is before --from {first}")
-    days = window_days(first, last)
-    if days > MAX_WINDOW_DAYS:
-        raise UserError(
-            f"--from {first} --to {last} is {days} days; a report covers at most "
-            f"{MAX_WINDOW_DAYS} days"
-        )
+    try:
+        check_window_length(first, last)
+    except ValueError as error:
+        raise UserError(f"--from/--to: {error}") from None
     return first, last
 
 

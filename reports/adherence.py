@@ -26,9 +26,13 @@ ON_TIME_MINUTES = 30
 MAX_WINDOW_DAYS = 3660
 
 
-def window_days(start: date, end: date) -> int:
-    """How many local dates the window start..end holds, both ends counted."""
-    return (end - start).days + 1
+def check_window_length(start: date, end: date) -> None:
+    """ValueError, in one line, for a window over MAX_WINDOW_DAYS local dates."""
+    days = (end - start).days + 1  # both ends counted
+    if days > MAX_WINDOW_DAYS:
+        raise ValueError(
+            f"{start} to {end} is {days} days; a report covers at most {MAX_WINDOW_DAYS} days"
+        )
 
 
 @dataclass(frozen=True)

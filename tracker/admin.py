@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from dosewise.settings import Settings
-from reports.adherence import MAX_WINDOW_DAYS, AdherenceReport, PersonLine, window_days
+from reports.adherence import AdherenceReport, PersonLine, check_window_length
 from reports.ports import AdherenceQueries
 from reports.render import (
     cards,
@@ -40,7 +40,7 @@ from reports.render import (
     svg_trend,
 )
 from schemas.dates import checked_date
-from tracker.auth import require_admin
+from tracker.auth import is_admin_token, presented_bearer, require_admin
 
 Clock = Callable[[], datetime]
 COOKIE = "dosewise_admin"
@@ -70,10 +70,8 @@ def _signed_in(request: Request, token: str | None) -> bool:
     """The session cookie, or the bearer token itself (scripts, the contract's header)."""
     if not token:
         return False
-    scheme, _, presented_token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(
-        presented_token.strip().encode(), token.encode()
-    ):
+    bearer = presented_bearer(request)
+    if bearer is not None and is_admin_token(bearer, token):
         return True
     presented = request.cookies.get(COOKIE, "")
     return hmac.compare_digest(presented.encode(), session_value(token).encode())
@@ -97,13 +95,10 @@ def admin_router(
             raise HTTPException(400, str(error)) from None
         if last < first:
             raise HTTPException(400, f"to ({last}) is before from ({first})")
-        days = window_days(first, last)
-        if days > MAX_WINDOW_DAYS:
-            raise HTTPException(
-                400,
-                f"from ({first}) to ({last}) is {days} days; a report covers at most "
-                f"{MAX_WINDOW_DAYS} days",
-            )
+        try:
+            check_window_length(first, last)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
         return first, last
 
     async def build(start: str | None, end: str | None, person: str | None) -> AdherenceReport:
