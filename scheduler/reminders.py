@@ -146,6 +146,13 @@ def waking_bounds(regimen: Regimen, day: date) -> tuple[datetime, datetime]:
     )
 
 
+def waking_bounds_around(regimen: Regimen, instant: datetime) -> tuple[datetime, datetime]:
+    """The waking window of the person's local day that `instant` falls on, as UTC instants:
+    a snooze is sent only inside it."""
+    local_day = instant.astimezone(ZoneInfo(regimen.person.timezone)).date()
+    return waking_bounds(regimen, local_day)
+
+
 def _require_aware(*instants: datetime) -> None:
     if any(instant.tzinfo is None for instant in instants):
         raise ValueError("instants must be timezone-aware")

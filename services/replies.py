@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from planner.cold_course import plan_cold_course
 from planner.plan import PlanRefused
 from planner.rules import RULES, Apart
-from scheduler.reminders import waking_bounds
+from scheduler.reminders import waking_bounds_around
 from services.clock import require_aware
 from services.ports import Event, EventType, PersonRecord, UnitOfWork
 from services.reply_ports import (
@@ -218,8 +218,7 @@ def _cannot_remind_at(handling: _Reply, reminder: OpenReminder, again: datetime)
     current = handling.uow.regimens.current(handling.person.id)
     if current is None:
         return "dosewise has no regimen for you"
-    regimen = current.regimen()
-    awake_from, awake_to = waking_bounds(regimen, again.astimezone(handling.zone).date())
+    awake_from, awake_to = waking_bounds_around(current.regimen(), again)
     if not awake_from <= again <= awake_to:
         return f"{at} is outside your waking hours"
     return None

@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from scheduler.reminders import (
     ReminderTiming,
     dose_reminders,
     lozenge_reminders,
-    waking_bounds,
+    waking_bounds_around,
 )
 from schemas.regimen import Regimen
 from services.clock import require_aware
@@ -235,8 +234,7 @@ class _EventHandler:
         # from when the person asked, so a backlog of events does not stretch the snooze
         due = at + timedelta(minutes=minutes)
         regimen = Regimen.model_validate(people[0].body)
-        local_day = due.astimezone(ZoneInfo(regimen.person.timezone)).date()
-        awake_from, awake_to = waking_bounds(regimen, local_day)
+        awake_from, awake_to = waking_bounds_around(regimen, due)
         if not awake_from <= due <= awake_to:
             log.info("snooze of reminder %s falls outside the waking window: dropped", reminder.id)
             return
