@@ -8,7 +8,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from planner.day import plan_day
-from planner.plan import PlanRefused
+from planner.plan import DayPlan, PlanRefused
 from schemas.regimen import Regimen
 from services.clock import require_aware
 from services.ports import Event, PersonDetails, PersonSummary, UnitOfWork
@@ -95,15 +95,16 @@ def plan_warnings(regimen: Regimen, now: datetime) -> tuple[str, ...]:
     """The warnings of the plan for the person's day at `now`, once each of the next
     DAYS_PLANNED_BEFORE_ENROLMENT days has a plan; UnplannableRegimen otherwise."""
     today = now.astimezone(ZoneInfo(regimen.person.timezone)).date()
-    first: tuple[str, ...] | None = None
-    for offset in range(DAYS_PLANNED_BEFORE_ENROLMENT):
-        day = today + timedelta(days=offset)
-        try:
-            plan = plan_day(regimen, day)
-        except PlanRefused as refusal:
-            raise UnplannableRegimen(day, refusal) from None
-        first = plan.warnings if first is None else first
-    return first or ()
+    days = [today + timedelta(days=offset) for offset in range(DAYS_PLANNED_BEFORE_ENROLMENT)]
+    plans = [_plan(regimen, day) for day in days]  # every day must plan, not just the first
+    return plans[0].warnings
+
+
+def _plan(regimen: Regimen, day: date) -> DayPlan:
+    try:
+        return plan_day(regimen, day)
+    except PlanRefused as refusal:
+        raise UnplannableRegimen(day, refusal) from None
 
 
 def list_people(uow: UnitOfWork) -> list[PersonSummary]:
