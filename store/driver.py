@@ -50,7 +50,7 @@ class DriverStatement:
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> psycopg.Cursor[Any]:
         """Run in the connection's transaction; a driver error comes out as SQLAlchemy's own
         (the unit of work turns a lost connection into DatabaseUnavailable)."""
-        driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+        driver = driver_connection(connection)
         cursor = driver.cursor()
         parameters = {**self.fixed, **values}
         try:
@@ -63,12 +63,18 @@ class DriverStatement:
 
 def run_script(connection: Connection, script: str) -> None:
     """Several statements without parameters in one simple-query message: one round trip."""
-    driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+    driver = driver_connection(connection)
     try:
         driver.execute(script.encode())
     except psycopg.Error as error:
         _invalidate_if_lost(connection, driver, error)
         raise DBAPIError.instance(script, None, error, psycopg.Error) from error
+
+
+def driver_connection(connection: Connection) -> psycopg.Connection[Any]:
+    """psycopg's connection under SQLAlchemy's (in its transaction)."""
+    driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+    return driver
 
 
 def _invalidate_if_lost(

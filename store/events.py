@@ -33,11 +33,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from psycopg import sql
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
-from store.driver import run_script
+from store.driver import driver_connection, run_script
 from store.models import EventCursorRow, EventRow, metadata
 from store.types import require_aware
 from store.upsert import insert_for
@@ -122,7 +122,8 @@ class SqlEventLog:
         message = [_COMMIT_AND_FLUSH]
         if self._staged:
             rows = json.dumps(self._staged)
-            message.insert(0, _append_locked(sql.Literal(rows).as_string(_driver(connection))))
+            literal = sql.Literal(rows).as_string(driver_connection(connection))
+            message.insert(0, _append_locked(literal))
         self._staged, self.commit_needs_flush = [], False
         # one simple-query message (no parameters: the rows are a quoted literal)
         run_script(connection, ";".join(message))
@@ -170,11 +171,6 @@ def _rows(events: Sequence[Event]) -> list[dict[str, Any]]:
 
 def _json(events: Sequence[Event]) -> str:
     return json.dumps(_rows(events))
-
-
-def _driver(connection: Connection) -> Any:
-    """psycopg's connection under SQLAlchemy's, which quotes a literal for its encoding."""
-    return connection.connection.driver_connection
 
 
 def _row(event: Event) -> dict[str, Any]:
