@@ -21,6 +21,7 @@ import uvicorn
 from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI
 
+from dosewise import supervisor
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import UnitOfWorkFactory, database, load_settings
@@ -105,20 +106,24 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.workers < 1:
         raise UserError("--workers must be at least 1")
     settings = load_settings()
+    supervisor.check_port_is_free(arguments.host, arguments.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if settings.twilio_auth_token is None:
         log.warning("TWILIO_AUTH_TOKEN is not set: every Twilio webhook is refused with 403")
     with tracker_database(settings):
         pass  # one clear line now if the database is unreachable or not migrated
+    # the tracker logs each webhook itself (phones masked); an access log line per request
+    # would cost as much again and write confirm links' tokens into the log
+    options: dict[str, Any] = {"log_level": "info", "access_log": False}
+    if arguments.workers > 1 and supervisor.BALANCES_CONNECTIONS:
+        serving = supervisor.Serving(APP_FACTORY, arguments.host, arguments.port, options)
+        return supervisor.serve(serving, arguments.workers)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
         workers=arguments.workers,
         host=arguments.host,
         port=arguments.port,
-        log_level="info",
-        # the tracker logs each webhook itself (phones masked); an access log line per request
-        # would cost as much again and write confirm links' tokens into the log
-        access_log=False,
+        **options,
     )
     return 0

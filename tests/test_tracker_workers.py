@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,19 +44,55 @@ def _workers(pid: int) -> list[int]:
     ]
 
 
+ESTABLISHED, LISTEN = "01", "0A"  # the kernel's TCP states, as /proc/net/tcp writes them
+
+
+def _sockets(pid: int, port: int, state: str) -> int:
+    """How many of the process's sockets on local `port` are in `state` (its sockets, by
+    inode, in the kernel's TCP table)."""
+    inodes = set()
+    for link in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(link)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rpartition(":")[2], 16)
+        if local_port == port and fields[3] == state and fields[9] in inodes:
+            count += 1
+    return count
+
+
+def _all_listen(supervisor: int, port: int, workers: int = 2) -> bool:
+    listening = [_sockets(worker, port, LISTEN) for worker in _workers(supervisor)]
+    return listening == [1] * workers
+
+
+def _wait_until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @pytest.fixture
 def served(database_url: str, engine: Engine) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
     command = [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "2"]
     child = subprocess.Popen(command, env=_environment(database_url), stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            assert child.poll() is None, "the tracker stopped"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        _wait_until(lambda: child.poll() is None and _all_listen(child.pid, port))
         yield port, child
     finally:
         child.terminate()
@@ -87,6 +125,76 @@ def test_two_workers_serve_signed_replies(
     assert forged.status_code == 403
     assert [reminder for reminder, _, _ in confirmations(engine)] == [reminder_id]
     assert event_types(engine).count("DoseConfirmed") == 1
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(
+    served: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    """uvicorn's shared socket let the first worker awake accept a whole burst; each worker
+    now listens on a socket of its own and the kernel spreads the connections."""
+    port, child = served
+    workers = _workers(child.pid)
+    connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+    try:
+        request = b"GET /healthz HTTP/1.1\r\nHost: tracker\r\n\r\n"
+        for connection in connections:
+            connection.sendall(request)
+        for connection in connections:
+            assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+        held = [_sockets(worker, port, ESTABLISHED) for worker in workers]
+    finally:
+        for connection in connections:
+            connection.close()
+    assert sum(held) == 40
+    # a fair hash puts all 40 on one of the two with a chance of 2 in a million million
+    assert min(held) >= 5, held
+
+
+def test_a_worker_that_dies_is_replaced(served: tuple[int, subprocess.Popen[bytes]]) -> None:
+    port, child = served
+    first, second = _workers(child.pid)
+    os.kill(first, signal.SIGKILL)
+    _wait_until(lambda: first not in _workers(child.pid) and _all_listen(child.pid, port))
+    assert second in _workers(child.pid)
+    with httpx.Client() as client:
+        answers = [
+            client.get(f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"})
+            for _ in range(8)
+        ]
+    assert [answer.status_code for answer in answers] == [200] * 8
+
+
+def test_sigterm_stops_every_worker_and_exits_cleanly(database_url: str, engine: Engine) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "2"]
+    child = subprocess.Popen(command, env=_environment(database_url), stderr=subprocess.DEVNULL)
+    try:
+        _wait_until(lambda: child.poll() is None and _all_listen(child.pid, port))
+        workers = _workers(child.pid)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
+    assert not _healthy(port)
+
+
+def test_a_port_in_use_is_one_clear_line(database_url: str, engine: Engine) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "2"],
+            env=_environment(database_url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"dosewise: 127.0.0.1:{port} is in use"]
 
 
 def test_workers_must_be_positive(database_url: str, engine: Engine) -> None:

@@ -1,0 +1,163 @@
+"""N uvicorn worker processes, each listening on a socket of its own on the same port.
+
+uvicorn's own `--workers` hands one listening socket to all its workers. Every worker wakes
+for a new connection, and the first one awake accepts every connection waiting (asyncio
+accepts up to the backlog per wake-up). So a burst of keep-alive connections can land on one
+worker while the others idle. Under bench/webhook.py one worker took 24 s of CPU while the
+other took 5 s, and the tracker ran at one core's speed on two. Here each worker binds its
+own socket with SO_REUSEPORT, and the kernel spreads new connections over them by a hash of
+their addresses.
+
+The supervisor restarts a worker that dies, stops every worker on SIGINT or SIGTERM, and
+stops altogether when a worker cannot start (a broken app or port would fail the same way
+again).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+from dosewise.errors import UserError
+
+log = logging.getLogger("dosewise.tracker")
+
+# where the kernel spreads connections over the sockets of one port (Linux; not macOS)
+BALANCES_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+STOP_TIMEOUT_S = 30.0
+_WATCH_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What each worker runs: uvicorn's app factory (an import string) on host:port, with
+    these further uvicorn.Config options."""
+
+    app_factory: str
+    host: str
+    port: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def serve(serving: Serving, workers: int) -> int:
+    """Run `workers` processes until SIGINT or SIGTERM; the exit status (1: a worker could
+    not start). Check the port first (check_port_is_free)."""
+    supervisor = _Supervisor(serving, workers)
+    previous = {
+        number: signal.signal(number, supervisor.on_signal)
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return supervisor.run()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def check_port_is_free(host: str, port: int) -> None:
+    """One clear line now, rather than a worker's failure later; and never a silent share of
+    the port with another tracker that also listens with SO_REUSEPORT."""
+    probe = socket.socket(_family(host))
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as error:
+        reason = "is in use" if error.errno == errno.EADDRINUSE else f"cannot be used ({error})"
+        raise UserError(f"{host}:{port} {reason}") from None
+    finally:
+        probe.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port with SO_REUSEPORT: one of the port's several listeners."""
+    sock = socket.socket(_family(host))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(False)
+    return sock
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class _Supervisor:
+    def __init__(self, serving: Serving, workers: int) -> None:
+        self._serving = serving
+        self._workers = workers
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = threading.Event()
+
+    def on_signal(self, number: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping the workers", signal.Signals(number).name)
+        self._stop.set()
+
+    def run(self) -> int:
+        processes = [self._start() for _ in range(self._workers)]
+        status = 0
+        while not self._stop.wait(_WATCH_INTERVAL_S):
+            for index, process in enumerate(processes):
+                if process.is_alive() or self._stop.is_set():
+                    continue
+                if process.exitcode == STARTUP_FAILURE:
+                    log.error("a worker could not start; stopping")
+                    status = 1
+                    self._stop.set()
+                    break
+                log.warning(
+                    "worker %s ended (exit %s); starting another", process.pid, process.exitcode
+                )
+                processes[index] = self._start()
+        _stop_all(processes)
+        return status
+
+    def _start(self) -> BaseProcess:
+        process = self._context.Process(target=_worker, args=(self._serving,), daemon=False)
+        process.start()
+        return process
+
+
+def _stop_all(processes: list[BaseProcess]) -> None:
+    for process in processes:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: uvicorn finishes the requests in flight
+    for process in processes:
+        process.join(STOP_TIMEOUT_S)
+        if process.is_alive():
+            log.warning("worker %s did not stop in %.0f s; killing it", process.pid, STOP_TIMEOUT_S)
+            process.kill()
+            process.join()
+
+
+def _worker(serving: Serving) -> None:
+    """One worker process: its own listening socket, one uvicorn server."""
+    config = uvicorn.Config(
+        serving.app_factory,
+        factory=True,
+        host=serving.host,
+        port=serving.port,
+        **serving.options,
+    )
+    server = uvicorn.Server(config)
+    try:
+        sock = listening_socket(serving.host, serving.port)
+    except OSError as error:
+        logging.getLogger("uvicorn.error").error("%s:%s: %s", serving.host, serving.port, error)
+        sys.exit(STARTUP_FAILURE)
+    server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
