@@ -158,6 +158,11 @@ def _worker(serving: Serving) -> None:
     except OSError as error:
         logging.getLogger("uvicorn.error").error("%s:%s: %s", serving.host, serving.port, error)
         sys.exit(STARTUP_FAILURE)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except Exception as error:  # the app factory's own failure (uvicorn passes it through)
+        if server.started:
+            raise
+        logging.getLogger("uvicorn.error").error("the worker could not start: %s", error)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
