@@ -12,6 +12,7 @@ from planner.plan import DayPlan, PlanRefused
 from schemas.regimen import Regimen
 from services.clock import require_aware
 from services.ports import Event, PersonDetails, PersonSummary, UnitOfWork
+from services.replies import OPT_OUT_SOURCE_SMS
 
 Outcome = Literal["enrolled", "new_version", "unchanged"]
 
@@ -70,6 +71,7 @@ def enrol_person(
             raise PhoneEnrolledToAnother(details.phone, known.details.name, details.name)
         if known is None:
             person_id = uow.people.add(details, now)
+            warnings += _honour_earlier_stop(uow, person_id, details.phone, now)
         else:
             person_id = known.id
             uow.people.update(person_id, details, now)
@@ -89,6 +91,21 @@ def enrol_person(
         uow.commit()
     outcome: Outcome = "enrolled" if known is None else "new_version"
     return Enrolment(person_id, added.version, outcome, warnings)
+
+
+def _honour_earlier_stop(
+    uow: UnitOfWork, person_id: int, phone: str, now: datetime
+) -> tuple[str, ...]:
+    """A number that said STOP before anyone enrolled it is enrolled opted out (carriers hold
+    senders to a STOP, whoever it reached); START lifts it as usual."""
+    stopped_at = uow.replies.stopped_while_unknown(phone)
+    if stopped_at is None or not uow.replies.opt_out(person_id, OPT_OUT_SOURCE_SMS, now):
+        return ()
+    uow.events.append(Event("OptedOut", person_id, now, {"source": OPT_OUT_SOURCE_SMS}))
+    return (
+        f"{phone} replied STOP on {stopped_at.date().isoformat()}, before it was enrolled: "
+        "enrolled opted out, so nothing is sent to it until it replies START",
+    )
 
 
 def plan_warnings(regimen: Regimen, now: datetime) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -164,6 +165,17 @@ class OutgoingMessageRow(Base):
 
 class InboundReplyRow(Base):
     __tablename__ = "inbound_replies"
+    __table_args__ = (
+        # what numbers that were not enrolled said (a STOP is honoured when they are): small,
+        # and never written by a reply from someone enrolled
+        Index(
+            "ix_inbound_replies_unknown_sender",
+            "from_number",
+            "received_at",
+            postgresql_where=text("person_id IS NULL"),
+            sqlite_where=text("person_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # Twilio's MessageSid: a redelivered webhook finds its reply already stored

@@ -279,6 +279,20 @@ class SqlReplies:
         self._session.flush()
         return True
 
+    def stopped_while_unknown(self, phone: str) -> datetime | None:
+        # the STOP family as the tracker stored it for a number it did not know (services.replies)
+        last = self._session.execute(
+            select(InboundReplyRow.kind, InboundReplyRow.received_at)
+            .where(
+                InboundReplyRow.from_number == phone,
+                InboundReplyRow.person_id.is_(None),
+                InboundReplyRow.kind.in_(("stop", "start")),
+            )
+            .order_by(InboundReplyRow.received_at.desc(), InboundReplyRow.id.desc())
+            .limit(1)
+        ).first()
+        return last.received_at if last is not None and last.kind == "stop" else None
+
     def opt_in(self, person_id: int, now: datetime) -> bool:
         """Undo an opt-out; False when the person was not opted out."""
         changed = self._session.execute(
