@@ -180,31 +180,29 @@ def test_sigterm_stops_every_worker_and_exits_cleanly(database_url: str, engine:
     assert not _healthy(port)
 
 
-def test_a_port_in_use_is_one_clear_line(database_url: str, engine: Engine) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "2"],
-            env=_environment(database_url),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"dosewise: 127.0.0.1:{port} is in use"]
-
-
-def test_workers_must_be_positive(database_url: str, engine: Engine) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "dosewise", "tracker", "--workers", "0"],
+def _tracker_refused(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`dosewise tracker ARGUMENTS`, expected to stop at once: its status and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "dosewise", "tracker", *arguments],
         env=_environment(database_url),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_a_port_in_use_is_one_clear_line(database_url: str, engine: Engine) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _tracker_refused(database_url, "--port", str(port), "--workers", "2")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"dosewise: 127.0.0.1:{port} is in use"]
+
+
+def test_workers_must_be_positive(database_url: str, engine: Engine) -> None:
+    done = _tracker_refused(database_url, "--workers", "0")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["dosewise: --workers must be at least 1"]
