@@ -12,7 +12,7 @@ from planner.plan import DayPlan, PlanRefused
 from schemas.regimen import Regimen
 from services.clock import require_aware
 from services.ports import Event, PersonDetails, PersonSummary, UnitOfWork
-from services.replies import OPT_OUT_SOURCE_SMS
+from services.replies import OPT_OUT_SOURCE_SMS, opt_out
 
 Outcome = Literal["enrolled", "new_version", "unchanged"]
 
@@ -99,9 +99,11 @@ def _honour_earlier_stop(
     """A number that said STOP before anyone enrolled it is enrolled opted out (carriers hold
     senders to a STOP, whoever it reached); START lifts it as usual."""
     stopped_at = uow.replies.stopped_while_unknown(phone)
-    if stopped_at is None or not uow.replies.opt_out(person_id, OPT_OUT_SOURCE_SMS, now):
+    if stopped_at is None:
         return ()
-    uow.events.append(Event("OptedOut", person_id, now, {"source": OPT_OUT_SOURCE_SMS}))
+    opted_out = opt_out(uow, person_id, OPT_OUT_SOURCE_SMS, now)
+    if opted_out is not None:  # always, for a person added in this transaction
+        uow.events.append(opted_out)
     return (
         f"{phone} replied STOP on {stopped_at.date().isoformat()}, before it was enrolled: "
         "enrolled opted out, so nothing is sent to it until it replies START",

@@ -164,10 +164,19 @@ def _answer(handling: _Reply) -> tuple[str, str | None]:
 
 
 def _stop(handling: _Reply) -> str | None:
-    if not handling.uow.replies.opt_out(handling.person.id, OPT_OUT_SOURCE_SMS, handling.now):
+    opted_out = opt_out(handling.uow, handling.person.id, OPT_OUT_SOURCE_SMS, handling.now)
+    if opted_out is None:
         return None  # already opted out: nothing more is sent, not this either
-    handling.event("OptedOut", source=OPT_OUT_SOURCE_SMS)
+    handling.events.append(opted_out)
     return STOPPED
+
+
+def opt_out(uow: UnitOfWork, person_id: int, source: str, now: datetime) -> Event | None:
+    """Opt the person out in the caller's transaction: the OptedOut event for the caller to
+    append, or None when they already were opted out."""
+    if not uow.replies.opt_out(person_id, source, now):
+        return None
+    return Event("OptedOut", person_id, now, {"source": source})
 
 
 def _start(handling: _Reply) -> str:
@@ -420,12 +429,10 @@ def record_delivery_status(
         if message is None:
             return "unknown"
         events: list[Event] = []
-        if report.error_code == TWILIO_UNSUBSCRIBED and uow.replies.opt_out(
-            message.person_id, OPT_OUT_SOURCE_CARRIER, now
-        ):
-            events.append(
-                Event("OptedOut", message.person_id, now, {"source": OPT_OUT_SOURCE_CARRIER})
-            )
+        if report.error_code == TWILIO_UNSUBSCRIBED:
+            opted_out = opt_out(uow, message.person_id, OPT_OUT_SOURCE_CARRIER, now)
+            if opted_out is not None:
+                events.append(opted_out)
         changes = new_status is not None and new_status != message.status
         # callbacks arrive out of order: a final state is never left for an earlier one
         if changes and message.status not in _FINAL:
