@@ -34,6 +34,8 @@ from uvicorn.config import STARTUP_FAILURE
 from dosewise.errors import UserError
 
 log = logging.getLogger("dosewise.tracker")
+# a worker's own failures go where uvicorn's own startup errors go
+_worker_log = logging.getLogger("uvicorn.error")
 
 # where the kernel spreads connections over the sockets of one port (Linux; not macOS)
 BALANCES_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
@@ -156,13 +158,13 @@ def _worker(serving: Serving) -> None:
     try:
         sock = listening_socket(serving.host, serving.port)
     except OSError as error:
-        logging.getLogger("uvicorn.error").error("%s:%s: %s", serving.host, serving.port, error)
+        _worker_log.error("%s:%s: %s", serving.host, serving.port, error)
         sys.exit(STARTUP_FAILURE)
     try:
         server.run(sockets=[sock])
     except Exception as error:  # the app factory's own failure (uvicorn passes it through)
         if server.started:
             raise
-        logging.getLogger("uvicorn.error").error("the worker could not start: %s", error)
+        _worker_log.error("the worker could not start: %s", error)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
