@@ -40,6 +40,8 @@ CONSUMER = "scheduler"
 HORIZON = timedelta(hours=48)
 DEFAULT_SNOOZE_MINUTES = 30
 BATCH = 500
+# a reminder that went out and has no answer yet: a snooze of it is still wanted
+_ANSWERABLE = ("queued", "sent")
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,9 @@ def tick(uow_factory: Callable[[], UnitOfWork], now: datetime, config: Scheduler
 
 
 class _EventHandler:
+    """Acts on the state now, not on the order of events: events of two transactions can be
+    read in an order other than their commits' (store.events), within one they keep theirs."""
+
     def __init__(self, repo: SchedulingRepository, now: datetime, config: SchedulerConfig) -> None:
         self._repo, self._now, self._config = repo, now, config
 
@@ -199,7 +204,8 @@ class _EventHandler:
     _on_OptedIn = _on_RegimenChanged
 
     def _on_OptedOut(self, person_id: int | None, _payload: Any, _at: datetime) -> None:
-        if person_id is not None:
+        # by the state now, not the event: a START that came after may be read first
+        if person_id is not None and not self._repo.plannable(person_id):
             self._repo.cancel_pending(person_id, self._now)
 
     def _on_ColdOnset(self, person_id: int | None, payload: Any, _at: datetime) -> None:
@@ -225,8 +231,8 @@ class _EventHandler:
 
     def _on_Snoozed(self, person_id: int | None, payload: Any, at: datetime) -> None:
         reminder = self._repo.reminder(int(payload["reminder_id"]))
-        if reminder is None:
-            return
+        if reminder is None or reminder.status not in _ANSWERABLE:
+            return  # answered since (TAKEN after LATER may be read first) or closed
         people = self._repo.plannable(reminder.plan.person_id)
         if not people:
             return  # opted out or inactive: nothing more goes to them

@@ -317,6 +317,31 @@ def test_opting_out_cancels_everything_pending_and_opting_in_resumes(
     assert states[1:] == ["planned"] * (len(states) - 1)
 
 
+def test_an_opt_out_read_after_the_opt_in_that_followed_it_cancels_nothing(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    # STOP then START, committed in that order, can be read START first (store.events): the
+    # person is opted in now, so the OptedOut read last must not cancel their reminders
+    person_id = enrol(unit_of_work)
+    materialise(unit_of_work(), NOW, CONFIG)
+    append(unit_of_work, Event("OptedIn", person_id, NOW, {}))
+    append(unit_of_work, Event("OptedOut", person_id, NOW, {"source": "sms"}))
+    consume_events(unit_of_work(), NOW, CONFIG)
+    assert {row.status for row in reminders(engine)} == {"planned"}
+
+
+def test_a_snooze_read_after_the_dose_was_confirmed_sends_nothing(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    reminder_id, due = sent_reminder(unit_of_work, engine)
+    asked = due + timedelta(minutes=2)
+    set_status(engine, "confirmed", reminder_id)  # LATER, then TAKEN, read in the other order
+    append(unit_of_work, Event("DoseConfirmed", 1, asked, {"reminder_id": reminder_id}))
+    append(unit_of_work, Event("Snoozed", 1, asked, {"reminder_id": reminder_id, "minutes": 30}))
+    consume_events(unit_of_work(), asked + timedelta(seconds=1), CONFIG)
+    assert [m.purpose for m in messages(engine)] == ["initial"]
+
+
 def test_hand_off_writes_exactly_one_initial_message(
     unit_of_work: UnitOfWorkFactory, engine: Engine
 ) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 import sqlalchemy
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.ports import Event, EventType, RecordedEvent
 from store.engine import create_engine, session_factory
@@ -111,27 +115,6 @@ def test_two_processes_of_one_consumer_share_the_work(unit_of_work: UnitOfWorkFa
     assert len(set(handled)) == 40
 
 
-def test_an_appender_waits_for_the_one_before_to_commit(unit_of_work: UnitOfWorkFactory) -> None:
-    # otherwise a later id could commit first and a consumer could pass the earlier one by
-    second_done = threading.Event()
-
-    def append_second() -> None:
-        append(unit_of_work, "ColdEnded")
-        second_done.set()
-
-    second = threading.Thread(target=append_second)
-    with unit_of_work() as first:
-        first.events.append(Event("ColdOnset", None, NOW))
-        second.start()
-        assert not second_done.wait(timeout=0.5)
-        first.commit()
-    second.join(timeout=10)
-    assert second_done.is_set()
-    seen = consume(unit_of_work, "scheduler")
-    assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded"]
-    assert seen[0].id < seen[1].id
-
-
 def test_append_many_keeps_its_order_in_one_transaction(unit_of_work: UnitOfWorkFactory) -> None:
     kinds: list[EventType] = ["ReplyReceived", "DoseConfirmed", "OptedIn"]
     with unit_of_work() as uow:
@@ -150,29 +133,6 @@ def test_append_many_keeps_its_order_in_one_transaction(unit_of_work: UnitOfWork
         NOW + timedelta(minutes=n) for n in range(3)
     ]
     assert seen[0].id < seen[1].id < seen[2].id
-
-
-def test_append_many_waits_for_the_appender_before_to_commit(
-    unit_of_work: UnitOfWorkFactory,
-) -> None:
-    second_done = threading.Event()
-
-    def append_second() -> None:
-        with unit_of_work() as uow:
-            uow.events.append_many([Event("ColdEnded", None, NOW), Event("Snoozed", None, NOW)])
-            uow.commit()
-        second_done.set()
-
-    second = threading.Thread(target=append_second)
-    with unit_of_work() as first:
-        first.events.append(Event("ColdOnset", None, NOW))  # holds the lock until its commit
-        second.start()
-        assert not second_done.wait(timeout=0.5)
-        first.commit()
-    second.join(timeout=10)
-    assert second_done.is_set()
-    seen = consume(unit_of_work, "scheduler")
-    assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded", "Snoozed"]
 
 
 def test_staged_events_keep_any_text_and_go_with_a_rollback(
@@ -198,9 +158,8 @@ def postgres_engine(postgres_server: PostgresServer) -> Iterator[Engine]:
 
 
 def test_commit_returns_once_an_event_writer_is_on_disk(postgres_engine: Engine) -> None:
-    # the event writer commits asynchronously (store.events), so commit() must wait for the
-    # WAL flush itself: by its return the WAL is flushed past everything the transaction wrote
-    # before its commit message (a transactional WAL record written here marks that point)
+    # by commit()'s return the WAL is flushed past everything the transaction wrote before its
+    # commit message (a transactional WAL record written here marks that point)
     sessions = session_factory(postgres_engine)
     with SqlUnitOfWork(sessions) as uow:
         uow.events.append_many([Event("DoseConfirmed", None, NOW)])
@@ -216,3 +175,88 @@ def test_commit_returns_once_an_event_writer_is_on_disk(postgres_engine: Engine)
             {"written": written},
         ).scalar_one()
     assert behind is False
+
+
+def _open_writer(sessions: sessionmaker[Session]) -> SqlUnitOfWork:
+    """A unit of work whose transaction has an id, as any of its writes would give it."""
+    uow = SqlUnitOfWork(sessions).__enter__()
+    uow.events._session.execute(sqlalchemy.text("SELECT pg_current_xact_id()"))
+    return uow
+
+
+def test_a_consumer_does_not_pass_a_writer_still_open(postgres_engine: Engine) -> None:
+    # the later writer commits first and does not wait; its event is read only once the
+    # earlier one has ended, after the earlier one's own event (the cursor never passes it)
+    sessions = session_factory(postgres_engine)
+    unit_of_work = partial(SqlUnitOfWork, sessions)
+    first = _open_writer(sessions)
+    first.events.append(Event("ColdOnset", None, NOW))
+    started = time.monotonic()
+    append(unit_of_work, "ColdEnded", "Snoozed")
+    assert time.monotonic() - started < 0.5
+    assert consume(unit_of_work, "scheduler") == []
+    first.commit()
+    first.__exit__(None, None, None)
+    seen = consume(unit_of_work, "scheduler")
+    assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded", "Snoozed"]
+    assert consume(unit_of_work, "scheduler") == []
+
+
+def test_an_open_transaction_without_events_holds_consumers_back_until_it_ends(
+    postgres_engine: Engine,
+) -> None:
+    sessions = session_factory(postgres_engine)
+    unit_of_work = partial(SqlUnitOfWork, sessions)
+    other = _open_writer(sessions)
+    append(unit_of_work, "ColdEnded")
+    assert consume(unit_of_work, "scheduler") == []
+    other.__exit__(None, None, None)  # rolls back
+    assert [each.event.type for each in consume(unit_of_work, "scheduler")] == ["ColdEnded"]
+
+
+def test_concurrent_writers_and_a_consumer_see_every_committed_event_once(
+    postgres_engine: Engine,
+) -> None:
+    # writers hold their transaction open for a while after drawing ids, some roll back,
+    # while a consumer drains: a cursor that passed an open writer would lose its events
+    sessions = session_factory(postgres_engine)
+    committed: list[int] = []
+    lock = threading.Lock()
+    writers_done = threading.Event()
+
+    def write(seed: int) -> None:
+        chance = random.Random(seed)
+        for n in range(40):
+            uow = _open_writer(sessions)
+            marker = seed * 1000 + n
+            uow.events.append_many([Event("Snoozed", None, NOW, {"marker": marker})])
+            time.sleep(chance.uniform(0, 0.004))
+            if chance.random() < 0.2:
+                uow.rollback()
+            else:
+                uow.commit()
+                with lock:
+                    committed.append(marker)
+            uow.__exit__(None, None, None)
+
+    seen: list[RecordedEvent] = []
+
+    def drain() -> None:
+        unit_of_work = partial(SqlUnitOfWork, sessions)
+        while not writers_done.is_set():
+            seen.extend(consume(unit_of_work, "scheduler", limit=7))
+        seen.extend(consume(unit_of_work, "scheduler"))
+
+    consumer = threading.Thread(target=drain)
+    consumer.start()
+    writers = [threading.Thread(target=write, args=(seed,)) for seed in range(1, 5)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    writers_done.set()
+    consumer.join(timeout=60)
+    markers = [each.event.payload["marker"] for each in seen]
+    assert len(markers) == len(set(markers))
+    assert sorted(markers) == sorted(committed)
+    assert len(committed) > 100
