@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.driver import install_staging
 from store.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -34,6 +35,8 @@ def create_engine(url: str, *, pool_size: int | None = None, pre_ping: bool = Tr
         ) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    else:
+        install_staging(engine)
     return engine
 
 

@@ -7,9 +7,10 @@ back together, and a rolled-back event was never there to be read.
 A consumer must never move its cursor past an event whose transaction has not committed yet,
 or it would never see that event. On PostgreSQL ids are drawn before commit, so id order is
 not commit order. Each event therefore keeps the id of the transaction that wrote it (`tx`,
-the server's default), and a consumer reads in (tx, id) order and only events of
-transactions below its snapshot's xmin: every transaction there has committed or rolled back,
-so nothing can appear behind the cursor later. Writers take no lock and commit as usual
+the server's default), and a consumer reads in (tx, id) order and only events below the
+oldest transaction of this database still in progress in its snapshot (`_SETTLED_BELOW`):
+every transaction before that has committed or rolled back, so nothing can appear behind the
+cursor later. Writers take no lock and commit as usual
 (concurrent commits share WAL flushes). The cost: while a transaction that has written
 anything stays open, consumers do not read past it; events wait, none is lost, and its
 commit's NOTIFY (or the consumer's next poll) brings them. SQLite has one writer at a time:
@@ -19,8 +20,7 @@ Earlier versions serialised writers on an advisory lock from the append to the c
 committed asynchronously and flushed in a second transaction; under bench/webhook.py that
 cost 12-18% more CPU per reply and the writers queued on the lock.
 
-`append_many` leaves its rows for the commit on PostgreSQL: they go in the message that
-commits, one round trip for both.
+On PostgreSQL the rows are staged (store.driver): they go with the commit, in one round trip.
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ from datetime import datetime
 from typing import Any
 from typing import cast as typed
 
-from psycopg import sql
-from sqlalchemy import BigInteger, Text, cast, func, insert, select, tuple_, update
+from sqlalchemy import BigInteger, column, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
-from store.driver import driver_connection, run_script
+from store.driver import DriverStatement, send_staged, stage
 from store.models import EventCursorRow, EventRow, metadata
 from store.types import require_aware
 from store.upsert import insert_for
@@ -61,17 +60,36 @@ def _append(events: str) -> str:
     """
 
 
+_APPEND = DriverStatement(_append("%(events)s"), {})
 _INSERT_EVENTS = insert(metadata.tables["events"])
-# xmin of the statement's snapshot: every transaction below it has ended
-_SETTLED_BELOW = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+# Below what every event is final, in the statement's snapshot: its xmax, or the oldest
+# transaction still in progress that may be this database's. Transactions ids are the whole
+# server's, so one proven to belong to another database (pg_stat_activity) cannot write our
+# events and holds nothing back; one that has ended since the snapshot cannot be placed and
+# counts, so an event its commit made visible after the snapshot is never passed.
+_SETTLED_BELOW = (
+    text(
+        """
+        SELECT CAST(CAST(LEAST(pg_snapshot_xmax(s.snapshot), (
+            SELECT min(x) FROM pg_snapshot_xip(s.snapshot) AS x
+            WHERE xid(x) NOT IN (
+                SELECT a.backend_xid FROM pg_stat_activity AS a
+                WHERE a.backend_xid IS NOT NULL
+                AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
+            )
+        )) AS text) AS bigint)
+        FROM (SELECT pg_current_snapshot() AS snapshot) AS s
+        """
+    )
+    .columns(column("settled_below", BigInteger))
+    .scalar_subquery()
+)
 
 
 class SqlEventLog:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._postgres = session.get_bind().dialect.name == "postgresql"
-        # PostgreSQL: append_many's rows, written by commit()
-        self._staged: list[dict[str, Any]] = []
 
     def append(self, event: Event) -> None:
         """Add the event to the caller's transaction; it is seen once that commits."""
@@ -79,31 +97,27 @@ class SqlEventLog:
 
     def append_many(self, events: Sequence[Event]) -> None:
         """Add the events, in this order, to the caller's transaction; they are seen once that
-        commits. On PostgreSQL they are written by commit(), in the message that commits."""
+        commits. On PostgreSQL they are staged: written with the commit, or before the next
+        statement."""
         if not events:
             return
+        connection = self._session.connection()
         if self._postgres:
-            self._staged += _rows(events)
+            self._session.flush()  # what the ORM holds goes first, as it was written first
+            stage(connection, _APPEND, {"events": _json(events)})
             return
-        self._session.connection().execute(_INSERT_EVENTS, [_row(each) for each in events])
+        connection.execute(_INSERT_EVENTS, [_row(each) for each in events])
 
     def commit(self) -> None:
-        """Commit the caller's transaction; returns once it is on disk."""
-        if not self._staged:
-            self._session.commit()
-            return
-        self._session.flush()  # anything the ORM still holds goes before the events
-        connection = self._session.connection()
-        rows = json.dumps(self._staged)
-        self._staged = []
-        literal = sql.Literal(rows).as_string(driver_connection(connection))
-        # one simple-query message (no parameters: the rows are a quoted literal)
-        run_script(connection, _append(literal) + "; COMMIT")
-        self._session.commit()  # the database's transaction is over; the session's follows
+        """Commit the caller's transaction; returns once it is on disk. On PostgreSQL the
+        staged writes and COMMIT go in one round trip."""
+        if self._postgres and self._session.in_transaction():
+            self._session.flush()
+            send_staged(self._session.connection(), then_commit=True)
+        self._session.commit()  # the database's transaction may be over; the session's follows
 
     def rollback(self) -> None:
-        """Forget the staged events with the rest of the transaction."""
-        self._staged = []
+        """Undo the transaction; staged writes are forgotten with it."""
         self._session.rollback()
 
     def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int:

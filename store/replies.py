@@ -25,7 +25,7 @@ from services.reply_ports import (
     OutcomeSource,
     StoredReply,
 )
-from store.driver import DriverStatement, utc
+from store.driver import DriverStatement, stage, utc
 from store.models import (
     ColdCourseRow,
     ConfirmTokenRow,
@@ -174,6 +174,12 @@ class SqlReplies:
     def _connection(self) -> Connection:
         return self._session.connection()
 
+    def _stage(self, statement: DriverStatement, values: dict[str, Any]) -> None:
+        """PostgreSQL: the write goes with the next statement or the commit (store.driver);
+        what the ORM still holds goes first, so the order of writes stays as called."""
+        self._session.flush()
+        stage(self._connection(), statement, values)
+
     def stored(self, provider_id: str) -> StoredReply | None:
         row = self._session.execute(
             select(InboundReplyRow.id, InboundReplyRow.kind, InboundReplyRow.answer).where(
@@ -217,7 +223,7 @@ class SqlReplies:
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None:
         values = {"reply": reply_id, "read_as": kind, "text": answer}
         if self._postgres:
-            _SET_ANSWER_POSTGRES.execute(self._connection(), values)
+            self._stage(_SET_ANSWER_POSTGRES, values)
             return
         self._connection().execute(_SET_ANSWER, values)
 
@@ -257,11 +263,11 @@ class SqlReplies:
             "origin": source,
             "reply": reply_id,
         }
-        connection = self._connection()
         if self._postgres:
             require_aware(at)
-            _RECORD_POSTGRES.execute(connection, values)
+            self._stage(_RECORD_POSTGRES, values)
             return
+        connection = self._connection()
         connection.execute(_RECORD_OUTCOME, values)
         connection.execute(_ADD_CONFIRMATION, values)
 

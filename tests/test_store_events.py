@@ -260,3 +260,19 @@ def test_concurrent_writers_and_a_consumer_see_every_committed_event_once(
     assert len(markers) == len(set(markers))
     assert sorted(markers) == sorted(committed)
     assert len(committed) > 100
+
+
+def test_a_transaction_in_another_database_holds_nothing_back(
+    postgres_server: PostgresServer, postgres_engine: Engine
+) -> None:
+    # transaction ids are the whole server's, but one of another database cannot write ours
+    with postgres_server.fresh_database("dosewise_other") as other_url:
+        other = create_engine(other_url)
+        with other.connect() as elsewhere:
+            elsewhere.execute(sqlalchemy.text("SELECT pg_current_xact_id()"))  # stays open
+            unit_of_work = partial(SqlUnitOfWork, session_factory(postgres_engine))
+            append(unit_of_work, "ColdEnded")
+            seen = consume(unit_of_work, "scheduler")
+            elsewhere.rollback()
+        other.dispose()
+    assert [each.event.type for each in seen] == ["ColdEnded"]

@@ -1,0 +1,120 @@
+"""Staged writes (store.driver): on PostgreSQL the reply path's last writes and its events wait
+on the connection and go out with the next statement or the commit. They must behave as if
+they had run when called: seen by what follows, gone with a rollback, an error in them fails
+the whole transaction, and a connection lost before the commit is one DatabaseUnavailable.
+
+PostgreSQL only: SQLite runs every write when called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
+
+from services.ports import Event
+from services.reply_ports import OpenReminder
+from store.engine import create_engine, session_factory
+from store.errors import DatabaseUnavailable
+from store.unit_of_work import SqlUnitOfWork
+from tests.seeding import add_reminder, confirmations, enrol, event_types, reminder_status
+from tests.tracker_client import NOW, PHONE
+
+UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[Engine]:
+    # one pooled connection: whatever one transaction left staged, the next would meet
+    engine = create_engine(postgres_url, pool_size=1, pre_ping=False)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def unit_of_work(engine: Engine) -> UnitOfWorkFactory:
+    sessions = session_factory(engine)
+    return lambda: SqlUnitOfWork(sessions)
+
+
+@pytest.fixture
+def open_reminder(unit_of_work: UnitOfWorkFactory, engine: Engine) -> OpenReminder:
+    person = enrol(unit_of_work, PHONE, NOW - timedelta(days=1))
+    reminder_id = add_reminder(unit_of_work, engine, person, NOW - timedelta(minutes=10))
+    with unit_of_work() as uow:
+        found = uow.replies.reminder_for_update(reminder_id)
+    assert found is not None
+    return found
+
+
+def test_a_staged_write_is_seen_by_the_next_statement(
+    unit_of_work: UnitOfWorkFactory, open_reminder: OpenReminder
+) -> None:
+    with unit_of_work() as uow:
+        uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", None)
+        again = uow.replies.reminder_for_update(open_reminder.id)  # an ORM-free Core read
+        assert again is not None and again.status == "confirmed"
+        uow.commit()
+
+
+def test_a_rollback_forgets_staged_writes_and_the_next_transaction_does_not_run_them(
+    unit_of_work: UnitOfWorkFactory, engine: Engine, open_reminder: OpenReminder
+) -> None:
+    with unit_of_work() as uow:
+        uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", None)
+        uow.events.append(Event("DoseConfirmed", open_reminder.person_id, NOW))
+        uow.rollback()
+        uow.events.append(Event("ColdEnded", None, NOW))  # a new transaction, same connection
+        uow.commit()
+    with unit_of_work() as uow:
+        uow.replies.record_outcome(open_reminder, "skipped", NOW, "sms", None)
+        # leaving without commit rolls back
+    assert reminder_status(engine, open_reminder.id) == "sent"
+    assert confirmations(engine) == []
+    assert "DoseConfirmed" not in event_types(engine)
+    assert event_types(engine)[-1] == "ColdEnded"
+
+
+def test_an_error_in_a_staged_write_fails_the_whole_transaction(
+    unit_of_work: UnitOfWorkFactory, engine: Engine, open_reminder: OpenReminder
+) -> None:
+    events_before = event_types(engine)
+    with pytest.raises(IntegrityError), unit_of_work() as uow:
+        uow.people.by_phone(PHONE)
+        uow.events.append(Event("DoseConfirmed", open_reminder.person_id, NOW))
+        # no such reply: the confirmation's foreign key fails, at the commit
+        uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", 999_999)
+        uow.commit()
+    assert reminder_status(engine, open_reminder.id) == "sent"
+    assert confirmations(engine) == []
+    assert event_types(engine) == events_before
+    with unit_of_work() as uow:  # the connection is usable again
+        uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", None)
+        uow.commit()
+    assert confirmations(engine) == [(open_reminder.id, "taken", "sms")]
+
+
+def test_a_connection_lost_before_the_commit_is_one_database_error_and_nothing_is_kept(
+    unit_of_work: UnitOfWorkFactory, engine: Engine, postgres_url: str, open_reminder: OpenReminder
+) -> None:
+    with pytest.raises(DatabaseUnavailable), unit_of_work() as uow:
+        uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", None)
+        _end_other_backends(postgres_url)
+        uow.commit()
+    assert reminder_status(engine, open_reminder.id) == "sent"
+    assert confirmations(engine) == []
+
+
+def _end_other_backends(url: str) -> None:
+    admin = sqlalchemy.create_engine(url, poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    admin.dispose()
