@@ -100,7 +100,9 @@ def send_staged(connection: Connection, *, then_commit: bool = False) -> None:
             for statement, parameters in staged:
                 cursor.execute(statement.sql, parameters, prepare=True)
             if then_commit:
-                driver.commit()
+                # as a statement of the pipeline, not driver.commit(), whose own sync would
+                # cost a second round trip before the pipeline's
+                cursor.execute(b"COMMIT")
     except psycopg.Error as error:
         _invalidate_if_lost(connection, driver, error)
         raise DBAPIError.instance("(staged writes)", None, error, psycopg.Error) from error
