@@ -12,29 +12,53 @@ datetimes (psycopg sends them as timestamptz; UTCDateTime's check is the caller'
 instants with `utc` (psycopg returns them in the session's TimeZone).
 
 A write whose result nobody reads can be staged: it waits on the connection and goes out, in
-one pipeline (one round trip), ahead of the next statement on that connection or with the
+one message (one round trip), ahead of the next statement on that connection or with the
 commit; a rollback forgets it (`install_staging` hooks the engine). The reply path stages its
-last writes and events, so they and COMMIT travel together: per reply three round trips
-fewer, and about 100 µs less database CPU, one request at a time.
+last writes and events, so they and COMMIT travel together: three round trips fewer per reply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import psycopg
+from psycopg import pq
+from psycopg.pq import abc as pq_types
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from store.types import require_aware
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _DIALECT = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
 # the staged writes of a connection, in its (pooled connection's) info
 _STAGED = "dosewise.staged_writes"
+# the names of the statements this connection has prepared on the server for them
+_PREPARED = "dosewise.prepared"
+_OUR_PREPARED_STATEMENTS = (
+    "SELECT name FROM pg_prepared_statements WHERE left(name, 9) = 'dosewise_'"
+)
+# what makes psycopg DEALLOCATE ALL (psycopg._preparing) besides a rollback
+_DEALLOCATES = re.compile(r"\s*(?:DROP|ALTER|DISCARD|DEALLOCATE)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ServerStatement:
+    """A statement as PREPARE takes it: its name, $n text and the parameter names in order."""
+
+    name: str
+    sql: str
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -55,6 +79,20 @@ class DriverStatement:
         fixed = {key: value for key, value in expanded.parameters.items() if key not in names}
         return cls(expanded.statement, fixed)
 
+    @cached_property
+    def server_side(self) -> ServerStatement:
+        """The statement for PREPARE: $n placeholders in the order of `names`."""
+        names: list[str] = []
+
+        def placeholder(match: re.Match[str]) -> str:
+            if match[1] not in names:
+                names.append(match[1])
+            return f"${names.index(match[1]) + 1}"
+
+        sql = _PLACEHOLDER.sub(placeholder, self.sql)
+        digest = hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
+        return ServerStatement(f"dosewise_{digest}", sql, tuple(names))
+
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> psycopg.Cursor[Any]:
         """Run in the connection's transaction; a driver error comes out as SQLAlchemy's own
         (the unit of work turns a lost connection into DatabaseUnavailable)."""
@@ -62,23 +100,9 @@ class DriverStatement:
         driver = driver_connection(connection)
         cursor = driver.cursor()
         parameters = {**self.fixed, **values}
-        try:
+        with _driver_errors(connection, self.sql, parameters):
             cursor.execute(self.sql, parameters, prepare=True)
-        except psycopg.Error as error:
-            _invalidate_if_lost(connection, driver, error)
-            raise DBAPIError.instance(self.sql, parameters, error, psycopg.Error) from error
         return cursor
-
-
-def run_script(connection: Connection, script: str) -> None:
-    """Several statements without parameters in one simple-query message: one round trip."""
-    send_staged(connection)
-    driver = driver_connection(connection)
-    try:
-        driver.execute(script.encode())
-    except psycopg.Error as error:
-        _invalidate_if_lost(connection, driver, error)
-        raise DBAPIError.instance(script, None, error, psycopg.Error) from error
 
 
 def stage(connection: Connection, statement: DriverStatement, values: Mapping[str, Any]) -> None:
@@ -88,24 +112,56 @@ def stage(connection: Connection, statement: DriverStatement, values: Mapping[st
 
 
 def send_staged(connection: Connection, *, then_commit: bool = False) -> None:
-    """The staged writes, and COMMIT if asked, in one pipeline: one round trip. With nothing
-    staged, nothing is sent (the caller's commit commits)."""
+    """The staged writes, and COMMIT if asked, in one simple-query message: one round trip.
+    With nothing staged, nothing is sent (the caller's commit commits).
+
+    Each write is EXECUTE of a statement this connection prepared on the server (PREPARE
+    goes in the same message the first time), its values as literals quoted by libpq: about
+    16% less client and 6% less database CPU than psycopg's pipeline of bound statements
+    (interleaved A/B, one request at a time). A message that fails leaves the connection
+    unknown to us (which PREPAREs ran?), so it is invalidated, never reused."""
     staged: list[tuple[DriverStatement, dict[str, Any]]] = connection.info.pop(_STAGED, [])
     if not staged:
         return
     driver = driver_connection(connection)
-    try:
-        with driver.pipeline():
-            cursor = driver.cursor()
-            for statement, parameters in staged:
-                cursor.execute(statement.sql, parameters, prepare=True)
-            if then_commit:
-                # as a statement of the pipeline, not driver.commit(), whose own sync would
-                # cost a second round trip before the pipeline's
-                cursor.execute(b"COMMIT")
-    except psycopg.Error as error:
-        _invalidate_if_lost(connection, driver, error)
-        raise DBAPIError.instance("(staged writes)", None, error, psycopg.Error) from error
+    prepared = _prepared_here(connection, driver)
+    literal = _Literals(pq.Escaping(driver.pgconn), driver.info.encoding)
+    script = []
+    for statement, parameters in staged:
+        server = statement.server_side
+        if server.name not in prepared:
+            # noted now: should the message fail, the connection and this note go together
+            script.append(f"PREPARE {server.name} AS {server.sql}")
+            prepared.add(server.name)
+        values = ", ".join(literal(parameters[name]) for name in server.names)
+        script.append(f"EXECUTE {server.name}({values})")
+    if then_commit:
+        script.append("COMMIT")
+    with _driver_errors(connection, "(staged writes)", invalidate=True):
+        driver.execute(";".join(script).encode(literal.encoding))
+
+
+@dataclass(frozen=True)
+class _Literals:
+    """Values as SQL literals, quoted by libpq for this connection: the few types the staged
+    writes bind, nothing guessed."""
+
+    escaping: pq_types.Escaping
+    encoding: str
+
+    def __call__(self, value: Any) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, datetime):
+            return f"'{require_aware(value).isoformat()}'"  # digits, '-', ':', '+', 'T', '.'
+        if isinstance(value, str):
+            quoted = self.escaping.escape_literal(value.encode(self.encoding))
+            return bytes(quoted).decode(self.encoding)
+        raise TypeError(f"a staged write cannot bind {type(value).__name__}")
 
 
 def install_staging(engine: Engine) -> None:
@@ -117,18 +173,39 @@ def install_staging(engine: Engine) -> None:
     event.listen(engine, "reset", _forget_on_reset)
 
 
-def _send_before_statement(connection: Connection, *_statement: Any) -> None:
+def _send_before_statement(connection: Connection, _cursor: Any, statement: str, *_: Any) -> None:
     if _STAGED in connection.info:
         send_staged(connection)
+    if _DEALLOCATES.match(statement):
+        connection.info.pop(_PREPARED, None)
+
+
+def _prepared_here(connection: Connection, driver: psycopg.Connection[Any]) -> set[str]:
+    """The names of our statements this connection has prepared on the server."""
+    prepared: set[str] | None = connection.info.get(_PREPARED)
+    if prepared is None:
+        # unknown since the connection opened or rolled back (which may DEALLOCATE ALL): ask
+        with _driver_errors(connection, _OUR_PREPARED_STATEMENTS):
+            rows = driver.execute(_OUR_PREPARED_STATEMENTS).fetchall()
+        prepared = connection.info[_PREPARED] = {name for (name,) in rows}
+    return prepared
 
 
 def _forget_staged(connection: Connection) -> None:
     if not connection.invalidated:  # an invalidated connection's info went with it
-        connection.info.pop(_STAGED, None)
+        _forget(connection.info, driver_connection(connection))
 
 
 def _forget_on_reset(dbapi_connection: Any, connection_record: Any, reset_state: Any) -> None:
-    connection_record.info.pop(_STAGED, None)
+    _forget(connection_record.info, dbapi_connection)
+
+
+def _forget(info: dict[str, Any], driver: psycopg.Connection[Any]) -> None:
+    """Before a rollback: the staged writes go; and psycopg may end the rollback of an open
+    transaction with DEALLOCATE ALL, so which statements are prepared is unknown again."""
+    info.pop(_STAGED, None)
+    if driver.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        info.pop(_PREPARED, None)
 
 
 def driver_connection(connection: Connection) -> psycopg.Connection[Any]:
@@ -137,11 +214,23 @@ def driver_connection(connection: Connection) -> psycopg.Connection[Any]:
     return driver
 
 
-def _invalidate_if_lost(
-    connection: Connection, driver: psycopg.Connection[Any], error: psycopg.Error
-) -> None:
-    if driver.broken or driver.closed:
-        connection.invalidate(error)  # never handed out again by the pool
+@contextmanager
+def _driver_errors(
+    connection: Connection,
+    sql: str,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    invalidate: bool = False,
+) -> Iterator[None]:
+    """A psycopg error as SQLAlchemy's own (the unit of work turns a lost connection into
+    DatabaseUnavailable); the connection is invalidated if it broke, or if asked."""
+    try:
+        yield
+    except psycopg.Error as error:
+        driver = driver_connection(connection)
+        if invalidate or driver.broken or driver.closed:
+            connection.invalidate(error)  # never handed out again by the pool
+        raise DBAPIError.instance(sql, parameters, error, psycopg.Error) from error
 
 
 def utc(value: datetime) -> datetime:

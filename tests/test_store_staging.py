@@ -18,12 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
 from services.ports import Event
-from services.reply_ports import OpenReminder
+from services.reply_ports import InboundReply, OpenReminder
 from store.engine import create_engine, session_factory
 from store.errors import DatabaseUnavailable
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import add_reminder, confirmations, enrol, event_types, reminder_status
-from tests.tracker_client import NOW, PHONE
+from tests.tracker_client import NOW, PHONE, new_sid
 
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 
@@ -118,3 +118,49 @@ def _end_other_backends(url: str) -> None:
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     admin.dispose()
+
+
+def _record_and_commit(unit_of_work: UnitOfWorkFactory, reminder: OpenReminder) -> None:
+    with unit_of_work() as uow:
+        uow.replies.record_outcome(reminder, "taken", NOW, "sms", None)
+        uow.events.append(Event("DoseConfirmed", reminder.person_id, NOW))
+        uow.commit()
+
+
+def _claim_and_roll_back(unit_of_work: UnitOfWorkFactory, _engine: Engine) -> None:
+    with unit_of_work() as uow:
+        # a statement psycopg prepares, so its rollback ends with DEALLOCATE ALL
+        uow.replies.claim(InboundReply(new_sid(), PHONE, "TAKEN", "taken"), NOW)
+
+
+def _read_and_roll_back(_unit_of_work: UnitOfWorkFactory, engine: Engine) -> None:
+    with engine.connect() as connection:  # psycopg has nothing prepared to deallocate
+        connection.exec_driver_sql("SELECT 1")
+
+
+def _deallocate_all(_unit_of_work: UnitOfWorkFactory, engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.exec_driver_sql("DEALLOCATE ALL")
+        connection.commit()
+
+
+@pytest.mark.parametrize("between", [_claim_and_roll_back, _read_and_roll_back, _deallocate_all])
+def test_staged_writes_prepare_again_only_what_the_connection_lost(
+    unit_of_work: UnitOfWorkFactory,
+    engine: Engine,
+    open_reminder: OpenReminder,
+    between: Callable[[UnitOfWorkFactory, Engine], None],
+) -> None:
+    # the staged writes are EXECUTEs of statements prepared once per connection (one pooled
+    # connection here): what happens in between must neither leave one missing nor have one
+    # prepared twice
+    person = open_reminder.person_id
+    second_id = add_reminder(unit_of_work, engine, person, NOW - timedelta(minutes=5))
+    with unit_of_work() as uow:
+        second = uow.replies.reminder_for_update(second_id)
+    assert second is not None
+    _record_and_commit(unit_of_work, open_reminder)
+    between(unit_of_work, engine)
+    _record_and_commit(unit_of_work, second)
+    assert reminder_status(engine, second_id) == "confirmed"
+    assert event_types(engine).count("DoseConfirmed") == 2
