@@ -5,22 +5,27 @@ moves the cursor in one transaction, so the handler's changes and the cursor com
 back together, and a rolled-back event was never there to be read.
 
 A consumer must never move its cursor past an event whose transaction has not committed yet,
-or it would never see that event. On PostgreSQL ids are drawn before commit, so id order is
-not commit order. Each event therefore keeps the id of the transaction that wrote it (`tx`,
-the server's default), and a consumer reads in (tx, id) order and only events below the
-oldest transaction of this database still in progress in its snapshot (`_SETTLED_BELOW`):
-every transaction before that has committed or rolled back, so nothing can appear behind the
-cursor later. Writers take no lock and commit as usual
-(concurrent commits share WAL flushes). The cost: while a transaction that has written
-anything stays open, consumers do not read past it; events wait, none is lost, and its
-commit's NOTIFY (or the consumer's next poll) brings them. SQLite has one writer at a time:
-tx is 0 and id order alone counts.
+or it would never see that event. On PostgreSQL ids are drawn before commit, so a smaller id
+can become visible after a larger one: a gap in the ids a consumer sees is either a writer
+still committing or one that rolled back (or a sequence that skipped). So:
 
-Earlier versions serialised writers on an advisory lock from the append to the commit,
-committed asynchronously and flushed in a second transaction; under bench/webhook.py that
-cost 12-18% more CPU per reply and the writers queued on the lock.
+- A writer takes a shared advisory lock (transaction-level) as it inserts its events, which
+  go with its commit (staged: store.driver), so it holds the lock only while it commits.
+  Writers never wait for one another.
+- A consumer reads past its cursor and takes the run of ids with no gap. Only at a gap does
+  it raise the barrier (`_settled_below`): a statement of its own, outside its transaction,
+  that takes the lock exclusively, so it waits for the writers committing at that moment,
+  and reads the id sequence's last value. Every id up to it is then final, committed or
+  never to be, and the consumer reads again up to there, gaps included.
 
-On PostgreSQL the rows are staged (store.driver): they go with the commit, in one round trip.
+A transaction that writes no events holds nothing back, however long it runs. SQLite has
+one writer at a time: ids become visible in order, no gaps to wait for.
+
+Earlier versions serialised all event writers on an exclusive lock from the append to the
+commit (committing asynchronously and flushing in a second transaction), which cost 12-18%
+more CPU per reply under bench/webhook.py, and, in one version of this session, ordered by
+transaction id below the snapshot's oldest running transaction, which let any long writer
+(the scheduler's materialisation, the report rollup) hold every consumer back for seconds.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from datetime import datetime
 from typing import Any
 from typing import cast as typed
 
-from sqlalchemy import BigInteger, column, insert, select, text, tuple_, update
+from psycopg.errors import LockNotAvailable
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from services.ports import Event, EventHandler, EventType, RecordedEvent
@@ -40,14 +47,20 @@ from store.models import EventCursorRow, EventRow, metadata
 from store.types import require_aware
 from store.upsert import insert_for
 
+# pg_advisory_xact_lock key of the event writers ("dwEVENTS"); other advisory locks use others
+EVENT_WRITERS_LOCK = 0x6477_4556_454E_5453
+# how long the barrier waits for the writers committing at that moment (usually a few ms)
+BARRIER_WAIT_MS = 200
 # the channel consumers LISTEN on to act on a new event at once instead of at the next poll
 EVENTS_CHANNEL = "dosewise_events"
 
 
 def _append(events: str) -> str:
-    """PostgreSQL: NOTIFY and the rows (`events`: a JSON array) in one statement. ROWS FROM
-    ... WITH ORDINALITY keeps the rows in the order given. NOTIFY is delivered when (and only
-    if) the transaction commits, folded with repeats within it."""
+    """PostgreSQL: the writers' shared lock, NOTIFY and the rows (`events`: a JSON array) in
+    one statement. The lock sits in a one-time filter, which runs before the first row is
+    drawn and so before the first id is; ROWS FROM ... WITH ORDINALITY keeps the rows in the
+    order given. NOTIFY is delivered when (and only if) the transaction commits, folded with
+    repeats within it."""
     return f"""
     INSERT INTO events (type, person_id, payload, occurred_at)
     SELECT e.type, e.person_id, e.payload, e.occurred_at
@@ -55,34 +68,22 @@ def _append(events: str) -> str:
         jsonb_to_recordset(CAST({events} AS jsonb))
         AS (type varchar, person_id integer, payload jsonb, occurred_at timestamptz)
     ) WITH ORDINALITY AS e (type, person_id, payload, occurred_at, n)
-    WHERE (SELECT true FROM pg_notify('{EVENTS_CHANNEL}', ''))
+    WHERE (
+        SELECT true
+        FROM pg_advisory_xact_lock_shared({EVENT_WRITERS_LOCK}), pg_notify('{EVENTS_CHANNEL}', '')
+    )
     ORDER BY e.n
     """
 
 
 _APPEND = DriverStatement(_append("%(events)s"), {})
 _INSERT_EVENTS = insert(metadata.tables["events"])
-# Below what every event is final, in the statement's snapshot: its xmax, or the oldest
-# transaction still in progress that may be this database's. Transactions ids are the whole
-# server's, so one proven to belong to another database (pg_stat_activity) cannot write our
-# events and holds nothing back; one that has ended since the snapshot cannot be placed and
-# counts, so an event its commit made visible after the snapshot is never passed.
-_SETTLED_BELOW = (
-    text(
-        """
-        SELECT CAST(CAST(LEAST(pg_snapshot_xmax(s.snapshot), (
-            SELECT min(x) FROM pg_snapshot_xip(s.snapshot) AS x
-            WHERE xid(x) NOT IN (
-                SELECT a.backend_xid FROM pg_stat_activity AS a
-                WHERE a.backend_xid IS NOT NULL
-                AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
-            )
-        )) AS text) AS bigint)
-        FROM (SELECT pg_current_snapshot() AS snapshot) AS s
-        """
-    )
-    .columns(column("settled_below", BigInteger))
-    .scalar_subquery()
+# The barrier: in a statement (and transaction) of its own, once every writer that holds the
+# shared lock has committed or rolled back, the last id drawn. A writer that comes later draws
+# a larger one. The lock is taken in FROM, before the target list reads the sequence.
+_BARRIER = text(
+    "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('events', 'id')), 0)"
+    " FROM pg_advisory_xact_lock(:key)"
 )
 
 
@@ -123,34 +124,73 @@ class SqlEventLog:
     def consume(self, consumer: str, handler: EventHandler, limit: int = 100) -> int:
         """Hand up to `limit` unseen events to `handler` in this transaction; how many."""
         after = self._lock_cursor(consumer)
-        query = select(EventRow).where(tuple_(EventRow.tx, EventRow.id) > after)
+        rows = self._unseen(after, limit)
         if self._postgres:
-            query = query.where(EventRow.tx < _SETTLED_BELOW)
-        rows = self._session.scalars(query.order_by(EventRow.tx, EventRow.id).limit(limit)).all()
+            rows = self._up_to_a_gap(after, rows, limit)
         for row in rows:
             handler(_recorded(row))
         if rows:
             self._session.execute(
                 update(EventCursorRow)
                 .where(EventCursorRow.consumer == consumer)
-                .values(last_tx=rows[-1].tx, last_event_id=rows[-1].id)
+                .values(last_event_id=rows[-1].id)
             )
         return len(rows)
 
-    def _lock_cursor(self, consumer: str) -> tuple[int, int]:
+    def _unseen(self, after: int, limit: int, up_to: int | None = None) -> list[EventRow]:
+        query = select(EventRow).where(EventRow.id > after)
+        if up_to is not None:
+            query = query.where(EventRow.id <= up_to)
+        return list(self._session.scalars(query.order_by(EventRow.id).limit(limit)))
+
+    def _up_to_a_gap(self, after: int, rows: list[EventRow], limit: int) -> list[EventRow]:
+        """The run of `rows` with no id missing; when the very next id is missing, the events
+        up to the barrier instead (the later ones of a run that stops at a gap wait for the
+        next call, which the missing writer's commit NOTIFY brings)."""
+        run = _run_length(after, rows)
+        if run or not rows:
+            return rows[:run]
+        settled = self._settled_below()
+        return [] if settled is None else self._unseen(after, limit, up_to=settled)
+
+    def _settled_below(self) -> int | None:
+        """The barrier's id (every id up to it is final); None when writers held it off for
+        BARRIER_WAIT: then nothing past the gap this time (their commits NOTIFY again)."""
+        # outside this transaction: inside it, the lock would hold writers off until our
+        # commit. The wait is short because writers that ask for the lock after the barrier
+        # has queue behind it.
+        engine = self._session.get_bind().engine
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{BARRIER_WAIT_MS}ms'")
+                found = connection.execute(_BARRIER, {"key": EVENT_WRITERS_LOCK})
+                return int(found.scalar_one())
+        except OperationalError as error:
+            if isinstance(error.orig, LockNotAvailable):
+                return None
+            raise
+
+    def _lock_cursor(self, consumer: str) -> int:
         # FOR UPDATE makes a second process of the same consumer wait for this one's commit
         # and then read the cursor it left (SQLite's BEGIN IMMEDIATE already serialises)
         self._session.execute(
             insert_for(self._session, EventCursorRow)
-            .values(consumer=consumer, last_tx=0, last_event_id=0)
+            .values(consumer=consumer, last_event_id=0)
             .on_conflict_do_nothing(index_elements=["consumer"])
         )
-        cursor = self._session.execute(
-            select(EventCursorRow.last_tx, EventCursorRow.last_event_id)
+        return self._session.execute(
+            select(EventCursorRow.last_event_id)
             .where(EventCursorRow.consumer == consumer)
             .with_for_update()
-        ).one()
-        return cursor.last_tx, cursor.last_event_id
+        ).scalar_one()
+
+
+def _run_length(after: int, rows: Sequence[EventRow]) -> int:
+    """How many of `rows` (in id order) follow `after` with no id missing."""
+    for index, row in enumerate(rows):
+        if row.id != after + index + 1:
+            return index
+    return len(rows)
 
 
 def _rows(events: Sequence[Event]) -> list[dict[str, Any]]:

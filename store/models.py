@@ -13,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -228,18 +227,12 @@ class ConfirmTokenRow(Base):
 
 
 class EventRow(Base):
-    """The append-only event log; consumers read it in (tx, id) order past their cursor."""
+    """The append-only event log; consumers read it in id order past their cursor."""
 
     __tablename__ = "events"
-    __table_args__ = (
-        CheckConstraint(one_of("type", EVENT_TYPES), name="type"),
-        Index("ix_events_tx_id", "tx", "id"),
-    )
+    __table_args__ = (CheckConstraint(one_of("type", EVENT_TYPES), name="type"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # PostgreSQL: the writing transaction's id, filled in by the server (migration 0006);
-    # SQLite, one writer at a time: 0, so id order alone counts
-    tx: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
     type: Mapped[str] = mapped_column(String(32))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     payload: Mapped[dict[str, Any]]
@@ -251,7 +244,6 @@ class EventCursorRow(Base):
 
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_tx: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class SendRateSlotRow(Base):

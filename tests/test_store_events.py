@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.ports import Event, EventType, RecordedEvent
 from store.engine import create_engine, session_factory
+from store.events import BARRIER_WAIT_MS
 from store.unit_of_work import SqlUnitOfWork
 from tests.conftest import PostgresServer
 
@@ -177,48 +178,86 @@ def test_commit_returns_once_an_event_writer_is_on_disk(postgres_engine: Engine)
     assert behind is False
 
 
-def _open_writer(sessions: sessionmaker[Session]) -> SqlUnitOfWork:
-    """A unit of work whose transaction has an id, as any of its writes would give it."""
+def _writer_in_commit(sessions: sessionmaker[Session], *types: EventType) -> SqlUnitOfWork:
+    """A unit of work whose events are inserted (ids drawn, the writers' lock held) and not
+    yet committed, as a writer is while its commit message runs."""
     uow = SqlUnitOfWork(sessions).__enter__()
-    uow.events._session.execute(sqlalchemy.text("SELECT pg_current_xact_id()"))
+    uow.events.append_many([Event(kind, None, NOW) for kind in types])
+    uow.events._session.execute(sqlalchemy.text("SELECT 1"))  # sends the staged rows
     return uow
 
 
-def test_a_consumer_does_not_pass_a_writer_still_open(postgres_engine: Engine) -> None:
-    # the later writer commits first and does not wait; its event is read only once the
-    # earlier one has ended, after the earlier one's own event (the cursor never passes it)
+def _end(uow: SqlUnitOfWork, *, commit: bool) -> None:
+    if commit:
+        uow.commit()
+    uow.__exit__(None, None, None)  # rolls back what was not committed
+
+
+def test_a_consumer_does_not_pass_a_writer_still_committing(postgres_engine: Engine) -> None:
+    # a later writer commits first without waiting; the consumer meets the gap the earlier
+    # one leaves, and neither passes it nor waits past the barrier's bound for it
     sessions = session_factory(postgres_engine)
     unit_of_work = partial(SqlUnitOfWork, sessions)
-    first = _open_writer(sessions)
-    first.events.append(Event("ColdOnset", None, NOW))
+    first = _writer_in_commit(sessions, "ColdOnset")
     started = time.monotonic()
     append(unit_of_work, "ColdEnded", "Snoozed")
     assert time.monotonic() - started < 0.5
+    started = time.monotonic()
     assert consume(unit_of_work, "scheduler") == []
-    first.commit()
-    first.__exit__(None, None, None)
+    assert time.monotonic() - started < 5 * BARRIER_WAIT_MS / 1000
+    _end(first, commit=True)
     seen = consume(unit_of_work, "scheduler")
     assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded", "Snoozed"]
     assert consume(unit_of_work, "scheduler") == []
 
 
-def test_an_open_transaction_without_events_holds_consumers_back_until_it_ends(
+def test_the_gap_of_a_writer_that_rolled_back_is_passed(postgres_engine: Engine) -> None:
+    sessions = session_factory(postgres_engine)
+    unit_of_work = partial(SqlUnitOfWork, sessions)
+    gone = _writer_in_commit(sessions, "ColdOnset")
+    append(unit_of_work, "ColdEnded")
+    _end(gone, commit=False)
+    assert [each.event.type for each in consume(unit_of_work, "scheduler")] == ["ColdEnded"]
+    append(unit_of_work, "Snoozed")
+    assert [each.event.type for each in consume(unit_of_work, "scheduler")] == ["Snoozed"]
+
+
+def test_the_barrier_waits_for_the_writer_committing_at_that_moment(
     postgres_engine: Engine,
 ) -> None:
     sessions = session_factory(postgres_engine)
     unit_of_work = partial(SqlUnitOfWork, sessions)
-    other = _open_writer(sessions)
+    first = _writer_in_commit(sessions, "ColdOnset")
     append(unit_of_work, "ColdEnded")
-    assert consume(unit_of_work, "scheduler") == []
-    other.__exit__(None, None, None)  # rolls back
+    seen: list[RecordedEvent] = []
+    consumer = threading.Thread(target=lambda: seen.extend(consume(unit_of_work, "scheduler")))
+    consumer.start()
+    time.sleep(BARRIER_WAIT_MS / 1000 / 4)  # the consumer is at the barrier, waiting
+    _end(first, commit=True)
+    consumer.join(timeout=10)
+    assert [each.event.type for each in seen] == ["ColdOnset", "ColdEnded"]
+
+
+def test_a_long_transaction_that_writes_no_event_holds_nothing_back(
+    postgres_engine: Engine,
+) -> None:
+    # as the scheduler's materialisation or the report rollup, which run for seconds
+    sessions = session_factory(postgres_engine)
+    unit_of_work = partial(SqlUnitOfWork, sessions)
+    long = SqlUnitOfWork(sessions).__enter__()
+    long.events._session.execute(sqlalchemy.text("SELECT pg_current_xact_id()"))  # it writes
+    append(unit_of_work, "ColdEnded")
+    started = time.monotonic()
     assert [each.event.type for each in consume(unit_of_work, "scheduler")] == ["ColdEnded"]
+    assert time.monotonic() - started < BARRIER_WAIT_MS / 1000
+    _end(long, commit=False)
 
 
 def test_concurrent_writers_and_a_consumer_see_every_committed_event_once(
     postgres_engine: Engine,
 ) -> None:
-    # writers hold their transaction open for a while after drawing ids, some roll back,
-    # while a consumer drains: a cursor that passed an open writer would lose its events
+    # writers hold their events uncommitted for a while after drawing ids, some roll back,
+    # while a consumer drains: a cursor that passed a gap too early would lose events
     sessions = session_factory(postgres_engine)
     committed: list[int] = []
     lock = threading.Lock()
@@ -227,17 +266,16 @@ def test_concurrent_writers_and_a_consumer_see_every_committed_event_once(
     def write(seed: int) -> None:
         chance = random.Random(seed)
         for n in range(40):
-            uow = _open_writer(sessions)
             marker = seed * 1000 + n
+            uow = SqlUnitOfWork(sessions).__enter__()
             uow.events.append_many([Event("Snoozed", None, NOW, {"marker": marker})])
+            uow.events._session.execute(sqlalchemy.text("SELECT 1"))  # ids drawn now
             time.sleep(chance.uniform(0, 0.004))
-            if chance.random() < 0.2:
-                uow.rollback()
-            else:
-                uow.commit()
+            kept = chance.random() >= 0.2
+            _end(uow, commit=kept)
+            if kept:
                 with lock:
                     committed.append(marker)
-            uow.__exit__(None, None, None)
 
     seen: list[RecordedEvent] = []
 
@@ -245,7 +283,8 @@ def test_concurrent_writers_and_a_consumer_see_every_committed_event_once(
         unit_of_work = partial(SqlUnitOfWork, sessions)
         while not writers_done.is_set():
             seen.extend(consume(unit_of_work, "scheduler", limit=7))
-        seen.extend(consume(unit_of_work, "scheduler"))
+        while batch := consume(unit_of_work, "scheduler"):
+            seen.extend(batch)
 
     consumer = threading.Thread(target=drain)
     consumer.start()
@@ -260,19 +299,3 @@ def test_concurrent_writers_and_a_consumer_see_every_committed_event_once(
     assert len(markers) == len(set(markers))
     assert sorted(markers) == sorted(committed)
     assert len(committed) > 100
-
-
-def test_a_transaction_in_another_database_holds_nothing_back(
-    postgres_server: PostgresServer, postgres_engine: Engine
-) -> None:
-    # transaction ids are the whole server's, but one of another database cannot write ours
-    with postgres_server.fresh_database("dosewise_other") as other_url:
-        other = create_engine(other_url)
-        with other.connect() as elsewhere:
-            elsewhere.execute(sqlalchemy.text("SELECT pg_current_xact_id()"))  # stays open
-            unit_of_work = partial(SqlUnitOfWork, session_factory(postgres_engine))
-            append(unit_of_work, "ColdEnded")
-            seen = consume(unit_of_work, "scheduler")
-            elsewhere.rollback()
-        other.dispose()
-    assert [each.event.type for each in seen] == ["ColdEnded"]
