@@ -12,11 +12,12 @@ still committing or one that rolled back (or a sequence that skipped). So:
 - A writer takes a shared advisory lock (transaction-level) as it inserts its events, which
   go with its commit (staged: store.driver), so it holds the lock only while it commits.
   Writers never wait for one another.
-- A consumer reads past its cursor and takes the run of ids with no gap. Only at a gap does
-  it raise the barrier (`_settled_below`): a statement of its own, outside its transaction,
-  that takes the lock exclusively, so it waits for the writers committing at that moment,
-  and reads the id sequence's last value. Every id up to it is then final, committed or
-  never to be, and the consumer reads again up to there, gaps included.
+- A consumer reads past its cursor and takes the run of ids with no gap. Only when the very
+  next id is missing does it raise the barrier (`_settled_below`): a transaction of its own
+  that takes the lock exclusively, so it waits for the writers committing at that moment
+  (at most BARRIER_WAIT_MS, else it reads nothing this time), and reads the id sequence's
+  last value. Every id up to it is then final, committed or never to be, and the consumer
+  reads again up to there, gaps included.
 
 A transaction that writes no events holds nothing back, however long it runs. SQLite has
 one writer at a time: ids become visible in order, no gaps to wait for.
@@ -33,8 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
-from typing import cast as typed
+from typing import Any, cast
 
 from psycopg.errors import LockNotAvailable
 from sqlalchemy import insert, select, text, update
@@ -217,7 +217,7 @@ def _instant(at: datetime) -> str:
 
 def _recorded(row: EventRow) -> RecordedEvent:
     event = Event(
-        type=typed("EventType", row.type),
+        type=cast("EventType", row.type),
         person_id=row.person_id,
         occurred_at=row.occurred_at,
         payload=row.payload,
