@@ -111,6 +111,27 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def one_connection(postgres_url: str) -> Iterator[Engine]:
+    """The tracker's kind of engine (no ping before use), with one pooled connection: what one
+    transaction leaves on its connection, the next meets."""
+    engine = create_engine(postgres_url, pool_size=1, pre_ping=False)
+    yield engine
+    engine.dispose()
+
+
+def end_other_backends(url: str) -> int:
+    """End every other session on the database at `url` (a restart, a failover); how many."""
+    admin = sqlalchemy.create_engine(url, poolclass=NullPool)
+    with admin.connect() as connection:
+        ended = connection.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar_one()
+    admin.dispose()
+    return int(ended)
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     engine = create_engine(database_url)
     yield engine

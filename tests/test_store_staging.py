@@ -8,20 +8,19 @@ PostgreSQL only: SQLite runs every write when called.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-import sqlalchemy
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import NullPool
 
 from services.ports import Event
 from services.reply_ports import InboundReply, OpenReminder
-from store.engine import create_engine, session_factory
+from store.engine import session_factory
 from store.errors import DatabaseUnavailable
 from store.unit_of_work import SqlUnitOfWork
+from tests.conftest import end_other_backends
 from tests.seeding import add_reminder, confirmations, enrol, event_types, reminder_status
 from tests.tracker_client import NOW, PHONE, new_sid
 
@@ -29,11 +28,8 @@ UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 
 
 @pytest.fixture
-def engine(postgres_url: str) -> Iterator[Engine]:
-    # one pooled connection: whatever one transaction left staged, the next would meet
-    engine = create_engine(postgres_url, pool_size=1, pre_ping=False)
-    yield engine
-    engine.dispose()
+def engine(one_connection: Engine) -> Engine:
+    return one_connection
 
 
 @pytest.fixture
@@ -104,20 +100,10 @@ def test_a_connection_lost_before_the_commit_is_one_database_error_and_nothing_i
 ) -> None:
     with pytest.raises(DatabaseUnavailable), unit_of_work() as uow:
         uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", None)
-        _end_other_backends(postgres_url)
+        end_other_backends(postgres_url)
         uow.commit()
     assert reminder_status(engine, open_reminder.id) == "sent"
     assert confirmations(engine) == []
-
-
-def _end_other_backends(url: str) -> None:
-    admin = sqlalchemy.create_engine(url, poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    admin.dispose()
 
 
 def _record_and_commit(unit_of_work: UnitOfWorkFactory, reminder: OpenReminder) -> None:

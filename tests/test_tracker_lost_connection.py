@@ -11,38 +11,18 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import sqlalchemy
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
 
-from store.engine import create_engine, session_factory
+from store.engine import session_factory
 from store.unit_of_work import SqlUnitOfWork
+from tests.conftest import end_other_backends
 from tests.seeding import add_reminder, confirmations, enrol
 from tests.tracker_client import NOW, PHONE, Tracker, make_tracker, new_sid
 
 
 @pytest.fixture
-def one_connection(postgres_url: str) -> Iterator[Engine]:
-    """The tracker's kind of engine (no ping before use), with one pooled connection."""
-    engine = create_engine(postgres_url, pool_size=1, pre_ping=False)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def tracker(postgres_url: str, one_connection: Engine) -> Iterator[Tracker]:
     yield from make_tracker(postgres_url, one_connection)
-
-
-def _end_other_backends(url: str) -> int:
-    admin = sqlalchemy.create_engine(url, poolclass=NullPool)
-    with admin.connect() as connection:
-        ended = connection.exec_driver_sql(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).scalar_one()
-    admin.dispose()
-    return int(ended)
 
 
 def test_a_dropped_connection_fails_one_reply_with_503_and_the_retry_counts_once(
@@ -53,7 +33,7 @@ def test_a_dropped_connection_fails_one_reply_with_503_and_the_retry_counts_once
     first = add_reminder(unit_of_work, one_connection, person, NOW - timedelta(minutes=40))
     assert tracker.sms("TAKEN").status_code == 200  # the pool now holds a used connection
     second = add_reminder(unit_of_work, one_connection, person, NOW - timedelta(minutes=10))
-    assert _end_other_backends(postgres_url) >= 1
+    assert end_other_backends(postgres_url) >= 1
 
     sid = new_sid()
     failed = tracker.sms("TAKEN", sid=sid)
