@@ -14,7 +14,7 @@ instants with `utc` (psycopg returns them in the session's TimeZone).
 A write whose result nobody reads can be staged: it waits on the connection and goes out, in
 one message (one round trip), ahead of the next statement on that connection or with the
 commit; a rollback forgets it (`install_staging` hooks the engine). The reply path stages its
-last writes and events, so they and COMMIT travel together: three round trips fewer per reply.
+last writes and events, so they and COMMIT travel together: two round trips fewer per reply.
 """
 
 from __future__ import annotations
