@@ -10,7 +10,8 @@ their addresses.
 
 The supervisor restarts a worker that dies, stops every worker on SIGINT or SIGTERM, and
 stops altogether when a worker cannot start (a broken app or port would fail the same way
-again).
+again). A worker that keeps dying soon after its start is restarted ever later (restart_delay),
+so a crash loop does not spend a core on starting Pythons.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -41,6 +43,18 @@ _worker_log = logging.getLogger("uvicorn.error")
 BALANCES_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 STOP_TIMEOUT_S = 30.0
 _WATCH_INTERVAL_S = 0.5
+# a worker that ran this long before it died counts as having run well: no delay
+STABLE_AFTER_S = 60.0
+FIRST_RESTART_DELAY_S = 0.5
+MAX_RESTART_DELAY_S = 30.0
+
+
+def restart_delay(early_deaths: int) -> float:
+    """How long to wait before replacing a worker after `early_deaths` deaths in a row, each
+    within STABLE_AFTER_S of its start: none for the first, then doubling up to a limit."""
+    if early_deaths <= 1:
+        return 0.0
+    return min(MAX_RESTART_DELAY_S, FIRST_RESTART_DELAY_S * 2.0 ** (early_deaths - 2))
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,16 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+@dataclass
+class _Slot:
+    """One of the N workers: its current process (None while waiting to restart it)."""
+
+    process: BaseProcess | None
+    started_at: float
+    early_deaths: int = 0
+    restart_at: float = 0.0
+
+
 class _Supervisor:
     def __init__(self, serving: Serving, workers: int) -> None:
         self._serving = serving
@@ -109,23 +133,38 @@ class _Supervisor:
         self._stop.set()
 
     def run(self) -> int:
-        processes = [self._start() for _ in range(self._workers)]
+        slots = [_Slot(self._start(), time.monotonic()) for _ in range(self._workers)]
         status = 0
         while not self._stop.wait(_WATCH_INTERVAL_S):
-            for index, process in enumerate(processes):
-                if process.is_alive() or self._stop.is_set():
-                    continue
-                if process.exitcode == STARTUP_FAILURE:
-                    log.error("a worker could not start; stopping")
-                    status = 1
-                    self._stop.set()
+            now = time.monotonic()  # the outermost loop reads the clock
+            for slot in slots:
+                if self._stop.is_set():
                     break
-                log.warning(
-                    "worker %s ended (exit %s); starting another", process.pid, process.exitcode
-                )
-                processes[index] = self._start()
-        _stop_all(processes)
+                if slot.process is None:
+                    if now >= slot.restart_at:
+                        slot.process, slot.started_at = self._start(), now
+                elif not slot.process.is_alive():
+                    if slot.process.exitcode == STARTUP_FAILURE:
+                        log.error("a worker could not start; stopping")
+                        status = 1
+                        self._stop.set()
+                        break
+                    self._replace(slot, now)
+        _stop_all([slot.process for slot in slots if slot.process is not None])
         return status
+
+    def _replace(self, slot: _Slot, now: float) -> None:
+        died = slot.process
+        assert died is not None
+        early = now - slot.started_at < STABLE_AFTER_S
+        slot.early_deaths = slot.early_deaths + 1 if early else 0
+        delay = restart_delay(slot.early_deaths)
+        log.warning(
+            "worker %s ended (exit %s); starting another in %.1f s", died.pid, died.exitcode, delay
+        )
+        slot.process, slot.restart_at = None, now + delay
+        if delay == 0:
+            slot.process, slot.started_at = self._start(), now
 
     def _start(self) -> BaseProcess:
         process = self._context.Process(target=_worker, args=(self._serving,), daemon=False)

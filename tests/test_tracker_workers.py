@@ -10,12 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
+from dosewise.supervisor import restart_delay
 from notifier.twilio_webhooks import compute_signature
 from store.unit_of_work import SqlUnitOfWork
 from tests.conftest import free_port
@@ -77,6 +79,10 @@ def _wait_until(condition: Callable[[], bool], seconds: float = 60) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def _replaced(supervisor: int, gone: int, port: int) -> bool:
+    return gone not in _workers(supervisor) and _all_listen(supervisor, port)
 
 
 def _healthy(port: int) -> bool:
@@ -162,6 +168,37 @@ def test_a_worker_that_dies_is_replaced(served: tuple[int, subprocess.Popen[byte
             for _ in range(8)
         ]
     assert [answer.status_code for answer in answers] == [200] * 8
+
+
+def test_a_worker_that_keeps_dying_is_restarted_ever_later(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    # a crash loop must not spend a core starting Pythons: each early death of the same
+    # worker doubles the wait before its replacement
+    port = free_port()
+    command = [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "2"]
+    log = tmp_path / "tracker.log"
+    with log.open("wb") as stderr:
+        child = subprocess.Popen(command, env=_environment(database_url), stderr=stderr)
+    try:
+        _wait_until(lambda: child.poll() is None and _all_listen(child.pid, port))
+        victim, survivor = _workers(child.pid)
+        for _ in range(3):
+            os.kill(victim, signal.SIGKILL)
+            _wait_until(partial(_replaced, child.pid, victim, port))
+            (victim,) = set(_workers(child.pid)) - {survivor}
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+    ended = [line for line in log.read_text().splitlines() if " ended (exit -9)" in line]
+    assert [line.rpartition(" in ")[2] for line in ended] == ["0.0 s", "0.5 s", "1.0 s"]
+
+
+@pytest.mark.parametrize(
+    ("early_deaths", "delay"), [(0, 0.0), (1, 0.0), (2, 0.5), (3, 1.0), (6, 8.0), (12, 30.0)]
+)
+def test_restart_delay_doubles_up_to_a_limit(early_deaths: int, delay: float) -> None:
+    assert restart_delay(early_deaths) == delay
 
 
 def test_sigterm_stops_every_worker_and_exits_cleanly(database_url: str, engine: Engine) -> None:
