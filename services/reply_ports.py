@@ -34,6 +34,10 @@ class StoredReply:
     answer: str | None
 
 
+# a reminder takes an answer once it has gone out (queued: the notifier may be sending it)
+ANSWERABLE_STATUSES = ("queued", "sent")
+
+
 @dataclass(frozen=True)
 class OpenReminder:
     """A reminder that still takes an answer."""

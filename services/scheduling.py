@@ -25,6 +25,7 @@ from scheduler.reminders import (
 from schemas.regimen import Regimen
 from services.clock import require_aware
 from services.ports import RecordedEvent, ReminderPlan, UnitOfWork
+from services.reply_ports import ANSWERABLE_STATUSES
 from services.scheduling_ports import (
     ConfirmToken,
     OutgoingMessage,
@@ -40,8 +41,6 @@ CONSUMER = "scheduler"
 HORIZON = timedelta(hours=48)
 DEFAULT_SNOOZE_MINUTES = 30
 BATCH = 500
-# a reminder that went out and has no answer yet: a snooze of it is still wanted
-_ANSWERABLE = ("queued", "sent")
 
 
 @dataclass(frozen=True)
@@ -231,7 +230,7 @@ class _EventHandler:
 
     def _on_Snoozed(self, person_id: int | None, payload: Any, at: datetime) -> None:
         reminder = self._repo.reminder(int(payload["reminder_id"]))
-        if reminder is None or reminder.status not in _ANSWERABLE:
+        if reminder is None or reminder.status not in ANSWERABLE_STATUSES:
             return  # answered since (TAKEN after LATER may be read first) or closed
         people = self._repo.plannable(reminder.plan.person_id)
         if not people:

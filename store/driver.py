@@ -34,6 +34,7 @@ from psycopg.pq import abc as pq_types
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -105,10 +106,13 @@ class DriverStatement:
         return cursor
 
 
-def stage(connection: Connection, statement: DriverStatement, values: Mapping[str, Any]) -> None:
-    """Run `statement` later in this transaction: before the next statement, or with the
-    commit. For writes only: nothing reads its result, and an error in it comes then."""
-    connection.info.setdefault(_STAGED, []).append((statement, {**statement.fixed, **values}))
+def stage(session: Session, statement: DriverStatement, values: Mapping[str, Any]) -> None:
+    """Run `statement` later in the session's transaction: before the next statement, or with
+    the commit. For writes only: nothing reads its result, and an error in it comes then.
+    What the ORM still holds is flushed first, so the writes stay in the order called."""
+    session.flush()
+    staged = session.connection().info.setdefault(_STAGED, [])
+    staged.append((statement, {**statement.fixed, **values}))
 
 
 def send_staged(connection: Connection, *, then_commit: bool = False) -> None:

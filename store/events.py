@@ -102,12 +102,10 @@ class SqlEventLog:
         statement."""
         if not events:
             return
-        connection = self._session.connection()
         if self._postgres:
-            self._session.flush()  # what the ORM holds goes first, as it was written first
-            stage(connection, _APPEND, {"events": _json(events)})
+            stage(self._session, _APPEND, {"events": _json(events)})
             return
-        connection.execute(_INSERT_EVENTS, [_row(each) for each in events])
+        self._session.connection().execute(_INSERT_EVENTS, [_row(each) for each in events])
 
     def commit(self) -> None:
         """Commit the caller's transaction; returns once it is on disk. On PostgreSQL the

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.reply_ports import (
+    ANSWERABLE_STATUSES,
     ClaimedReply,
     ColdCourseRecord,
     ConfirmToken,
@@ -37,9 +38,6 @@ from store.models import (
 )
 from store.repositories import person_record
 from store.types import UTCDateTime, require_aware
-
-# a reminder takes an answer once it has gone out (queued: the notifier may be sending it)
-OPEN_STATUSES = ("queued", "sent")
 
 # The hot path (an inbound SMS) runs Core statements built once here with named parameters:
 # no ORM unit of work, no per-call statement building, and as few round trips as possible.
@@ -82,7 +80,7 @@ def _reminder_columns(prefix: str = "") -> list[Any]:
 _OPEN_REMINDERS = (
     select(*_reminder_columns())
     .where(
-        _reminders.c.status.in_(OPEN_STATUSES),
+        _reminders.c.status.in_(ANSWERABLE_STATUSES),
         _reminders.c.due_at <= _NOW,
         _reminders.c.window_closes_at > _NOW,
     )
@@ -174,12 +172,6 @@ class SqlReplies:
     def _connection(self) -> Connection:
         return self._session.connection()
 
-    def _stage(self, statement: DriverStatement, values: dict[str, Any]) -> None:
-        """PostgreSQL: the write goes with the next statement or the commit (store.driver);
-        what the ORM still holds goes first, so the order of writes stays as called."""
-        self._session.flush()
-        stage(self._connection(), statement, values)
-
     def stored(self, provider_id: str) -> StoredReply | None:
         row = self._session.execute(
             select(InboundReplyRow.id, InboundReplyRow.kind, InboundReplyRow.answer).where(
@@ -223,7 +215,7 @@ class SqlReplies:
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None:
         values = {"reply": reply_id, "read_as": kind, "text": answer}
         if self._postgres:
-            self._stage(_SET_ANSWER_POSTGRES, values)
+            stage(self._session, _SET_ANSWER_POSTGRES, values)
             return
         self._connection().execute(_SET_ANSWER, values)
 
@@ -265,7 +257,7 @@ class SqlReplies:
         }
         if self._postgres:
             require_aware(at)
-            self._stage(_RECORD_POSTGRES, values)
+            stage(self._session, _RECORD_POSTGRES, values)
             return
         connection = self._connection()
         connection.execute(_RECORD_OUTCOME, values)
