@@ -32,7 +32,7 @@ from tracker.app import Clock, Lifespan, TwilioWebhooks, create_app
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 # per worker: requests that use the database at once, each in a thread on its own connection;
-# more only queue for the GIL and the CPU, and stretch the event log's lock hold (store.events)
+# more only queue for the GIL and the CPU
 DATABASE_THREADS = 4
 # how long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
 # event loop (parsing requests, sending answers) shares the GIL with the store's threads; at

@@ -17,6 +17,7 @@ token nothing can be checked, so every webhook is refused with 403 (never accept
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -411,17 +412,14 @@ def _signed_form(incoming: Incoming, settings: Settings, twilio: TwilioWebhooks)
         raise Refused(403, "forbidden", "X-Twilio-Signature does not match")
     form = dict(pairs)
     # Twilio sends each of these once; two Bodies (TAKEN and SKIP) would be a guess either way
-    repeated = sorted(name for name in _READ_FIELDS if _count(pairs, name) > 1)
+    counts = collections.Counter(name for name, _ in pairs)
+    repeated = sorted(name for name in _READ_FIELDS if counts[name] > 1)
     if repeated:
         raise Refused(400, "bad_request", f"{', '.join(repeated)} given more than once")
     return form
 
 
 _READ_FIELDS = ("MessageSid", "From", "Body", "MessageStatus", "ErrorCode")
-
-
-def _count(pairs: list[tuple[str, str]], name: str) -> int:
-    return sum(1 for field, _ in pairs if field == name)
 
 
 def _form_pairs(body: bytes) -> list[tuple[str, str]]:
