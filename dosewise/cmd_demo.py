@@ -160,7 +160,8 @@ def _simulate(
     clock = SimulatedClock(start.astimezone(UTC) - timedelta(minutes=1))
     # the console channel prints its own phone view; the week's transcript shows it instead
     channel = ConsoleChannel(stream=io.StringIO(), now=clock.now)
-    with database(settings) as unit_of_work:
+    with database(settings) as store:
+        unit_of_work = store.unit_of_work
         for person in people:
             enrol_person(unit_of_work(), person.sample.regimen, clock.now())
         scheduler = SchedulerService(
@@ -175,7 +176,7 @@ def _simulate(
             ConsoleEmailGateway(channel),
             WorkerConfig(worker_id="demo", sender="console"),
         )
-        app = tracker_app(settings, unit_of_work, clock.now)
+        app = tracker_app(settings, store, clock.now)
         progress = Progress(arguments.days)
         transcript = Transcript(io.StringIO() if arguments.quiet else sys.stdout, progress)
         transcript.heading(LEGEND)

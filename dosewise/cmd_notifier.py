@@ -46,8 +46,8 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.lease_seconds <= 0 or arguments.batch_size < 1 or arguments.concurrency < 1:
         raise UserError("--lease-seconds, --batch-size and --concurrency must be positive")
     settings = load_settings()
-    with database(settings) as unit_of_work:
-        _run_loop(lambda: _serve(settings, unit_of_work, arguments))
+    with database(settings) as store:
+        _run_loop(lambda: _serve(settings, store.unit_of_work, arguments))
     return 0
 
 

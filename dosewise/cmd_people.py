@@ -41,11 +41,11 @@ def run_add(arguments: argparse.Namespace) -> int:
         regimen = load_regimen(arguments.file)
     except RegimenFileError as error:
         raise UserError(str(error)) from None
-    with database(load_settings()) as unit_of_work:
+    with database(load_settings()) as store:
         # the outermost layer reads the clock; the use case is given the instant
         try:
             enrolment = enrol_person(
-                unit_of_work(), regimen, datetime.now(UTC), rename=arguments.rename
+                store.unit_of_work(), regimen, datetime.now(UTC), rename=arguments.rename
             )
         except PhoneEnrolledToAnother as taken:
             raise UserError(
@@ -61,8 +61,8 @@ def run_add(arguments: argparse.Namespace) -> int:
 
 
 def run_list(_arguments: argparse.Namespace) -> int:
-    with database(load_settings()) as unit_of_work:
-        people = list_people(unit_of_work())
+    with database(load_settings()) as store:
+        people = list_people(store.unit_of_work())
     if not people:
         print("nobody is enrolled yet: add someone with `dosewise people add FILE`")
         return 0

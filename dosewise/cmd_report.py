@@ -13,14 +13,13 @@ from typing import Any
 from dosewise.arguments import iso_date
 from dosewise.errors import UserError
 from dosewise.settings import Settings
-from dosewise.wiring import load_settings, store_errors_as_user_errors
+from dosewise.wiring import database, load_settings, store_errors_as_user_errors
 from reports.adherence import AdherenceReport, check_window_length
 from reports.ports import AdherenceQueries
 from reports.render import render_csv, render_html, render_json, render_table
 from store.engine import create_engine
 from store.migrate import require_current
 from store.report_rollup import SqlReportRollup
-from store.reports import SqlAdherenceQueries
 
 DEFAULT_DAYS = 30
 RENDERERS = {"table": render_table, "csv": render_csv, "json": render_json, "html": render_html}
@@ -69,13 +68,8 @@ def window(start: date | None, end: date | None, today: date) -> tuple[date, dat
 
 @contextmanager
 def adherence_queries(settings: Settings) -> Iterator[AdherenceQueries]:
-    with store_errors_as_user_errors():
-        engine = create_engine(settings.database_url)
-        try:
-            require_current(engine)
-            yield SqlAdherenceQueries(engine)
-        finally:
-            engine.dispose()
+    with database(settings) as store:
+        yield store.adherence
 
 
 def build_report(

@@ -63,11 +63,11 @@ def run(arguments: argparse.Namespace) -> int:
     with store_errors_as_user_errors():
         revision = upgrade(settings.database_url)
     log.info("database %s at schema revision %s", url_for_humans(settings.database_url), revision)
-    with database(settings) as unit_of_work:
-        services = _Services(settings, unit_of_work)
+    with database(settings) as store:
+        services = _Services(settings, store.unit_of_work)
         server = _Tracker(
             uvicorn.Config(
-                tracker_app(settings, unit_of_work, _now),
+                tracker_app(settings, store, _now),
                 host=arguments.host,
                 port=arguments.port,
                 log_level="info",

@@ -37,7 +37,7 @@ def run(_arguments: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with database(settings) as unit_of_work, scheduler_service(settings, unit_of_work) as service:
+    with database(settings) as store, scheduler_service(settings, store.unit_of_work) as service:
         service.run(stop)
     return 0
 

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from dosewise import supervisor
 from dosewise.errors import UserError
 from dosewise.settings import Settings
-from dosewise.wiring import UnitOfWorkFactory, database, load_settings
+from dosewise.wiring import Database, database, load_settings
 from notifier import twilio_webhooks
 from tracker.app import Clock, Lifespan, TwilioWebhooks, create_app
 
@@ -64,21 +64,28 @@ def register(subcommands: Any) -> None:
 
 def tracker_app(
     settings: Settings,
-    uow_factory: UnitOfWorkFactory,
+    store: Database,
     clock: Clock,
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
     """The tracker with twilio's signature check and TwiML plugged in (only here and in the
     notifier may twilio be imported)."""
     twilio = TwilioWebhooks(twilio_webhooks.signature_is_valid, twilio_webhooks.twiml_message)
-    return create_app(settings, uow_factory, clock, twilio=twilio, lifespan=lifespan)
+    return create_app(
+        settings,
+        store.unit_of_work,
+        clock,
+        twilio=twilio,
+        queries=store.adherence,
+        lifespan=lifespan,
+    )
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def tracker_database(settings: Settings) -> AbstractContextManager[UnitOfWorkFactory]:
+def tracker_database(settings: Settings) -> AbstractContextManager[Database]:
     """Units of work on a pool sized to the worker's threads; without a ping per checkout
     (a round trip per request), so after a database restart each broken connection fails
     one request with 503, which Twilio retries."""
@@ -92,7 +99,7 @@ def app_from_environment() -> FastAPI:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = load_settings()
     resources = ExitStack()
-    unit_of_work = resources.enter_context(tracker_database(settings))
+    store = resources.enter_context(tracker_database(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -106,7 +113,7 @@ def app_from_environment() -> FastAPI:
             yield
 
     # the outermost layer owns the clock; the use cases are given its readings
-    return tracker_app(settings, unit_of_work, _now, lifespan)
+    return tracker_app(settings, store, _now, lifespan)
 
 
 def run(arguments: argparse.Namespace) -> int:

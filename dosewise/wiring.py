@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dosewise.errors import UserError
 from dosewise.settings import Settings
+from reports.ports import AdherenceQueries
 from services.ports import UnitOfWork
-from store.engine import create_engine, session_factory
+from store.engine import Engine, create_engine, session_factory
 from store.errors import StoreError
 from store.migrate import require_current
+from store.reports import SqlAdherenceQueries
 from store.unit_of_work import SqlUnitOfWork
 
 if TYPE_CHECKING:
@@ -23,6 +26,14 @@ if TYPE_CHECKING:
     from notifier.sms import AsyncTwilioSmsGateway
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class Database:
+    """The store's adapters on one engine (one pool): what the services are given."""
+
+    unit_of_work: UnitOfWorkFactory
+    adherence: AdherenceQueries
 
 
 def load_settings() -> Settings:
@@ -43,16 +54,21 @@ def store_errors_as_user_errors() -> Iterator[None]:
 @contextmanager
 def database(
     settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
-) -> Iterator[UnitOfWorkFactory]:
-    """Units of work on the configured database, which must already have the current schema."""
+) -> Iterator[Database]:
+    """Units of work and the report's queries on the configured database, which must already
+    have the current schema."""
     with store_errors_as_user_errors():
         engine = create_engine(settings.database_url, pool_size=pool_size, pre_ping=pre_ping)
         try:
             require_current(engine)
-            sessions = session_factory(engine)
-            yield lambda: SqlUnitOfWork(sessions)
+            yield database_on(engine)
         finally:
             engine.dispose()
+
+
+def database_on(engine: Engine) -> Database:
+    sessions = session_factory(engine)
+    return Database(lambda: SqlUnitOfWork(sessions), SqlAdherenceQueries(engine))
 
 
 def sms_gateway(

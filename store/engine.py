@@ -15,6 +15,9 @@ from store.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
+# Engine too: the composition root names the type without importing sqlalchemy itself
+__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Engine", "create_engine", "session_factory", "url_for_humans"]
+
 
 def create_engine(url: str, *, pool_size: int | None = None, pre_ping: bool = True) -> Engine:
     """An engine for `url`; refuses a URL it cannot use with one readable line.

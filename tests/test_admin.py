@@ -15,9 +15,8 @@ from sqlalchemy.engine import Engine
 
 from dosewise.cmd_tracker import tracker_app
 from dosewise.settings import Settings
-from store.engine import session_factory
+from dosewise.wiring import database_on
 from store.reports import SqlAdherenceQueries
-from store.unit_of_work import SqlUnitOfWork
 from tests.report_seed import ANA, BO, CY, END, EXPECTED, NOW, START, seed
 from tracker.admin import COOKIE
 
@@ -27,8 +26,7 @@ WINDOW = {"from": START.isoformat(), "to": END.isoformat()}
 
 def _client(engine: Engine, database_url: str, token: str | None) -> TestClient:
     settings = Settings(database_url=database_url, admin_token=token)
-    sessions = session_factory(engine)
-    app = tracker_app(settings, lambda: SqlUnitOfWork(sessions), lambda: NOW)
+    app = tracker_app(settings, database_on(engine), lambda: NOW)
     return TestClient(app)
 
 

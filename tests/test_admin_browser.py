@@ -17,8 +17,7 @@ from sqlalchemy.engine import Engine
 
 from dosewise.cmd_tracker import tracker_app
 from dosewise.settings import Settings
-from store.engine import session_factory
-from store.unit_of_work import SqlUnitOfWork
+from dosewise.wiring import database_on
 from tests.conftest import free_port
 from tests.report_seed import ANA, END, EXPECTED, NOW, START, seed
 
@@ -41,9 +40,8 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 @pytest.fixture
 def served(engine: Engine, database_url: str) -> Iterator[str]:
     seed(engine)
-    sessions = session_factory(engine)
     settings = Settings(database_url=database_url, admin_token=TOKEN)
-    app = tracker_app(settings, lambda: SqlUnitOfWork(sessions), lambda: NOW)
+    app = tracker_app(settings, database_on(engine), lambda: NOW)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -20,9 +20,10 @@ from sqlalchemy.engine import Engine
 
 from dosewise.cmd_tracker import tracker_app
 from dosewise.settings import Settings
+from dosewise.wiring import database_on
 from notifier.twilio_webhooks import compute_signature
 from services.reply_words import read_reply
-from store.engine import create_engine, session_factory
+from store.engine import create_engine
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import add_reminder, confirmations, enrol
 from tests.tracker_client import AUTH_TOKEN, FORM_TYPE, NOW, PHONE, PUBLIC_URL, Tracker, tracker
@@ -122,8 +123,7 @@ def test_phone_numbers_are_masked_in_logs(
 def test_healthz_checks_the_database(tracker: Tracker, tmp_path: Path) -> None:
     assert tracker.client.get("/healthz").json() == {"status": "ok", "database": "up"}
     missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
-    sessions = session_factory(missing)
-    app = tracker_app(Settings(), lambda: SqlUnitOfWork(sessions), lambda: NOW)
+    app = tracker_app(Settings(), database_on(missing), lambda: NOW)
     with TestClient(app) as client:
         response = client.get("/healthz")
     assert response.status_code == 503

@@ -15,9 +15,8 @@ from sqlalchemy.engine import Engine
 
 from dosewise.cmd_tracker import tracker_app
 from dosewise.settings import Settings
+from dosewise.wiring import database_on
 from notifier.twilio_webhooks import compute_signature
-from store.engine import session_factory
-from store.unit_of_work import SqlUnitOfWork
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://dosewise.example"
@@ -88,11 +87,10 @@ def make_tracker(database_url: str, engine: Engine, **settings: str | None) -> I
         "twilio_auth_token": AUTH_TOKEN,
         **settings,
     }
-    sessions = session_factory(engine)
     tracker = Tracker(engine)
     app = tracker_app(
         Settings(database_url=database_url, **options),  # type: ignore[arg-type]
-        lambda: SqlUnitOfWork(sessions),
+        database_on(engine),
         tracker.clock,
     )
     with TestClient(app, raise_server_exceptions=False) as client:

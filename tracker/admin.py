@@ -77,15 +77,11 @@ def _signed_in(request: Request, token: str | None) -> bool:
     return hmac.compare_digest(presented.encode(), session_value(token).encode())
 
 
-def admin_router(
-    settings: Settings, clock: Clock, queries: AdherenceQueries | None = None
-) -> APIRouter:
-    """The admin routes. Without `queries` the report reads `settings.database_url` through an
-    engine of its own, made at the first admin request."""
+def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) -> APIRouter:
+    """The admin routes, reading the report through `queries`."""
     token = settings.admin_token
     router = APIRouter(prefix="/admin", tags=["admin"])
     bearer = Depends(require_admin(token))
-    source = _Queries(settings, queries)
 
     def window(start: str | None, end: str | None) -> tuple[date, date]:
         try:
@@ -103,7 +99,6 @@ def admin_router(
 
     async def build(start: str | None, end: str | None, person: str | None) -> AdherenceReport:
         first, last = window(start, end)
-        queries = source.get()
 
         def run() -> AdherenceReport:
             person_id = None
@@ -229,22 +224,6 @@ def _add_session_routes(router: APIRouter, token: str | None) -> None:
         response = RedirectResponse("/admin/", status_code=303)
         response.delete_cookie(COOKIE, path="/admin")
         return response
-
-
-class _Queries:
-    """The report's queries, given or made from the settings at first use."""
-
-    def __init__(self, settings: Settings, queries: AdherenceQueries | None) -> None:
-        self._settings = settings
-        self._queries = queries
-
-    def get(self) -> AdherenceQueries:
-        if self._queries is None:
-            from store.engine import create_engine
-            from store.reports import SqlAdherenceQueries
-
-            self._queries = SqlAdherenceQueries(create_engine(self._settings.database_url))
-        return self._queries
 
 
 def _header(report: AdherenceReport, title: str) -> str:

@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dosewise.settings import Settings
+from reports.ports import AdherenceQueries
 from services.health import check_database
 from services.ports import UnitOfWork
 from services.replies import (
@@ -141,6 +142,7 @@ def create_app(
     clock: Clock,
     *,
     twilio: TwilioWebhooks,
+    queries: AdherenceQueries,
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
     app = TrackerApp(
@@ -156,7 +158,7 @@ def create_app(
     _document_webhooks(app, webhooks)
     _add_confirm_link(app, uow_factory, clock)
     _add_operations(app, uow_factory, metrics)
-    app.include_router(admin_router(settings, clock))
+    app.include_router(admin_router(settings, clock, queries))
     return app
 
 
