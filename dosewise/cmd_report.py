@@ -14,7 +14,8 @@ from dosewise.arguments import iso_date
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import database, load_settings, store_errors_as_user_errors
-from reports.adherence import AdherenceReport, check_window_length
+from reports.adherence import check_window_length
+from reports.lookup import UnknownPerson, adherence_for
 from reports.ports import AdherenceQueries
 from reports.render import render_csv, render_html, render_json, render_table
 from store.engine import create_engine
@@ -72,24 +73,15 @@ def adherence_queries(settings: Settings) -> Iterator[AdherenceQueries]:
         yield store.adherence
 
 
-def build_report(
-    queries: AdherenceQueries, start: date, end: date, person: str | None, now: datetime
-) -> AdherenceReport:
-    person_id = None
-    if person is not None:
-        found = queries.find_person(person)
-        if found is None:
-            raise UserError(f"no person with id or phone {person!r}")
-        person_id = found.id
-    return queries.report(start, end, now, person_id)
-
-
 def run_adherence(arguments: argparse.Namespace) -> int:
     # the outermost layer reads the clock
     now = datetime.now(UTC)
     start, end = window(arguments.start, arguments.end, now.astimezone().date())
     with adherence_queries(load_settings()) as queries:
-        report = build_report(queries, start, end, arguments.person, now)
+        try:
+            report = adherence_for(queries, start, end, now, arguments.person)
+        except UnknownPerson as unknown:
+            raise UserError(str(unknown)) from None
     sys.stdout.write(RENDERERS[arguments.format](report))
     return 0
 

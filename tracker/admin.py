@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dosewise.settings import Settings
 from reports.adherence import AdherenceReport, PersonLine, check_window_length
+from reports.lookup import UnknownPerson, adherence_for
 from reports.ports import AdherenceQueries
 from reports.render import (
     cards,
@@ -100,16 +101,10 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
     async def build(start: str | None, end: str | None, person: str | None) -> AdherenceReport:
         first, last = window(start, end)
 
-        def run() -> AdherenceReport:
-            person_id = None
-            if person is not None:
-                found = queries.find_person(person)
-                if found is None:
-                    raise HTTPException(404, f"no person with id or phone {person!r}")
-                person_id = found.id
-            return queries.report(first, last, clock(), person_id)
-
-        return await run_in_threadpool(run)
+        try:
+            return await run_in_threadpool(adherence_for, queries, first, last, clock(), person)
+        except UnknownPerson as unknown:
+            raise HTTPException(404, str(unknown)) from None
 
     @router.get("/api/adherence", dependencies=[bearer])
     async def adherence_json(

@@ -1,0 +1,27 @@
+"""The report for everyone, or for one person named by id or phone number as an admin types
+it (the command line's --person, the admin API's person=)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from reports.adherence import AdherenceReport
+from reports.ports import AdherenceQueries
+
+
+class UnknownPerson(LookupError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no person with id or phone {ref!r}")
+
+
+def adherence_for(
+    queries: AdherenceQueries, start: date, end: date, now: datetime, person: str | None
+) -> AdherenceReport:
+    """The report over the local dates [start, end]; UnknownPerson when `person` names nobody."""
+    person_id = None
+    if person is not None:
+        found = queries.find_person(person)
+        if found is None:
+            raise UnknownPerson(person)
+        person_id = found.id
+    return queries.report(start, end, now, person_id)
