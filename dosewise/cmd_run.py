@@ -24,6 +24,8 @@ from typing import Any
 
 import uvicorn
 
+from dosewise import supervisor
+from dosewise.arguments import port
 from dosewise.cmd_notifier import NotifierOptions, notify_until
 from dosewise.cmd_scheduler import scheduler_service
 from dosewise.cmd_tracker import DEFAULT_HOST, DEFAULT_PORT, tracker_app
@@ -46,7 +48,7 @@ def register(subcommands: Any) -> None:
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+        "--port", type=port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
     )
     parser.set_defaults(handler=run)
 
@@ -60,6 +62,8 @@ def run(arguments: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = load_settings()
+    # before the scheduler and the notifier start: a busy port is one line, and nothing ran
+    supervisor.check_port_is_free(arguments.host, arguments.port)
     with store_errors_as_user_errors():
         revision = upgrade(settings.database_url)
     log.info("database %s at schema revision %s", url_for_humans(settings.database_url), revision)
@@ -71,6 +75,8 @@ def run(arguments: argparse.Namespace) -> int:
                 host=arguments.host,
                 port=arguments.port,
                 log_level="info",
+                # the tracker logs each webhook itself; an access line would hold confirm tokens
+                access_log=False,
             )
         )
         services.on_failure = lambda: setattr(server, "should_exit", True)

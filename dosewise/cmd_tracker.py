@@ -23,6 +23,7 @@ from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI
 
 from dosewise import supervisor
+from dosewise.arguments import port
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import Database, database, load_settings
@@ -51,7 +52,7 @@ def register(subcommands: Any) -> None:
     parser = subcommands.add_parser("tracker", help="run the tracker (webhooks, confirm links)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+        "--port", type=port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
     )
     parser.add_argument(
         "--workers",

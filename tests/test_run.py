@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -143,6 +144,19 @@ def test_the_three_services_work_together_and_ctrl_c_ends_it_cleanly(running: Ru
     assert "Traceback" not in running.err.read_text()
 
 
+def test_requests_are_not_access_logged(running: Running) -> None:
+    """The tracker logs each webhook itself, phones masked; uvicorn's access line would also
+    write the tokens of confirm links into the log."""
+    token = "not-a-real-token-but-a-secret-looking-one"
+    assert httpx.get(f"{running.base}/confirm/{token}").status_code == 404
+    assert running.reply("HELP").status_code == 200
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(timeout=20) == 0
+    log = running.err.read_text() + running.out.read_text()
+    assert "sms SM7777" in log  # the tracker's own line
+    assert token not in log and '"POST /twilio/sms' not in log
+
+
 def test_sigterm_ends_it_cleanly_too(running: Running) -> None:
     running.process.send_signal(signal.SIGTERM)
     assert running.process.wait(timeout=20) == 0, running.err.read_text()
@@ -169,3 +183,34 @@ def test_a_bad_database_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("dosewise: ") and "Traceback" not in done.stderr
+
+
+def _run_refused(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOSEWISE_DATABASE_URL": f"sqlite:///{tmp_path}/run.db"}
+    return subprocess.run(
+        [sys.executable, "-m", "dosewise", "run", *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_port_in_use_is_one_line_before_any_service_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run_refused(tmp_path, "--port", str(port))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"dosewise: 127.0.0.1:{port} is in use"]
+    assert not (tmp_path / "run.db").exists()  # nothing ran: not even the migration
+
+
+def test_a_port_out_of_range_is_refused_not_wrapped(tmp_path: Path) -> None:
+    done = _run_refused(tmp_path, "--port", "99999")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "dosewise: argument --port: 99999 is not a port (1-65535)"
+    ]

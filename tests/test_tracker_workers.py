@@ -243,3 +243,20 @@ def test_workers_must_be_positive(database_url: str, engine: Engine) -> None:
     done = _tracker_refused(database_url, "--workers", "0")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["dosewise: --workers must be at least 1"]
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("99999", "99999 is not a port (1-65535)"),
+        ("-1", "-1 is not a port (1-65535)"),
+        ("0", "0 is not a port (1-65535)"),
+        ("http", "'http' is not a port number"),
+    ],
+)
+def test_a_port_out_of_range_is_one_clear_line(
+    database_url: str, engine: Engine, given: str, said: str
+) -> None:
+    done = _tracker_refused(database_url, f"--port={given}")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"dosewise: argument --port: {said}"]
