@@ -71,6 +71,16 @@ def test_digits_grouped_in_thousands_are_refused_not_guessed(written: str) -> No
         ("selenium", "selenium", None),
         ("vitamin_d", "vitamin_d", None),
         ("ashwagandha", None, None),
+        ("Iron (ferrous bisglycinate)", "iron", "bisglycinate"),
+        ("chelated magnesium", "magnesium", "chelated"),
+        ("zinc 15 mg", "zinc", "15 mg"),
+        ("potassium iodide", "iodine", None),
+        ("Omega-3 fish oil (EPA/DHA)", "omega_3", None),
+        ("sugar-free vitamin C", "vitamin_c", "sugar free"),
+        ("Iron-free multivitamin", None, None),
+        ("multivitamin without iron", None, None),
+        ("no iron multi", None, None),
+        ("multivitamin free of copper", None, None),
     ],
 )
 def test_supplement_names_are_canonical_with_forms(
@@ -85,6 +95,40 @@ def test_an_unknown_supplement_is_kept_as_a_custom_item_with_a_warning() -> None
     plan = plan_day(person, date(2026, 11, 23))
     assert [item.supplement for slot in plan.slots for item in slot.items] == ["ashwagandha_root"]
     assert any("Ashwagandha root: no timing rules are known" in line for line in plan.warnings)
+
+
+@pytest.mark.parametrize(
+    ("written", "named"),
+    [
+        ("Iron with vitamin C", "iron, vitamin_c"),
+        ("Vitamin D3 + Calcium", "vitamin_d, calcium"),
+        ("Calcium + Vitamin D3", "calcium, vitamin_d"),
+        ("Vitamin C + zinc", "vitamin_c, zinc"),
+        ("zinc and copper", "zinc, copper"),
+        ("Ca/Mg/Zn", "calcium, magnesium, zinc"),
+        ("Vitamin D3 + K2", "vitamin_d, vitamin_k"),
+        ("Iron-free multivitamin with zinc and selenium", "zinc, selenium"),
+    ],
+)
+def test_a_name_of_two_supplements_is_refused_not_read_as_one(written: str, named: str) -> None:
+    # read as one of them, the other would be planned by the wrong rules: iron with vitamin C
+    # was vitamin C at the medicine, calcium with vitamin D shared a slot with iron
+    text = BASE.replace("{name: iron, dose: 18 mg}", f"{{name: {written}, dose: 500 mg}}")
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(text, "r.yaml")
+    assert str(caught.value) == (
+        f"r.yaml: supplements.0: {written!r} names more than one supplement ({named}): "
+        "list each as its own entry, with its own dose"
+    )
+
+
+def test_a_product_free_of_iron_gets_no_iron_rules() -> None:
+    person = regimen([{"name": "Iron-free multivitamin", "dose": "1 mg"}])
+    plan = plan_day(person, date(2026, 11, 23))
+    assert [item.supplement for slot in plan.slots for item in slot.items] == [
+        "iron_free_multivitamin"
+    ]
+    assert not any("avoid iron" in line or "iron without" in line for line in plan.warnings)
 
 
 BASE = """
