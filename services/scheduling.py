@@ -11,10 +11,11 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scheduler.reminders import (
     ReminderTiming,
@@ -30,6 +31,7 @@ from services.scheduling_ports import (
     ConfirmToken,
     OutgoingMessage,
     Plannable,
+    RemindedDose,
     ScheduledReminder,
     SchedulingRepository,
 )
@@ -53,7 +55,11 @@ class SchedulerConfig:
 @dataclass
 class PlanCache:
     """Day plans depend on the regimen's rules and times, not on who the person is: plan each
-    distinct regimen once per run and copy its reminders to everyone who shares it."""
+    distinct regimen once per run and copy its reminders to everyone who shares it.
+
+    Each regimen is planned from the start of the person's current local day, not from
+    `start`: a dose is "the n-th dose of a supplement on a local day", and only the whole
+    day's plan says which n a reminder ahead stands for (see not_yet_reminded)."""
 
     start: datetime
     end: datetime
@@ -61,17 +67,92 @@ class PlanCache:
     _plans: dict[str, list[ReminderPlan]] = field(default_factory=dict)
     _refusals: dict[str, list[str]] = field(default_factory=dict)
 
-    def reminders(self, who: Plannable) -> tuple[list[ReminderPlan], list[str]]:
+    def reminders(
+        self, who: Plannable, reminded: Sequence[RemindedDose] = ()
+    ) -> tuple[list[ReminderPlan], list[str]]:
+        """The person's reminders due in [start, end), less the doses `reminded` stood for."""
         key = _planning_key(who.body)
         if key not in self._plans:
             regimen = Regimen.model_validate(who.body)
-            made = dose_reminders(0, None, regimen, self.start, self.end, self.timing)
+            zone = ZoneInfo(regimen.person.timezone)
+            today = datetime.combine(self.start.astimezone(zone).date(), time(0), tzinfo=zone)
+            made = dose_reminders(0, None, regimen, today.astimezone(UTC), self.end, self.timing)
             self._plans[key], self._refusals[key] = made.reminders, made.refusals
         plans = [
             replace(plan, person_id=who.person_id, regimen_id=who.regimen_id)
-            for plan in self._plans[key]
+            for plan in not_yet_reminded(self._plans[key], reminded)
+            if plan.due_at >= self.start
         ]
         return plans, self._refusals[key]
+
+
+# the reminders that may have gone out on the person's current local day (and the next): a
+# local day starts less than 26 hours before any instant in it, whatever the zone and DST
+REMINDED_LOOKBACK = timedelta(hours=26)
+
+
+def not_yet_reminded(
+    plans: Sequence[ReminderPlan], reminded: Sequence[RemindedDose]
+) -> list[ReminderPlan]:
+    """The plans with the doses a reminder already went out for taken away (whole reminders
+    when nothing of them is left).
+
+    The same dose, when a changed regimen moves its time: the n-th dose of a supplement on the
+    local day of the slot key (its "YYYY-MM-DD#" prefix), counted in time order over the whole
+    day, both in the plans and in the reminders that went out. A lozenge is its own slot key
+    (the course's dose number). So biotin moved from 13:02 to 13:30 after the 13:02 reminder
+    was confirmed is not reminded again, and with two magnesium doses a day, one taken, the
+    other is still reminded.
+    """
+    gone = _dose_keys(reminded)
+    if not gone:
+        return list(plans)
+    wanted: list[ReminderPlan] = []
+    for plan, keys in zip(plans, _plan_dose_keys(plans), strict=True):
+        left = [item for item, dose in zip(plan.items, keys, strict=True) if dose not in gone]
+        if len(left) == len(plan.items):
+            wanted.append(plan)
+        elif left and plan.kind == "dose":
+            day = plan.slot_key.split("#", 1)[0]
+            key = f"{day}#" + "+".join(str(item.get("supplement")) for item in left)
+            wanted.append(replace(plan, items=left, slot_key=key))
+    return wanted
+
+
+_DoseKey = tuple[str, str, int]
+
+
+def _dose_keys(reminded: Sequence[RemindedDose]) -> set[_DoseKey]:
+    ordered = sorted(reminded, key=lambda dose: dose.due_at)
+    return {key for keys in _keys_in_order(ordered) for key in keys}
+
+
+def _plan_dose_keys(plans: Sequence[ReminderPlan]) -> list[list[_DoseKey]]:
+    order = sorted(range(len(plans)), key=lambda index: plans[index].due_at)
+    keys = _keys_in_order([plans[index] for index in order])
+    by_index: list[list[_DoseKey]] = [[] for _ in plans]
+    for position, index in enumerate(order):
+        by_index[index] = keys[position]
+    return by_index
+
+
+def _keys_in_order(reminders: Sequence[ReminderPlan | RemindedDose]) -> list[list[_DoseKey]]:
+    """Each reminder's items as doses: (day, supplement, n) for the n-th of the day, or the
+    lozenge's slot key; `reminders` in due order."""
+    seen: dict[tuple[str, str], int] = {}
+    keys: list[list[_DoseKey]] = []
+    for reminder in reminders:
+        if reminder.kind != "dose":
+            keys.append([(reminder.slot_key, "", 0)] * len(reminder.items))
+            continue
+        day = reminder.slot_key.split("#", 1)[0]
+        mine: list[_DoseKey] = []
+        for item in reminder.items:
+            supplement = str(item.get("supplement"))
+            seen[day, supplement] = number = seen.get((day, supplement), 0) + 1
+            mine.append((day, supplement, number))
+        keys.append(mine)
+    return keys
 
 
 def _planning_key(body: dict[str, Any]) -> str:
@@ -99,18 +180,22 @@ def materialise(
     with uow:
         repo = uow.scheduling
         people = repo.plannable()
+        reminded: dict[int, list[RemindedDose]] = {}
+        for dose in repo.reminded(now - REMINDED_LOOKBACK):
+            reminded.setdefault(dose.person_id, []).append(dose)
         wanted: list[ReminderPlan] = []
         refusals: list[str] = []
         for who in people:
-            plans, refused = cache.reminders(who)
+            plans, refused = cache.reminders(who, reminded.get(who.person_id, ()))
             wanted += plans
             refusals += [f"person {who.person_id}: {reason}" for reason in refused]
         by_person = {who.person_id: who for who in people}
         for course in repo.running_courses(now):
             if course.person_id in by_person:
-                wanted += _lozenges(
+                lozenges = _lozenges(
                     by_person[course.person_id], course.id, course.onset_at, now, config
                 )
+                wanted += not_yet_reminded(lozenges, reminded.get(course.person_id, ()))
         repo.save_reminders(wanted, now)
         uow.commit()
     return Materialised(len(people), len(wanted), refusals)
@@ -267,11 +352,14 @@ def replan(
         return
     who = people[0]
     cache = PlanCache(now, now + config.horizon, config.timing)
-    plans, refusals = cache.reminders(who)
+    # a dose already reminded today keeps its reminder, wherever the new plan puts it
+    reminded = repo.reminded(now - REMINDED_LOOKBACK, person_id)
+    plans, refusals = cache.reminders(who, reminded)
     for reason in refusals:
         log.warning("person %s: plan refused: %s", person_id, reason)
     for course in repo.running_courses(now, person_id):
-        plans += _lozenges(who, course.id, course.onset_at, now, config)
+        lozenges = _lozenges(who, course.id, course.onset_at, now, config)
+        plans += not_yet_reminded(lozenges, reminded)
     repo.save_reminders(plans, now)
     # lozenges too: their times follow the day's iron and copper doses
     keep = [(plan.due_at, plan.slot_key) for plan in plans]

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.ports import Channel, PersonDetails, ReminderPlan, ReminderStatus
+from services.ports import Channel, PersonDetails, ReminderKind, ReminderPlan, ReminderStatus
+
+# a reminder in one of these has reached the person (or is on its way): its dose is theirs to
+# answer, and planning again must not remind them of it a second time
+REMINDED_STATUSES = ("queued", "sent", "confirmed", "skipped", "missed")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,17 @@ class ScheduledReminder:
     plan: ReminderPlan
     status: ReminderStatus
     person: PersonDetails
+
+
+@dataclass(frozen=True)
+class RemindedDose:
+    """A stored reminder that went out (REMINDED_STATUSES): which doses of its day it stood for."""
+
+    person_id: int
+    slot_key: str
+    kind: ReminderKind
+    due_at: datetime
+    items: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,10 @@ class SchedulingRepository(Protocol):
     ) -> list[ColdCourseRecord]: ...
 
     def course(self, course_id: int) -> ColdCourseRecord | None: ...
+
+    def reminded(self, since: datetime, person_id: int | None = None) -> list[RemindedDose]:
+        """Reminders due at or after `since` that went out (REMINDED_STATUSES), by due time."""
+        ...
 
     def save_reminders(self, plans: Sequence[ReminderPlan], now: datetime) -> None: ...
 

@@ -15,12 +15,14 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.ports import Channel, PersonDetails, ReminderPlan, ReminderStatus
+from services.ports import Channel, PersonDetails, ReminderKind, ReminderPlan, ReminderStatus
 from services.scheduling_ports import (
+    REMINDED_STATUSES,
     ColdCourseRecord,
     ConfirmToken,
     OutgoingMessage,
     Plannable,
+    RemindedDose,
     ScheduledReminder,
 )
 from store.models import (
@@ -103,6 +105,24 @@ class SqlScheduling:
     def course(self, course_id: int) -> ColdCourseRecord | None:
         row = self._session.get(ColdCourseRow, course_id)
         return None if row is None else _course(row)
+
+    def reminded(self, since: datetime, person_id: int | None = None) -> list[RemindedDose]:
+        query = select(
+            ReminderRow.person_id,
+            ReminderRow.slot_key,
+            ReminderRow.kind,
+            ReminderRow.due_at,
+            ReminderRow.items,
+        ).where(ReminderRow.status.in_(REMINDED_STATUSES), ReminderRow.due_at >= since)
+        if person_id is not None:
+            query = query.where(ReminderRow.person_id == person_id)
+        rows = self._session.execute(query.order_by(ReminderRow.due_at, ReminderRow.id))
+        return [
+            RemindedDose(
+                row.person_id, row.slot_key, cast("ReminderKind", row.kind), row.due_at, row.items
+            )
+            for row in rows
+        ]
 
     def save_reminders(self, plans: Sequence[ReminderPlan], now: datetime) -> None:
         """Make each reminder exist once; refresh it only while it is planned (or cancelled:
