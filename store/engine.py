@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.driver import install_staging
-from store.errors import DatabaseUnavailable
+from store.errors import DatabaseUnavailable, first_line
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 # Engine too: the composition root names the type without importing sqlalchemy itself
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "Engine", "create_engine", "session_factory", "url_for_humans"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "Engine",
+    "create_engine",
+    "session_factory",
+    "unavailable_on_error",
+    "url_for_humans",
+]
 
 
 def create_engine(url: str, *, pool_size: int | None = None, pre_ping: bool = True) -> Engine:
@@ -78,3 +87,14 @@ def _on_sqlite_begin(connection: Connection) -> None:
     # IMMEDIATE takes the write lock up front: a transaction that reads and then writes would
     # otherwise fail at once with SQLITE_BUSY (no waiting) when another process wrote meanwhile
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def unavailable_on_error(engine: Engine) -> Iterator[None]:
+    """A driver error inside (locked, unreachable, a table missing) becomes one
+    DatabaseUnavailable line, which the commands print and the tracker answers with 503."""
+    try:
+        yield
+    except DBAPIError as error:
+        where = url_for_humans(engine.url)
+        raise DatabaseUnavailable(f"database {where}: {first_line(error)}") from error

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -43,6 +44,7 @@ def upgrade(url: str, revision: str = "head") -> str:
     """Create or migrate the schema at `url`; the revision it is at afterwards."""
     engine = create_engine(url)
     try:
+        _refuse_unknown_revision(engine)
         with engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
@@ -66,9 +68,28 @@ def require_current(engine: Engine) -> None:
     except DBAPIError as error:
         where = url_for_humans(engine.url)
         raise DatabaseUnavailable(f"database {where}: {first_line(error)}") from None
+    _refuse_unknown_revision(engine, current)
     if current != head_revision():
         state = "has no schema" if current is None else f"has schema revision {current}"
         raise SchemaNotCurrent(
             f"database {url_for_humans(engine.url)} {state}, not {head_revision()}:"
             " run `dosewise db upgrade`"
+        )
+
+
+def _refuse_unknown_revision(engine: Engine, current: str | None = None) -> None:
+    """A revision none of our migrations made (a newer dosewise's, say): `db upgrade` cannot
+    help, and must not touch it."""
+    current = current or current_revision(engine)
+    if current is None:
+        return
+    try:
+        known = ScriptDirectory.from_config(alembic_config()).get_revision(current) is not None
+    except CommandError:
+        known = False
+    if not known:
+        raise SchemaNotCurrent(
+            f"database {url_for_humans(engine.url)} has schema revision {current}, which this "
+            f"dosewise (schema {head_revision()}) does not know: it was made by another, "
+            "probably newer, version of dosewise; nothing was changed"
         )

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from reports.adherence import Counts, DayLine, Deliveries, IronTiming, Streaks
 from reports.timing import IRON
+from store.engine import unavailable_on_error
 from store.report_sql import (
     COUNT_COLUMNS,
     DAY_EXTRAS,
@@ -66,7 +67,7 @@ class SqlReportRollup:
     def refresh(self, limit: int = REFRESH_BATCH) -> int:
         """Rebuild the rows of up to `limit` queued changes in one transaction; how many
         (person, day) were rebuilt."""
-        with self._engine.begin() as connection:
+        with unavailable_on_error(self._engine), self._engine.begin() as connection:
             if self._sql.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK})
             # DELETE ... RETURNING claims exactly the queued rows it saw (every row of the
@@ -97,7 +98,7 @@ class SqlReportRollup:
         """Rebuild the whole rollup with full scans of the reminders (after a bulk load or a
         restore: far faster than the queue's index probes for millions of days); how many
         person-days it holds now."""
-        with self._engine.begin() as connection:
+        with unavailable_on_error(self._engine), self._engine.begin() as connection:
             if self._sql.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROLLUP_LOCK})
             # every row queued so far is claimed: their changes are in the scans below

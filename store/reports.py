@@ -76,6 +76,7 @@ from reports.adherence import (
 )
 from reports.ports import PersonRef
 from reports.timing import CALCIUM, IRON, IronGaps
+from store.engine import unavailable_on_error
 from store.report_rollup import RolledQueries
 from store.report_sql import (
     COUNT_COLUMNS,
@@ -137,7 +138,7 @@ class SqlAdherenceQueries:
         value: int | str = int(ref) if ref.isdigit() else ref
         if isinstance(value, int) and value > MAX_PERSON_ID:
             return None  # past any id the column can hold (the databases would refuse it)
-        with self._engine.connect() as connection:
+        with unavailable_on_error(self._engine), self._engine.connect() as connection:
             row = connection.execute(
                 text(f"SELECT id, name, phone FROM people WHERE {column} = :value"),
                 {"value": value},
@@ -149,6 +150,12 @@ class SqlAdherenceQueries:
     ) -> AdherenceReport:
         if end < start:
             raise ValueError(f"the window ends ({end}) before it starts ({start})")
+        with unavailable_on_error(self._engine):
+            return self._report(start, end, now, person_id)
+
+    def _report(
+        self, start: date, end: date, now: datetime, person_id: int | None
+    ) -> AdherenceReport:
         with self._snapshot(everyone=person_id is None) as connection:
             people = self._people(connection, person_id)
             excluded = self._opted_out_days(connection, people, start, end, now)

@@ -8,10 +8,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from store.engine import create_engine
+from store.migrate import head_revision
 from tests.report_seed import ANA, ANA_PHONE, BO, END, EXPECTED, START, seed
 
 
@@ -146,3 +149,25 @@ def test_the_longest_window_is_answered(engine: Engine, database_url: str) -> No
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["from"], report["to"]) == ("2020-01-01", "2030-01-07")
+
+
+def test_a_database_without_its_tables_is_one_line(tmp_path: Path) -> None:
+    """The version table says current, the tables are gone (a half-restored file, say)."""
+    url = f"sqlite:///{tmp_path}/half.db"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        connection.exec_driver_sql(f"INSERT INTO alembic_version VALUES ('{head_revision()}')")
+    engine.dispose()
+    for args in (
+        ("adherence",),
+        ("adherence", "--person", "1"),
+        ("refresh",),
+        ("refresh", "--all"),
+    ):
+        done = _report(url, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.strip().splitlines() == [
+            f"dosewise: database {url}: no such table: "
+            + ("people" if args[0] == "adherence" else "report_dirty_days")
+        ]

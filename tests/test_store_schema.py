@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -12,7 +13,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
 
-from store.migrate import alembic_config, current_revision, head_revision, upgrade
+from store.errors import SchemaNotCurrent
+from store.migrate import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    require_current,
+    upgrade,
+)
 from store.models import PersonRow, metadata
 from store.types import NaiveDateTimeError
 
@@ -41,6 +49,22 @@ def test_downgrade_to_nothing_and_back(database_url: str, engine: Engine) -> Non
     assert current_revision(engine) is None
     upgrade(database_url)
     assert differences(engine) == []
+
+
+def test_a_revision_of_another_dosewise_is_refused_and_left_alone(
+    database_url: str, engine: Engine
+) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    said = f"has schema revision 0099, which this dosewise (schema {head_revision()}) does not know"
+    with pytest.raises(SchemaNotCurrent, match=re.escape(said)) as upgrading:
+        upgrade(database_url)
+    assert "db upgrade" not in str(upgrading.value)  # it could not help
+    with pytest.raises(SchemaNotCurrent, match=re.escape(said)):
+        require_current(engine)
+    assert current_revision(engine) == "0099"
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{head_revision()}'")
 
 
 def person(created_at: datetime) -> dict[str, object]:

@@ -130,6 +130,19 @@ def test_healthz_checks_the_database(tracker: Tracker, tmp_path: Path) -> None:
     missing.dispose()
 
 
+def test_the_admin_api_answers_503_when_the_database_fails(tmp_path: Path) -> None:
+    missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
+    settings = Settings(admin_token="admin-token-for-tests-0123456789")
+    app = tracker_app(settings, database_on(missing), lambda: NOW)
+    bearer = {"Authorization": f"Bearer {settings.admin_token}"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for path in ("/admin/api/adherence", "/admin/api/adherence.csv", "/admin/"):
+            response = client.get(path, headers=bearer)
+            assert response.status_code == 503, (path, response.text)
+        assert client.get("/admin/api/adherence?person=7", headers=bearer).status_code == 503
+    missing.dispose()
+
+
 def test_metrics_count_webhooks_by_outcome(tracker: Tracker, open_reminder: int) -> None:
     tracker.sms("TAKEN")
     tracker.post_form("/twilio/sms", {"MessageSid": "SM1"})
