@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import date, timedelta
@@ -167,9 +168,9 @@ def _csv_row(person: PersonLine, supplement: str, c: Counts, *, whole: bool) -> 
     adherence = "" if c.adherence is None else f"{c.adherence:.4f}"
     cells = [
         str(person.id),
-        person.name,
-        person.phone,
-        supplement,
+        _inert(person.name),
+        _inert(person.phone),
+        _inert(supplement),
         *(str(n) for n in (c.planned, c.sent, c.on_time, c.late, c.taken)),
         *(str(n) for n in (c.skipped, c.missed, c.expired, c.open)),
         adherence,
@@ -187,6 +188,19 @@ def _csv_row(person: PersonLine, supplement: str, c: Counts, *, whole: bool) -> 
         person.opted_out_days,
     )
     return cells + [str(n) if whole else "" for n in extra]
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+
+def _inert(text: str) -> str:
+    """Text a spreadsheet would run as a formula (a name such as '=HYPERLINK(...)') made
+    plain with a leading apostrophe, as OWASP advises for CSV; a plain number or an E.164
+    phone number ('+4520123456') is left as it is."""
+    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def render_json(report: AdherenceReport) -> str:

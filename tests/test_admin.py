@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from dosewise.cmd_tracker import tracker_app
@@ -163,3 +164,18 @@ def test_the_longest_window_is_answered(client: TestClient) -> None:
     answer = client.get("/admin/api/adherence", params=window, headers=_bearer())
     assert answer.status_code == 200, answer.text
     assert (answer.json()["from"], answer.json()["to"]) == ("2020-01-01", "2030-01-07")
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_made_plain(
+    client: TestClient, engine: Engine
+) -> None:
+    formula = '=HYPERLINK("http://evil.example","click")'
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE people SET name = :name WHERE id = :id"), {"name": formula, "id": BO}
+        )
+    answer = client.get("/admin/api/adherence.csv", params=WINDOW, headers=_bearer())
+    rows = {int(r["person_id"]): r for r in csv.DictReader(io.StringIO(answer.text))}
+    assert rows[BO]["name"] == "'" + formula
+    assert rows[ANA]["name"] == "Ana Jensen"  # ordinary text untouched
+    assert rows[ANA]["phone"].startswith("+45")  # a phone number is not a formula
