@@ -7,7 +7,7 @@ from datetime import time
 from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import phonenumbers
 from pydantic import (
@@ -52,13 +52,25 @@ Clock = Annotated[
 ]
 
 
+# The IANA zones, read once. A name is checked against them before it is loaded: ZoneInfo
+# would also open "Europe" (a folder: IsADirectoryError), "localtime" (whatever zone the
+# machine is set to) or "posixrules", none of which is a place a person lives; "Factory" is in
+# the list but is a placeholder with no offset of any place.
+_NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+IANA_ZONES = frozenset(available_timezones()) - _NOT_PLACES
+_ZONE_OF_LOWER = {zone.lower(): zone for zone in IANA_ZONES}
+
+
 def check_timezone(name: str) -> str:
+    """An IANA time zone name, like Europe/Copenhagen; ValueError with the one-line reason."""
+    problem = f"unknown time zone {name!r}: use an IANA name like Europe/Copenhagen"
+    if name not in IANA_ZONES:
+        spelled = _ZONE_OF_LOWER.get(name.strip().lower())
+        raise ValueError(f"{problem} (did you mean {spelled}?)" if spelled else problem)
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(
-            f"unknown time zone {name!r}: use an IANA name like Europe/Copenhagen"
-        ) from error
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        raise ValueError(f"{problem} (its zone data cannot be read: {error})") from None
     return name
 
 
