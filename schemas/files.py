@@ -18,7 +18,31 @@ class RegimenFileError(ValueError):
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads an unquoted 12:00 as the number 720 (base 60); we want the text."""
+    """YAML 1.1 reads an unquoted 12:00 as the number 720 (base 60); we want the text.
+
+    A key given twice in one mapping is refused: YAML keeps the last one without a word, and
+    "supplements:" twice or "deficiency_confirmed: true, deficiency_confirmed: false" would
+    plan one of two prescriptions silently.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *defaults" keys may be overridden: that is what merging is
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # an unhashable key: the constructor says so
+            if duplicate:
+                raise _DuplicateKey(f"duplicate key {key!r} on line {key_node.start_mark.line + 1}")
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(ValueError):
+    """A mapping gives one key twice; the text names the key and where."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -54,11 +78,32 @@ def load_regimen(path: str | Path) -> Regimen:
 def _parse(text: str, source: str) -> Any:
     try:
         if text.lstrip().startswith(("{", "[")):
-            return json.loads(text)
+            return _unique_keys(json.loads(text, object_pairs_hook=_Pairs), ())
         return yaml.load(text, Loader=_Loader)
+    except _DuplicateKey as error:
+        raise RegimenFileError(f"{source}: {error}: give each key once") from None
     except (yaml.YAMLError, json.JSONDecodeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else "syntax error"
         raise RegimenFileError(f"{source}: not valid YAML or JSON ({first_line})") from None
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key, value pairs in order, duplicates and all."""
+
+
+def _unique_keys(value: Any, where: tuple[str, ...]) -> Any:
+    """The JSON value with its objects as dicts; a key an object gives twice is refused."""
+    if not isinstance(value, list):
+        return value
+    if not isinstance(value, _Pairs):
+        return [_unique_keys(item, (*where, str(index))) for index, item in enumerate(value)]
+    mapping: dict[str, Any] = {}
+    for key, item in value:
+        if key in mapping:
+            place = f"in {'.'.join(where)}" if where else "at the top level"
+            raise _DuplicateKey(f"duplicate key {key!r} {place}")
+        mapping[key] = _unique_keys(item, (*where, key))
+    return mapping
 
 
 def describe(error: ValidationError) -> str:

@@ -201,3 +201,48 @@ def test_a_typed_date_is_yyyy_mm_dd_only(written: str) -> None:
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         checked_date(written)
     assert checked_date("2026-12-01").isoformat() == "2026-12-01"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # two supplement lists: only the second (100 µg of selenium, not 500) was planned
+        (
+            BASE + "supplements: [{name: selenium, dose: 100 µg}]",
+            "duplicate key 'supplements' on line 4: give each key once",
+        ),
+        (
+            BASE.replace("18 mg}", "18 mg, deficiency_confirmed: true, deficiency_confirmed: no}"),
+            "duplicate key 'deficiency_confirmed' on line 3: give each key once",
+        ),
+        (
+            '{"person": {"name": "Ana", "phone": "+4520123456", "timezone": "UTC"},'
+            ' "supplements": [{"name": "selenium", "dose": "500 µg"}],'
+            ' "supplements": [{"name": "selenium", "dose": "100 µg"}]}',
+            "duplicate key 'supplements' at the top level: give each key once",
+        ),
+        (
+            '{"person": {"name": "Ana", "phone": "+4520123456", "timezone": "UTC"},'
+            ' "supplements": [{"name": "iron", "dose": "18 mg", "deficiency_confirmed": true,'
+            ' "deficiency_confirmed": false}]}',
+            "duplicate key 'deficiency_confirmed' in supplements.0: give each key once",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_the_last_one_kept(text: str, message: str) -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(text, "r.yaml")
+    assert str(caught.value) == f"r.yaml: {message}"
+
+
+def test_a_yaml_merge_key_may_still_be_overridden() -> None:
+    parsed = parse_regimen_text(
+        BASE.replace(
+            "supplements: [{name: iron, dose: 18 mg}]",
+            "supplements:\n  - &zinc {name: zinc, dose: 10 mg}\n  - {<<: *zinc, dose: 5 mg}",
+        )
+    )
+    assert [(entry.key, str(entry.dose)) for entry in parsed.supplements] == [
+        ("zinc", "10 mg"),
+        ("zinc", "5 mg"),
+    ]
