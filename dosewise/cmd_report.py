@@ -43,7 +43,7 @@ def register(subcommands: Any) -> None:
     refresh = kinds.add_parser(
         "refresh",
         help="rebuild the report's rollup for every changed day now (the scheduler does it "
-        "every minute)",
+        "every 15 s)",
     )
     refresh.add_argument(
         "--all",

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,7 +68,7 @@ def run(arguments: argparse.Namespace) -> int:
     log.info("database %s at schema revision %s", url_for_humans(settings.database_url), revision)
     with database(settings) as store:
         services = _Services(settings, store.unit_of_work)
-        server = _Tracker(
+        server = supervisor.SignalledServer(
             uvicorn.Config(
                 tracker_app(settings, store, _now),
                 host=arguments.host,
@@ -88,16 +87,6 @@ def run(arguments: argparse.Namespace) -> int:
         finally:
             services.stop()
     return 1 if services.failed else 0
-
-
-class _Tracker(uvicorn.Server):
-    """uvicorn, minus its signal handling: ours stops the server the same way, but does not
-    re-raise the signal afterwards (a re-raised SIGTERM would kill the process before the
-    notifier had recorded its batch)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class _Services:

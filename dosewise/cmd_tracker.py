@@ -133,12 +133,18 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.workers > 1 and supervisor.BALANCES_CONNECTIONS:
         serving = supervisor.Serving(APP_FACTORY, arguments.host, arguments.port, options)
         return supervisor.serve(serving, arguments.workers)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        workers=arguments.workers,
-        host=arguments.host,
-        port=arguments.port,
-        **options,
+    if arguments.workers > 1:  # no SO_REUSEPORT here: uvicorn's own workers share a socket
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            workers=arguments.workers,
+            host=arguments.host,
+            port=arguments.port,
+            **options,
+        )
+        return 0
+    config = uvicorn.Config(
+        APP_FACTORY, factory=True, host=arguments.host, port=arguments.port, **options
     )
+    supervisor.SignalledServer(config).run()
     return 0

@@ -16,6 +16,7 @@ so a crash loop does not spend a core on starting Pythons.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import multiprocessing
@@ -24,7 +25,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -182,6 +183,23 @@ def _stop_all(processes: list[BaseProcess]) -> None:
             log.warning("worker %s did not stop in %.0f s; killing it", process.pid, STOP_TIMEOUT_S)
             process.kill()
             process.join()
+
+
+class SignalledServer(uvicorn.Server):
+    """uvicorn stopped by SIGINT or SIGTERM as usual, but without re-raising the signal once
+    it has stopped, as uvicorn's own handling does: the process then exits with its own status
+    (0) rather than being killed by the signal (143), and `dosewise run` gets to stop its
+    scheduler and notifier cleanly after the server returns."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        stopping = (signal.SIGINT, signal.SIGTERM)
+        previous = {signum: signal.signal(signum, self.handle_exit) for signum in stopping}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def _worker(serving: Serving) -> None:

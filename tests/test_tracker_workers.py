@@ -217,6 +217,25 @@ def test_sigterm_stops_every_worker_and_exits_cleanly(database_url: str, engine:
     assert not _healthy(port)
 
 
+@pytest.mark.parametrize("stopping", [signal.SIGTERM, signal.SIGINT])
+def test_one_worker_stops_on_a_signal_with_status_0(
+    database_url: str, engine: Engine, stopping: signal.Signals
+) -> None:
+    """As with two workers, and as `dosewise run`: uvicorn alone would re-raise SIGTERM once
+    stopped, and the process would end killed by it (status 143)."""
+    port = free_port()
+    command = [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "1"]
+    child = subprocess.Popen(command, env=_environment(database_url), stderr=subprocess.DEVNULL)
+    try:
+        _wait_until(lambda: child.poll() is None and _healthy(port))
+        child.send_signal(stopping)
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert not _healthy(port)
+
+
 def _tracker_refused(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
     """`dosewise tracker ARGUMENTS`, expected to stop at once: its status and output."""
     return subprocess.run(
