@@ -197,8 +197,11 @@ def _place(
     for group in movable:
         _restrict(group, references, fixed, gaps, frame, table)
     chosen = Search(movable, fixed, gaps).run()
-    if chosen is None:
-        raise _joint_refusal(movable, gaps, frame, table)
+    if chosen is None:  # the fast search is not complete: look in time order before refusing
+        complete = CompleteSearch(movable, fixed, gaps)
+        chosen = complete.run()
+        if chosen is None:
+            raise _joint_refusal(movable, gaps, frame, table, complete.exhausted)
     for group, minute in zip(movable, chosen, strict=True):
         group.fixed = minute
     return groups
@@ -582,7 +585,7 @@ def _no_room(frame: Day, blockers: list[str]) -> str:
 
 
 def _joint_refusal(
-    movable: list[Group], gaps: GapRules, frame: Day, table: RuleTable
+    movable: list[Group], gaps: GapRules, frame: Day, table: RuleTable, cut: bool = False
 ) -> PlanRefused:
     rules: list[str] = [table.window.id]
     involved: list[str] = []
@@ -590,14 +593,15 @@ def _joint_refusal(
         for second in movable[index + 1 :]:
             gap = gaps.between(first.tags, second.tags)
             if gap.minimum:
-                rules += [rule for rule in (*first.rules, *gap.rules) if rule not in rules]
+                rules += [*first.rules, *gap.rules]
                 involved += [first.label, second.label]
     if not involved:  # cannot happen: each group alone has room, so only a conflict can fail
         involved = [group.label for group in movable]
     labels = ", ".join(dict.fromkeys(involved))
+    note = f" (the search stopped after {MAX_SEARCH_STEPS} steps)" if cut else ""
     return PlanRefused(
-        f"no placement of {labels} keeps them apart within {frame.room_text()}",
-        tuple(rules),
+        f"no placement of {labels} keeps them apart within {frame.room_text()}{note}",
+        tuple(dict.fromkeys(rules)),  # each rule once
     )
 
 
@@ -705,6 +709,139 @@ class Search:
         inside = points_within(allowed, sorted(points))
         kept = set(points_within(preferred, inside))
         return [(minute, 0 if minute in kept else 1) for minute in inside]
+
+
+# the complete search looks at most this many placements before it gives up (and says so)
+MAX_SEARCH_STEPS = 50_000
+
+
+class CompleteSearch:
+    """Branch and bound over slot times in time order: complete where `Search` is not.
+
+    `Search` tries each group at the vertices it can see from the groups placed before it in
+    its own order, so a dose whose only good time is "another dose's time + a gap" is missed
+    when that other dose comes later in the order. This search places the groups in the order
+    of their times instead. Among the placements of a given order, choice of intervals and
+    sharing of slots, the earliest (every time as small as it can be) is the best; each of its
+    times is the start of a piece of what is still open to that group when the groups before
+    it are placed, or the time of a slot it shares. So trying, at each step, every group
+    at every such start (and every fixed slot) from the last time on finds the best plan, if
+    there is one, within MAX_SEARCH_STEPS placements.
+    """
+
+    def __init__(self, movable: list[Group], fixed: list[Group], gaps: GapRules) -> None:
+        self.groups = movable
+        self.fixed_times = sorted({group.fixed or 0 for group in fixed})
+        count = len(movable)
+        self.gap = [
+            [gaps.between(movable[i].tags, movable[j].tags) for j in range(count)]
+            for i in range(count)
+        ]
+        # identical groups are placed in their order only: a twin waits for the one before it
+        self.twin_of: list[int | None] = [
+            next((j for j in range(i - 1, -1, -1) if _same_choices(movable[j], movable[i])), None)
+            for i in range(count)
+        ]
+        self.times = [0] * count
+        self.best: tuple[int, int, int] | None = None
+        self.best_times: list[int] = []
+        self.steps = MAX_SEARCH_STEPS
+        self.exhausted = False
+
+    def run(self) -> list[int] | None:
+        count = len(self.groups)
+        allowed = [list(group.allowed) for group in self.groups]
+        preferred = [list(group.preferred) for group in self.groups]
+        slots: dict[int, int] = dict.fromkeys(self.fixed_times, 1)
+        self._place([False] * count, count, allowed, preferred, slots, 0, 0)
+        return self.best_times if self.best is not None else None
+
+    def _place(
+        self,
+        placed: list[bool],
+        left: int,
+        allowed: list[list[Interval]],
+        preferred: list[list[Interval]],
+        slots: dict[int, int],
+        fallbacks: int,
+        total: int,
+    ) -> None:
+        if not left:
+            cost = (fallbacks, len(slots), total)
+            if self.best is None or cost < self.best:
+                self.best, self.best_times = cost, list(self.times)
+            return
+        forced = sum(1 for i, done in enumerate(placed) if not done and not preferred[i])
+        options: list[tuple[int, bool, int, int]] = []  # (fallback, new slot, minute, group)
+        for index, done in enumerate(placed):
+            twin = self.twin_of[index]
+            if done or (twin is not None and not placed[twin]):
+                continue
+            starts = {low for low, _ in allowed[index]} | {low for low, _ in preferred[index]}
+            starts |= {
+                minute
+                for minute in self.fixed_times
+                if minute >= allowed[index][0][0] and contains(allowed[index], minute)
+            }
+            options += [
+                (0 if contains(preferred[index], minute) else 1, minute not in slots, minute, index)
+                for minute in starts
+            ]
+        options.sort()
+        for is_fallback, new_slot, minute, index in options:
+            later_forced = forced - (not preferred[index])
+            cost = (fallbacks + is_fallback, len(slots) + new_slot, total + minute)
+            bound = (cost[0] + later_forced, cost[1], cost[2] + minute * (left - 1))
+            if self.best is not None and bound >= self.best:
+                continue
+            self.steps -= 1
+            if self.steps < 0:
+                self.exhausted = True
+                return
+            next_allowed, next_preferred = self._restrict(index, minute, placed, allowed, preferred)
+            if next_allowed is None or next_preferred is None:
+                continue
+            self.times[index], placed[index] = minute, True
+            slots[minute] = slots.get(minute, 0) + 1
+            self._place(placed, left - 1, next_allowed, next_preferred, slots, *cost[::2])
+            placed[index] = False
+            slots[minute] -= 1
+            if not slots[minute]:
+                del slots[minute]
+            if self.exhausted:
+                return
+
+    def _restrict(
+        self,
+        index: int,
+        minute: int,
+        placed: list[bool],
+        allowed: list[list[Interval]],
+        preferred: list[list[Interval]],
+    ) -> tuple[list[list[Interval]] | None, list[list[Interval]] | None]:
+        """What stays open to the other groups, from `minute` on, once `index` is there."""
+        next_allowed: list[list[Interval]] = []
+        next_preferred: list[list[Interval]] = []
+        for other, done in enumerate(placed):
+            if done or other == index:
+                next_allowed.append(allowed[other])
+                next_preferred.append(preferred[other])
+                continue
+            gap = self.gap[index][other]
+            room, liked = _from(allowed[other], minute), _from(preferred[other], minute)
+            if gap.minimum:
+                room = subtract(room, minute - gap.minimum, minute + gap.minimum)
+                liked = subtract(liked, minute - gap.preferred, minute + gap.preferred)
+            if not room:
+                return None, None  # a group left with no time at all: nothing below fits
+            next_allowed.append(room)
+            next_preferred.append(liked)
+        return next_allowed, next_preferred
+
+
+def _from(intervals: list[Interval], minute: int) -> list[Interval]:
+    """The part of the sorted intervals at or after `minute`."""
+    return [(max(low, minute), high) for low, high in intervals if high >= minute]
 
 
 def _same_choices(first: Group, second: Group) -> bool:
