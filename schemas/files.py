@@ -76,15 +76,35 @@ def load_regimen(path: str | Path) -> Regimen:
 
 
 def _parse(text: str, source: str) -> Any:
+    """The file's data: JSON for a .json file; YAML otherwise, which JSON is a subset of (a
+    file in YAML's flow style starts with "{" as JSON does)."""
+    text = text.removeprefix("\ufeff")
+    is_json = source.lower().endswith(".json")
     try:
-        if text.lstrip().startswith(("{", "[")):
-            return _unique_keys(json.loads(text, object_pairs_hook=_Pairs), ())
+        if is_json or text.lstrip().startswith(("{", "[")):
+            try:
+                return _unique_keys(json.loads(text, object_pairs_hook=_Pairs), ())
+            except json.JSONDecodeError as error:
+                if is_json:
+                    raise RegimenFileError(f"{source}: not valid JSON ({error})") from None
         return yaml.load(text, Loader=_Loader)
     except _DuplicateKey as error:
         raise RegimenFileError(f"{source}: {error}: give each key once") from None
-    except (yaml.YAMLError, json.JSONDecodeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "syntax error"
-        raise RegimenFileError(f"{source}: not valid YAML or JSON ({first_line})") from None
+    except yaml.YAMLError as error:
+        raise RegimenFileError(
+            f"{source}: not valid YAML or JSON ({_yaml_problem(error)})"
+        ) from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """ "expected ',' or ']', but got '<stream end>' (line 3, column 1)", not the first line of
+    the YAML library's several ("while parsing a flow node")."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem:
+        mark = error.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        context = f"{error.context}, " if error.context and error.problem.startswith("but") else ""
+        return f"{context}{error.problem}{where}"
+    return str(error).strip().splitlines()[0] if str(error).strip() else "syntax error"
 
 
 class _Pairs(list[tuple[str, Any]]):

@@ -246,3 +246,40 @@ def test_a_yaml_merge_key_may_still_be_overridden() -> None:
         ("zinc", "10 mg"),
         ("zinc", "5 mg"),
     ]
+
+
+FLOW = (
+    '{person: {name: Flow Style, phone: "+4520123456", timezone: Europe/Copenhagen},\n'
+    ' supplements: [{name: zinc, dose: "10 mg"}]}\n'
+)
+
+
+def test_yaml_in_flow_style_is_read_though_it_starts_like_json(tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(FLOW, encoding="utf-8")
+    parsed = load_regimen(path)
+    assert (parsed.person.name, parsed.supplements[0].key) == ("Flow Style", "zinc")
+
+
+def test_a_json_file_gets_the_json_error(tmp_path: Path) -> None:
+    path = tmp_path / "flow.json"
+    path.write_text(FLOW, encoding="utf-8")
+    with pytest.raises(RegimenFileError) as caught:
+        load_regimen(path)
+    assert str(caught.value) == (
+        f"{path}: not valid JSON "
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("person: [unclosed", "expected ',' or ']', but got '<stream end>' (line 1, column 18)"),
+        ("a: 1\n---\nb: 2\n", "expected a single document in the stream, but found another"),
+    ],
+)
+def test_a_yaml_syntax_error_says_what_and_where(text: str, message: str) -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(text, "r.yaml")
+    assert str(caught.value).startswith(f"r.yaml: not valid YAML or JSON ({message}")
