@@ -25,8 +25,17 @@ from notifier.twilio_webhooks import compute_signature
 from services.reply_words import read_reply
 from store.engine import create_engine
 from store.unit_of_work import SqlUnitOfWork
-from tests.seeding import add_reminder, confirmations, enrol
-from tests.tracker_client import AUTH_TOKEN, FORM_TYPE, NOW, PHONE, PUBLIC_URL, Tracker, tracker
+from tests.seeding import add_confirm_token, add_reminder, confirmations, enrol
+from tests.tracker_client import (
+    AUTH_TOKEN,
+    FORM_TYPE,
+    NOW,
+    PHONE,
+    PUBLIC_URL,
+    Tracker,
+    new_sid,
+    tracker,
+)
 from tracker.auth import require_admin
 from tracker.logs import mask_phone
 
@@ -256,3 +265,56 @@ def test_no_operation_in_the_openapi_schema_answers_5xx(
 
         answers_below_500()
     assert confirmations(tracker.engine) == []
+
+
+# -- confirm links and probes, at the edges ---------------------------------------------------
+
+
+def test_a_link_with_two_actions_is_refused_not_guessed(
+    tracker: Tracker, open_reminder: int
+) -> None:
+    token = add_confirm_token(tracker.engine, open_reminder, NOW + timedelta(hours=2))
+    response = tracker.client.get(f"/confirm/{token}?action=skip&action=taken")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert confirmations(tracker.engine) == []
+    assert tracker.client.get(f"/confirm/{token}").status_code == 200  # the link still works
+
+
+@pytest.mark.parametrize("path", ["/confirm/", "/confirm"])
+def test_a_link_without_its_token_gets_the_page(tracker: Tracker, path: str) -> None:
+    response = tracker.client.get(path, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "not one dosewise sent" in response.text
+
+
+def test_a_link_opened_while_the_database_is_down_gets_a_page(tmp_path: Path) -> None:
+    missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
+    app = tracker_app(Settings(), database_on(missing), lambda: NOW)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/confirm/" + "t" * 43)
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert "open the link again later" in response.text
+    missing.dispose()
+
+
+def test_healthz_answers_head_as_probes_send_it(tracker: Tracker) -> None:
+    response = tracker.client.head("/healthz")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_a_reply_without_a_body_is_a_hint_and_records_nothing(
+    tracker: Tracker, open_reminder: int
+) -> None:
+    """A picture-only MMS: OpenAPI says Body may be absent, and it is read as empty."""
+    form = {"MessageSid": new_sid(), "From": PHONE, "To": "+4599999999", "NumMedia": "1"}
+    response = tracker.post_signed("/twilio/sms", form)
+    assert response.status_code == 200
+    assert "<Message>" in response.text
+    assert confirmations(tracker.engine) == []
+    schema = tracker.client.get("/openapi.json").json()
+    form_schema = schema["paths"]["/twilio/sms"]["post"]["requestBody"]["content"]
+    assert "Body" not in form_schema[FORM_TYPE]["schema"]["required"]

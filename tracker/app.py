@@ -77,9 +77,10 @@ _SMS_FORM = {
         "MessageSid": {"type": "string"},
         "From": {"type": "string"},
         "To": {"type": "string"},
+        # absent reads as empty, as a picture-only MMS: answered with the hint, stored
         "Body": {"type": "string"},
     },
-    "required": ["MessageSid", "From", "Body"],
+    "required": ["MessageSid", "From"],
 }
 _STATUS_FORM = {
     "type": "object",
@@ -371,19 +372,41 @@ def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock
         responses={404: {"description": "unknown link"}, 410: {"description": "used or expired"}},
         summary="The confirm link of a reminder e-mail: single-use, expiring",
     )
-    async def confirm(token: str, action: str = "taken") -> HTMLResponse:
-        # a person opens this page: an altered link gets the page, never a JSON error
-        if len(token) > MAX_TOKEN_LENGTH or action not in _LINK_ACTIONS:
-            return HTMLResponse(link_page("unknown", "This link is not one dosewise sent."), 404)
+    async def confirm(request: Request, token: str, action: str = "taken") -> HTMLResponse:
+        # a person opens this page: an altered link gets the page, never a JSON error; two
+        # actions (skip and taken) would be a guess either way
+        actions = request.query_params.getlist("action")
+        if len(token) > MAX_TOKEN_LENGTH or action not in _LINK_ACTIONS or len(actions) > 1:
+            return _unknown_link()
         outcome: Outcome = _LINK_ACTIONS[action]
-        result = await run_in_threadpool(confirm_by_link, uow_factory(), token, outcome, clock())
+        try:
+            result = await run_in_threadpool(
+                confirm_by_link, uow_factory(), token, outcome, clock()
+            )
+        except StoreError as error:
+            log.error("confirm link: %s", error)
+            text = "dosewise cannot record this right now. Please open the link again later."
+            return HTMLResponse(link_page("unavailable", text), 503)
         return HTMLResponse(
             link_page(result.status, result.text), _LINK_STATUS_CODES[result.status]
         )
 
+    @app.get("/confirm/", include_in_schema=False)
+    @app.get("/confirm", include_in_schema=False)
+    async def no_token() -> HTMLResponse:
+        return _unknown_link()
+
+
+def _unknown_link() -> HTMLResponse:
+    return HTMLResponse(link_page("unknown", "This link is not one dosewise sent."), 404)
+
 
 def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metrics) -> None:
-    @app.get("/healthz", responses={503: {"description": "the database does not answer"}})
+    @app.api_route(
+        "/healthz",
+        methods=["GET", "HEAD"],  # HEAD: load balancers' and uptime checkers' probe
+        responses={503: {"description": "the database does not answer"}},
+    )
     async def healthz() -> JSONResponse:
         try:
             await run_in_threadpool(check_database, uow_factory())

@@ -10,6 +10,7 @@ _TITLES = {
     "expired": "Link expired",
     "closed": "Already answered",
     "unknown": "Unknown link",
+    "unavailable": "Not recorded yet",
 }
 
 
