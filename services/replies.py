@@ -23,6 +23,7 @@ from planner.cold_course import plan_cold_course
 from planner.plan import PlanRefused
 from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds_around
+from schemas.regimen import Regimen
 from services.clock import require_aware
 from services.ports import Event, EventType, PersonRecord, UnitOfWork
 from services.reply_ports import (
@@ -32,7 +33,15 @@ from services.reply_ports import (
     OutcomeSource,
     StoredReply,
 )
-from services.reply_words import HELP_TEXT, HINT_TEXT, Reply, read_reply
+from services.reply_words import (
+    HELP_TEXT,
+    HINT_TEXT,
+    MAX_SNOOZE_MINUTES,
+    MIN_SNOOZE_MINUTES,
+    Reply,
+    read_reply,
+)
+from services.scheduling import after_quiet_hours
 from services.texts import sms_safe
 
 IRON_GAP_RULE = "iron-apart-from-dairy-calcium-medicines"
@@ -205,31 +214,58 @@ def _skip(handling: _Reply) -> str:
 
 
 def _later(handling: _Reply) -> str:
+    if not handling.reply.snooze_minutes_valid:
+        return (
+            f"LATER takes {MIN_SNOOZE_MINUTES} to {MAX_SNOOZE_MINUTES} minutes (LATER 20: in "
+            "20 minutes), so nothing was changed."
+        )
+    minutes = handling.reply.minutes or DEFAULT_SNOOZE_MINUTES
     reminder = handling.reminder
     if reminder is None:
         return NO_OPEN_REMINDER
-    minutes = handling.reply.minutes or DEFAULT_SNOOZE_MINUTES
-    again = handling.now + timedelta(minutes=minutes)
-    unable = _cannot_remind_at(handling, reminder, again)
+    current = handling.uow.regimens.current(handling.person.id)
+    if current is None:
+        return f"dosewise has no regimen for you, so it will not remind you again. {TAKE_OR_SKIP}"
+    asked = handling.now + timedelta(minutes=minutes)
+    # what the scheduler will do with the Snoozed event (services.scheduling): the re-send
+    # waits for the end of quiet hours, and is dropped once the dose's window has closed
+    again = after_quiet_hours(current.regimen(), asked)
+    unable = _cannot_remind_at(handling, reminder, current.regimen(), minutes, asked, again)
     if unable is not None:
-        # promise only what the scheduler will send (it drops a snooze outside these bounds)
+        # promise only what the scheduler will send
         return f"{unable}, so dosewise will not remind you again for this dose. {TAKE_OR_SKIP}"
     handling.event("Snoozed", reminder_id=reminder.id, minutes=minutes)
+    if again > asked:
+        at = _clock(again, handling.zone, handling.now)
+        return f"OK: your quiet hours last until {at}, so dosewise will remind you again at {at}."
     return f"OK: dosewise will remind you again in {minutes} minutes."
 
 
-def _cannot_remind_at(handling: _Reply, reminder: OpenReminder, again: datetime) -> str | None:
-    """Why no reminder can go at `again` (after the dose's window, outside waking hours)."""
-    at = _clock(again, handling.zone, handling.now)
+def _cannot_remind_at(
+    handling: _Reply,
+    reminder: OpenReminder,
+    regimen: Regimen,
+    minutes: int,
+    asked: datetime,
+    again: datetime,
+) -> str | None:
+    """Why no reminder can go at `again` (`asked`, after quiet hours): after the dose's
+    window has closed, or outside waking hours."""
+    zone, now = handling.zone, handling.now
     if again >= reminder.window_closes_at:
-        closes = _clock(reminder.window_closes_at, handling.zone, handling.now)
-        return f"This dose's reminder closes at {closes}, before {at}"
-    current = handling.uow.regimens.current(handling.person.id)
-    if current is None:
-        return "dosewise has no regimen for you"
-    awake_from, awake_to = waking_bounds_around(current.regimen(), again)
+        closes = _clock(reminder.window_closes_at, zone, now)
+        if again > asked:
+            return (
+                f"Your quiet hours last until {_clock(again, zone, now)} and this dose's "
+                f"reminder closes at {closes}"
+            )
+        return (
+            f"This dose's reminder closes at {closes}, before a reminder in {minutes} minutes "
+            "could go"
+        )
+    awake_from, awake_to = waking_bounds_around(regimen, again)
     if not awake_from <= again <= awake_to:
-        return f"{at} is outside your waking hours"
+        return f"{_clock(again, zone, now)} is outside your waking hours"
     return None
 
 

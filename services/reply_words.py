@@ -7,6 +7,7 @@ stored and answered with a hint, never guessed as a confirmation.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,29 +27,60 @@ _WORDS: dict[str, ReplyKind] = {
     **dict.fromkeys(("START", "UNSTOP"), "start"),
     **dict.fromkeys(("HELP", "INFO"), "help"),
 }
-_EDGE_PUNCTUATION = " \t\r\n.,;:!?¡¿'\"()[]{}-_*~"
-_SNOOZE_WITH_MINUTES = re.compile(r"^(LATER|SNOOZE|3)\s+(\d{1,4})\s*(M|MIN|MINS|MINUTES)?$")
-MAX_SNOOZE_MINUTES = 12 * 60
+_SNOOZE_WITH_MINUTES = re.compile(r"^(LATER|SNOOZE|3)\s+(\d+)\s*(M|MIN|MINS|MINUTES)?$")
+# the minutes LATER takes; others are read as LATER and answered with these bounds
+MIN_SNOOZE_MINUTES, MAX_SNOOZE_MINUTES = 1, 12 * 60
+_MINUTES_DIGITS = 6  # more digits than this are out of bounds however they read
 
 
 @dataclass(frozen=True)
 class Reply:
     kind: ReplyKind
-    minutes: int | None = None  # for LATER: the minutes asked for, if any
+    # for LATER: the minutes asked for, if any, as written (see snooze_minutes_valid)
+    minutes: int | None = None
+
+    @property
+    def snooze_minutes_valid(self) -> bool:
+        return self.minutes is None or MIN_SNOOZE_MINUTES <= self.minutes <= MAX_SNOOZE_MINUTES
 
 
 def read_reply(body: str) -> Reply:
-    text = " ".join(body.strip(_EDGE_PUNCTUATION).upper().split())
+    text = " ".join(strip_edges(body).upper().split())
     kind = _WORDS.get(text)
     if kind is not None:
         return Reply(kind)
     match = _SNOOZE_WITH_MINUTES.match(text)
     if match is not None:
-        minutes = int(match.group(2))
-        if 1 <= minutes <= MAX_SNOOZE_MINUTES:
-            return Reply("later", minutes)
+        digits = match.group(2)
+        minutes = int(digits) if len(digits) <= _MINUTES_DIGITS else 10**_MINUTES_DIGITS
+        return Reply("later", minutes)
     return Reply("unparsed")
 
+
+def strip_edges(body: str) -> str:
+    """The body without what surrounds the words: spaces, punctuation and symbols (emoji with
+    their skin tones, joiners and variation selectors), as domain-rules.md ignores them."""
+    start, end = 0, len(body)
+    while start < end and _ignored(body[start]):
+        start += 1
+    while end > start and _ignored(body[end - 1]):
+        end -= 1
+    return body[start:end]
+
+
+def _ignored(character: str) -> bool:
+    # P: punctuation, S: symbols (emoji, modifiers), Z: separators, C: controls and format
+    # characters (zero-width joiner, tags); Me and the variation selectors finish an emoji or
+    # a keycap ("1" + U+FE0F + U+20E3 reads as 1)
+    category = unicodedata.category(character)
+    return (
+        category[0] in "PSZC"
+        or category == "Me"
+        or _VARIATION_SELECTOR.match(character) is not None
+    )
+
+
+_VARIATION_SELECTOR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 # one GSM-7 segment (160 characters), like the reminders
 HELP_TEXT = (

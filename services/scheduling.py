@@ -23,7 +23,7 @@ from scheduler.reminders import (
     lozenge_reminders,
     waking_bounds_around,
 )
-from schemas.regimen import Regimen
+from schemas.regimen import Regimen, TimeWindow
 from services.clock import require_aware
 from services.ports import RecordedEvent, ReminderPlan, UnitOfWork
 from services.reply_ports import ANSWERABLE_STATUSES
@@ -230,7 +230,8 @@ def send_followups(
 
 
 def close_windows(uow: UnitOfWork, now: datetime) -> int:
-    """Reminders whose window closed: `missed` if sent, `expired` if never sent."""
+    """Reminders whose window closed: `missed` if sent, `expired` if never sent; their
+    messages still waiting (a snooze, a follow-up) are cancelled."""
     require_aware(now)
     with uow:
         closed = uow.scheduling.close_windows(now)
@@ -321,9 +322,13 @@ class _EventHandler:
         if not people:
             return  # opted out or inactive: nothing more goes to them
         minutes = int(payload.get("minutes") or DEFAULT_SNOOZE_MINUTES)
-        # from when the person asked, so a backlog of events does not stretch the snooze
-        due = at + timedelta(minutes=minutes)
         regimen = Regimen.model_validate(people[0].body)
+        # from when the person asked, so a backlog of events does not stretch the snooze; the
+        # notifier holds a message through quiet hours, so it goes at their end
+        due = after_quiet_hours(regimen, at + timedelta(minutes=minutes))
+        if due >= reminder.plan.window_closes_at:
+            log.info("snooze of reminder %s falls after its window closes: dropped", reminder.id)
+            return
         awake_from, awake_to = waking_bounds_around(regimen, due)
         if not awake_from <= due <= awake_to:
             log.info("snooze of reminder %s falls outside the waking window: dropped", reminder.id)
@@ -334,13 +339,35 @@ class _EventHandler:
         # at the time the person chose last
         waiting = ["followup", *(purpose for purpose in purposes if purpose.startswith("snooze-"))]
         self._repo.cancel_due_messages(reminder.id, self._now, purposes=waiting)
-        _enqueue(
-            self._repo,
-            [(reminder, f"snooze-{number}", due)],
-            self._config,
-            self._now,
-            not_after=awake_to,
-        )
+        # not after the reminder's window: once it closes the dose takes no answer
+        _enqueue(self._repo, [(reminder, f"snooze-{number}", due)], self._config, self._now)
+
+
+def after_quiet_hours(regimen: Regimen, instant: datetime) -> datetime:
+    """The first instant at or after `instant` outside the person's quiet hours: when the
+    notifier sends a message due at `instant` (it holds one due inside quiet hours until they
+    end, as services.sending.quiet_until reads them)."""
+    zone = ZoneInfo(regimen.person.timezone)
+    at = instant
+    # windows may adjoin or overlap: one end can fall inside the next window
+    for _ in range(len(regimen.person.quiet) + 1):
+        local = at.astimezone(zone)
+        ends = [end for window in regimen.person.quiet if (end := _quiet_end(window, local))]
+        if not ends:
+            return at
+        at = max(ends).astimezone(UTC)
+    return at
+
+
+def _quiet_end(window: TimeWindow, local: datetime) -> datetime | None:
+    clock = local.time().replace(tzinfo=None)
+    start, end = window.start, window.end
+    if not window.crosses_midnight():
+        inside = start <= clock < end
+        return datetime.combine(local.date(), end, tzinfo=local.tzinfo) if inside else None
+    if clock >= start:
+        return datetime.combine(local.date() + timedelta(days=1), end, tzinfo=local.tzinfo)
+    return datetime.combine(local.date(), end, tzinfo=local.tzinfo) if clock < end else None
 
 
 def replan(
@@ -380,12 +407,11 @@ def _enqueue(
     wanted: list[tuple[ScheduledReminder, str, datetime]],
     config: SchedulerConfig,
     now: datetime,
-    not_after: datetime | None = None,
 ) -> None:
     messages: list[OutgoingMessage] = []
     tokens: list[ConfirmToken] = []
     for reminder, purpose, due in wanted:
-        message, token = _message(reminder, purpose, due, config, not_after)
+        message, token = _message(reminder, purpose, due, config)
         messages.append(message)
         if token is not None:
             tokens.append(token)
@@ -398,11 +424,10 @@ def _message(
     purpose: str,
     due: datetime,
     config: SchedulerConfig,
-    not_after: datetime | None,
 ) -> tuple[OutgoingMessage, ConfirmToken | None]:
     plan, person = reminder.plan, reminder.person
     kind: Purpose = "snooze" if purpose.startswith("snooze-") else purpose  # type: ignore[assignment]
-    close = not_after or plan.window_closes_at
+    close = plan.window_closes_at  # after it the dose takes no answer
     token: ConfirmToken | None = None
     if person.channel == "email" and person.email:
         secret = secrets.token_urlsafe(32)

@@ -329,15 +329,30 @@ class SqlScheduling:
             )
 
     def close_windows(self, now: datetime) -> int:
-        """Sent and unanswered when the window closed: missed; never sent: expired."""
+        """Sent and unanswered when the window closed: missed; never sent: expired. Their
+        messages still due are cancelled: the dose takes no answer any more."""
         closed = 0
-        for before, after in (("sent", "missed"), ("queued", "expired")):
-            result = self._session.execute(
-                update(ReminderRow)
-                .where(ReminderRow.status == before, ReminderRow.window_closes_at <= now)
-                .values(status=after, updated_at=now)
-            )
-            closed += cast("int", getattr(result, "rowcount", 0))
+        transitions: tuple[tuple[ReminderStatus, ReminderStatus], ...] = (
+            ("sent", "missed"),
+            ("queued", "expired"),
+        )
+        for before, after in transitions:
+            ids = self._session.scalars(
+                select(ReminderRow.id).where(
+                    ReminderRow.status == before, ReminderRow.window_closes_at <= now
+                )
+            ).all()
+            self.set_status(ids, after, now)
+            for chunk in _chunks(ids):
+                self._session.execute(
+                    update(OutgoingMessageRow)
+                    .where(
+                        OutgoingMessageRow.reminder_id.in_(chunk),
+                        OutgoingMessageRow.status == "due",
+                    )
+                    .values(status="cancelled", updated_at=now)
+                )
+            closed += len(ids)
         return closed
 
 

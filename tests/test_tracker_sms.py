@@ -213,8 +213,8 @@ def test_later_snoozes_the_reminder(
 def test_later_past_the_doses_window_promises_nothing(tracker: Tracker, reminder: int) -> None:
     # the 11:30 reminder takes answers until 13:30; 120 minutes from 11:42 is 13:42
     assert answer(tracker.sms("LATER 120")) == (
-        "This dose's reminder closes at 13:30, before 13:42, so dosewise will not remind you "
-        "again for this dose. Reply TAKEN or SKIP when you can."
+        "This dose's reminder closes at 13:30, before a reminder in 120 minutes could go, so "
+        "dosewise will not remind you again for this dose. Reply TAKEN or SKIP when you can."
     )
     assert [kind for kind, _ in events(tracker.engine)][-1] == "ReplyReceived"
     assert "Snoozed" not in [kind for kind, _ in events(tracker.engine)]
