@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -36,26 +37,27 @@ class Settings:
             return value or None
 
         port = text("SMTP_PORT")
-        if port is not None and not port.isdigit():
-            raise ValueError(f"SMTP_PORT must be a port number, not {port!r}")
+        if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"SMTP_PORT must be a port number (1-65535), not {port!r}")
         sms_rate = _rate(text("DOSEWISE_SMS_RATE"))
         return cls(
             database_url=text("DOSEWISE_DATABASE_URL") or cls.database_url,
-            public_url=(text("DOSEWISE_PUBLIC_URL") or cls.public_url).rstrip("/"),
+            public_url=_base_url(
+                "DOSEWISE_PUBLIC_URL", text("DOSEWISE_PUBLIC_URL"), cls.public_url
+            ),
             admin_token=text("DOSEWISE_ADMIN_TOKEN"),
             twilio_account_sid=text("TWILIO_ACCOUNT_SID"),
             twilio_auth_token=text("TWILIO_AUTH_TOKEN"),
             twilio_from_number=text("TWILIO_FROM_NUMBER"),
             twilio_messaging_service_sid=text("TWILIO_MESSAGING_SERVICE_SID"),
-            twilio_api_base_url=(text("TWILIO_API_BASE_URL") or cls.twilio_api_base_url).rstrip(
-                "/"
+            twilio_api_base_url=_base_url(
+                "TWILIO_API_BASE_URL", text("TWILIO_API_BASE_URL"), cls.twilio_api_base_url
             ),
             smtp_host=text("SMTP_HOST"),
             smtp_port=int(port) if port else cls.smtp_port,
             smtp_username=text("SMTP_USERNAME"),
             smtp_password=text("SMTP_PASSWORD"),
-            smtp_starttls=(text("SMTP_STARTTLS") or "true").lower()
-            not in {"0", "false", "no", "off"},
+            smtp_starttls=_switch("SMTP_STARTTLS", text("SMTP_STARTTLS"), default=True),
             email_from=text("DOSEWISE_EMAIL_FROM") or cls.email_from,
             sms_rate=sms_rate,
         )
@@ -67,6 +69,28 @@ class Settings:
     @property
     def smtp_configured(self) -> bool:
         return self.smtp_host is not None
+
+
+def _base_url(name: str, value: str | None, default: str) -> str:
+    """An http(s) URL with a host (a path prefix allowed, for a proxy), without its last /:
+    signatures and links are made by appending paths to it."""
+    if value is None:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ValueError(f"{name} must be an http:// or https:// URL with a host, not {value!r}")
+    return value.rstrip("/")
+
+
+_ON, _OFF = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _switch(name: str, value: str | None, *, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.lower() not in _ON | _OFF:
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value.lower() in _ON
 
 
 def _rate(value: str | None) -> float:
