@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from reports.adherence import AdherenceReport
-from reports.ports import AdherenceQueries
+from reports.ports import AdherenceQueries, PersonRef
+from schemas.regimen import check_phone
 
 
 class UnknownPerson(LookupError):
@@ -20,8 +21,17 @@ def adherence_for(
     """The report over the local dates [start, end]; UnknownPerson when `person` names nobody."""
     person_id = None
     if person is not None:
-        found = queries.find_person(person)
+        found = queries.find_person(person) or _by_phone_as_typed(queries, person)
         if found is None:
             raise UnknownPerson(person)
         person_id = found.id
     return queries.report(start, end, now, person_id)
+
+
+def _by_phone_as_typed(queries: AdherenceQueries, ref: str) -> PersonRef | None:
+    """'+1 415 555 0123' finds the person enrolled as +14155550123, as enrolment wrote it."""
+    try:
+        phone = check_phone(ref.strip())
+    except ValueError:
+        return None
+    return queries.find_person(phone)

@@ -171,3 +171,13 @@ def test_a_database_without_its_tables_is_one_line(tmp_path: Path) -> None:
             f"dosewise: database {url}: no such table: "
             + ("people" if args[0] == "adherence" else "report_dirty_days")
         ]
+
+
+def test_a_phone_is_found_as_people_write_it(engine: Engine, database_url: str) -> None:
+    seed(engine)
+    for typed in ("+1 212 555 0100", "+1-212-555-0100", "+1 (212) 555-0100"):
+        done = _run(database_url, *WINDOW, "--format", "json", "--person", typed)
+        assert done.returncode == 0, (typed, done.stderr)
+        assert [p["id"] for p in json.loads(done.stdout)["people"]] == [BO]
+    done = _run(database_url, *WINDOW, "--person", "+1 212 555 0199")
+    assert done.returncode == 2 and "no person with id or phone '+1 212 555 0199'" in done.stderr
