@@ -56,8 +56,21 @@ _Loader.add_implicit_resolver(
 )
 
 
+# Sizes no regimen file reaches, refused before they are read: a regimen file is a few kB and
+# its lists and mappings nest 4 deep at most (the file, its meals, a meal, what it contains;
+# the file, its supplements, an entry, a dose's {value, unit}); a file far
+# past these is a mistake or an attack, and reading it whole would take the YAML library
+# seconds and Python's recursion limit (a traceback) before any check of ours said a word.
+MAX_FILE_CHARACTERS = 1_000_000
+MAX_DEPTH = 10  # nested lists and mappings
+MAX_VALUES = 100_000  # every list, mapping and scalar, an alias counted as often as it is used
+
+
 def parse_regimen_text(text: str, source: str = "regimen") -> Regimen:
+    if len(text) > MAX_FILE_CHARACTERS:
+        raise RegimenFileError(f"{source}: {_TOO_LARGE}")
     data = _parse(text, source)
+    _check_size(data, source)
     try:
         return Regimen.model_validate(data)
     except ValidationError as error:
@@ -67,7 +80,8 @@ def parse_regimen_text(text: str, source: str = "regimen") -> Regimen:
 def load_regimen(path: str | Path) -> Regimen:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as file:
+            text = file.read(MAX_FILE_CHARACTERS + 1)  # no more: a huge file is refused unread
     except FileNotFoundError:
         raise RegimenFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -80,6 +94,8 @@ def _parse(text: str, source: str) -> Any:
     file in YAML's flow style starts with "{" as JSON does)."""
     text = text.removeprefix("\ufeff")
     is_json = source.lower().endswith(".json")
+    if _bracket_depth(text) > MAX_DEPTH:
+        raise RegimenFileError(f"{source}: {_TOO_DEEP}")
     try:
         if is_json or text.lstrip().startswith(("{", "[")):
             try:
@@ -94,6 +110,50 @@ def _parse(text: str, source: str) -> Any:
         raise RegimenFileError(
             f"{source}: not valid YAML or JSON ({_yaml_problem(error)})"
         ) from None
+    except RecursionError:  # nested deeper than the brackets show (YAML's indented blocks)
+        raise RegimenFileError(f"{source}: {_TOO_DEEP}") from None
+
+
+_TOO_LARGE = f"is larger than any regimen file (over {MAX_FILE_CHARACTERS} characters)"
+_TOO_DEEP = f"is nested more than {MAX_DEPTH} levels deep; a regimen file needs 4 at most"
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _bracket_depth(text: str) -> int:
+    """How deep the text's [ and { nest, outside double-quoted strings (a bracket inside a plain
+    YAML string may count: this bounds the depth, it does not parse)."""
+    deepest = depth = 0
+    for bracket in _BRACKETS.findall(_QUOTED.sub("", text)):
+        depth = depth + 1 if bracket in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse data nested deeper than MAX_DEPTH or of more than MAX_VALUES values (YAML's
+    aliases can make a small file a huge one: "billion laughs")."""
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    count = 0
+    while pending:
+        value, depth = pending.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise RegimenFileError(
+                f"{source}: holds more than {MAX_VALUES} values (a YAML alias counts each "
+                "time it is used); no regimen file does"
+            )
+        if isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth >= MAX_DEPTH and any(isinstance(child, dict | list) for child in children):
+            raise RegimenFileError(f"{source}: {_TOO_DEEP}")
+        pending.extend((child, depth + 1) for child in children)
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

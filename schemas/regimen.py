@@ -114,6 +114,25 @@ def content_tag(raw: str) -> str:
 ContentTag = Annotated[str, AfterValidator(content_tag)]
 
 
+# How many entries a regimen may list, refused before any entry is read: no one takes more than
+# a few dozen supplements, eats more than a handful of meals or has a medicine more than once an
+# hour; a list far longer is a mistake in the file, and the planner's work grows with its length
+# (300 supplements took it a second, 1000 its recursion limit).
+MAX_SUPPLEMENTS = 100
+MAX_MEDICATIONS = 50
+MAX_MEALS = 24
+MAX_TIMES_A_DAY = 24  # a medicine's times, the quiet windows, a meal's contents
+
+
+def _at_most(limit: int, what: str) -> BeforeValidator:
+    def check(raw: Any) -> Any:
+        if isinstance(raw, list | tuple) and len(raw) > limit:
+            raise ValueError(f"{len(raw)} {what} are more than a regimen may list ({limit})")
+        return raw
+
+    return BeforeValidator(check)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -144,7 +163,9 @@ class Person(_Strict):
     channel: Literal["sms", "email"] = "sms"
     timezone: TimeZoneName
     waking: TimeWindow = TimeWindow(start=time(7, 0), end=time(22, 0))
-    quiet: list[TimeWindow] = Field(default_factory=list)
+    quiet: Annotated[list[TimeWindow], _at_most(MAX_TIMES_A_DAY, "quiet windows")] = Field(
+        default_factory=list, max_length=MAX_TIMES_A_DAY
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Person:
@@ -161,16 +182,23 @@ class Person(_Strict):
 class Meal(_Strict):
     name: str = Field(min_length=1)
     at: Clock
-    contains: list[ContentTag] = Field(default_factory=list)
+    contains: Annotated[list[ContentTag], _at_most(MAX_TIMES_A_DAY, "contents")] = Field(
+        default_factory=list, max_length=MAX_TIMES_A_DAY
+    )
 
 
 def _as_list(raw: Any) -> Any:
-    return [raw] if isinstance(raw, str | time) else raw
+    raw = [raw] if isinstance(raw, str | time) else raw
+    if isinstance(raw, list) and len(raw) > MAX_TIMES_A_DAY:
+        raise ValueError(f"{len(raw)} times are more than a regimen may list ({MAX_TIMES_A_DAY})")
+    return raw
 
 
 class Medication(_Strict):
     name: str = Field(min_length=1)
-    at: Annotated[list[Clock], BeforeValidator(_as_list)] = Field(min_length=1)
+    at: Annotated[list[Clock], BeforeValidator(_as_list)] = Field(
+        min_length=1, max_length=MAX_TIMES_A_DAY
+    )
 
 
 class SupplementEntry(_Strict):
@@ -216,7 +244,13 @@ class Policy(_Strict):
 
 class Regimen(_Strict):
     person: Person
-    meals: list[Meal] = Field(default_factory=list)
-    medications: list[Medication] = Field(default_factory=list)
-    supplements: list[SupplementEntry] = Field(min_length=1)
+    meals: Annotated[list[Meal], _at_most(MAX_MEALS, "meals")] = Field(
+        default_factory=list, max_length=MAX_MEALS
+    )
+    medications: Annotated[list[Medication], _at_most(MAX_MEDICATIONS, "medications")] = Field(
+        default_factory=list, max_length=MAX_MEDICATIONS
+    )
+    supplements: Annotated[list[SupplementEntry], _at_most(MAX_SUPPLEMENTS, "supplements")] = Field(
+        min_length=1, max_length=MAX_SUPPLEMENTS
+    )
     policy: Policy = Field(default_factory=Policy)
