@@ -25,9 +25,11 @@ from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds_around
 from schemas.regimen import Regimen
 from services.clock import require_aware
-from services.ports import Event, EventType, PersonRecord, UnitOfWork
+from services.ports import Event, EventType, OutboxMessage, PersonRecord, UnitOfWork
 from services.reply_ports import (
+    ANSWERABLE_STATUSES,
     InboundReply,
+    MessageRecord,
     OpenReminder,
     Outcome,
     OutcomeSource,
@@ -381,6 +383,39 @@ def _clock(instant: datetime, zone: ZoneInfo, today: datetime) -> str:
     return f"{local:%H:%M} on {local:%A %d %B}"
 
 
+# -- e-mail fallback -------------------------------------------------------------------------
+
+
+def _fall_back_by_email(uow: UnitOfWork, message: MessageRecord, now: datetime) -> None:
+    """A reminder SMS the carrier could not deliver goes again by e-mail, as the notifier does
+    for one the provider refused (services.sending): to the person's e-mail address, while
+    the dose still takes an answer, once (the outbox is unique on reminder and purpose)."""
+    if message.channel != "sms" or message.reminder_id is None or message.due_at is None:
+        return
+    if message.not_after is not None and now >= message.not_after:
+        return
+    person = uow.people.get(message.person_id)
+    if person is None or person.opted_out or not person.details.email:
+        return
+    reminder = uow.replies.reminder_for_update(message.reminder_id)
+    if reminder is None or reminder.status not in ANSWERABLE_STATUSES:
+        return  # answered or closed since: nothing to remind
+    failed = OutboxMessage(
+        id=message.id,
+        reminder_id=message.reminder_id,
+        person_id=message.person_id,
+        channel="sms",
+        recipient=message.recipient,
+        subject=message.subject,
+        body=message.body,
+        purpose=message.purpose,
+        due_at=message.due_at,
+        not_after=message.not_after,
+        attempts=message.attempts,
+    )
+    uow.outbox.add_fallback(failed, person.details.email, f"{message.purpose}-email", now)
+
+
 # -- e-mail confirm links --------------------------------------------------------------------
 
 LinkStatus = Literal["recorded", "used", "expired", "unknown", "closed"]
@@ -457,7 +492,8 @@ class DeliveryStatus:
 def record_delivery_status(
     uow: UnitOfWork, report: DeliveryStatus, now: datetime
 ) -> DeliveryOutcome:
-    """Move the message along; a final failure raises DeliveryFailed, 21610 opts out."""
+    """Move the message along; a final failure raises DeliveryFailed and queues the reminder
+    by e-mail when the person has an address (as the notifier does), 21610 opts out."""
     require_aware(now)
     new_status = _STATUS_MAP.get(report.status.strip().lower())
     with uow:
@@ -481,6 +517,8 @@ def record_delivery_status(
                     "error_code": report.error_code,
                 }
                 events.append(Event("DeliveryFailed", message.person_id, now, payload))
+                if report.error_code != TWILIO_UNSUBSCRIBED:  # opted out: nothing more goes
+                    _fall_back_by_email(uow, message, now)
         else:
             changes = False
         uow.events.append_many(events)

@@ -79,13 +79,22 @@ class ConfirmToken:
 
 @dataclass(frozen=True)
 class MessageRecord:
-    """An outgoing message as a status callback finds it."""
+    """An outgoing message as a status callback finds it (with what an e-mail fallback of it
+    copies)."""
 
     id: int
     reminder_id: int | None
     person_id: int
     status: str
     error_code: str | None
+    channel: str = "sms"
+    recipient: str = ""
+    subject: str | None = None
+    body: str = ""
+    purpose: str = ""
+    due_at: datetime | None = None
+    not_after: datetime | None = None
+    attempts: int = 0
 
 
 class ReplyRepository(Protocol):

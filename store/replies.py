@@ -360,7 +360,21 @@ class SqlReplies:
         )
         if row is None:
             return None
-        return MessageRecord(row.id, row.reminder_id, row.person_id, row.status, row.error_code)
+        return MessageRecord(
+            row.id,
+            row.reminder_id,
+            row.person_id,
+            row.status,
+            row.error_code,
+            channel=row.channel,
+            recipient=row.recipient,
+            subject=row.subject,
+            body=row.body,
+            purpose=row.purpose,
+            due_at=row.due_at,
+            not_after=row.not_after,
+            attempts=row.attempts,
+        )
 
     def set_message_status(
         self, message_id: int, status: str, error_code: str | None, now: datetime

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from services.enrolment import enrol_person
+from store.models import OutgoingMessageRow
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import (
     add_confirm_token,
@@ -19,6 +23,7 @@ from tests.seeding import (
     events,
     message_row,
     opted_out,
+    person_regimen,
     reminder_status,
 )
 from tests.tracker_client import NOW, PHONE, Tracker, new_sid, tracker
@@ -60,6 +65,67 @@ def test_a_final_failure_writes_delivery_failed_once(
     assert (row.status, row.error_code) == ("failed", "30003")
     failed = [payload for kind, payload in events(tracker.engine) if kind == "DeliveryFailed"]
     assert failed == [{"message_id": message, "reminder_id": reminder, "error_code": 30003}]
+
+
+@pytest.fixture
+def mailed_person(tracker: Tracker, unit_of_work: UnitOfWorkFactory) -> int:
+    """Another person, with an e-mail address, reminded by SMS."""
+    plan = person_regimen("+4520123457")
+    person = plan.person.model_copy(update={"email": "ana@example.com", "name": "Ana"})
+    return enrol_person(unit_of_work(), plan.model_copy(update={"person": person}), NOW).person_id
+
+
+def fallbacks(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                OutgoingMessageRow.reminder_id,
+                OutgoingMessageRow.channel,
+                OutgoingMessageRow.recipient,
+                OutgoingMessageRow.purpose,
+                OutgoingMessageRow.status,
+                OutgoingMessageRow.body,
+            ).where(OutgoingMessageRow.channel == "email")
+        )
+        return [tuple(row) for row in rows]
+
+
+@pytest.mark.parametrize("status", ["undelivered", "failed"])
+def test_an_sms_the_carrier_could_not_deliver_goes_again_by_email_once(
+    tracker: Tracker, mailed_person: int, unit_of_work: UnitOfWorkFactory, status: str
+) -> None:
+    reminder = add_reminder(
+        unit_of_work, tracker.engine, mailed_person, NOW - timedelta(minutes=12)
+    )
+    sid = new_sid()
+    add_sent_message(tracker.engine, mailed_person, reminder, sid, NOW)
+    assert tracker.status(sid, status, "30003").status_code == 200
+    tracker.status(sid, status, "30003")  # Twilio retries callbacks too
+    body = "Time for iron 18 mg + vitamin C 250 mg"
+    assert fallbacks(tracker.engine) == [
+        (reminder, "email", "ana@example.com", "initial-email", "due", body)
+    ]
+
+
+def test_no_email_fallback_without_an_address_an_open_dose_or_after_21610(
+    tracker: Tracker, person: int, mailed_person: int, unit_of_work: UnitOfWorkFactory
+) -> None:
+    due = NOW - timedelta(minutes=12)
+    no_address = add_reminder(unit_of_work, tracker.engine, person, due)
+    answered = add_reminder(unit_of_work, tracker.engine, mailed_person, due, status="confirmed")
+    unsubscribed = add_reminder(
+        unit_of_work, tracker.engine, mailed_person, due - timedelta(minutes=1)
+    )
+    for reminder, who, code in (
+        (no_address, person, "30003"),
+        (answered, mailed_person, "30003"),
+        (unsubscribed, mailed_person, "21610"),
+    ):
+        sid = new_sid()
+        add_sent_message(tracker.engine, who, reminder, sid, NOW)
+        assert tracker.status(sid, "undelivered", code).status_code == 200
+    assert event_types(tracker.engine).count("DeliveryFailed") == 3
+    assert fallbacks(tracker.engine) == []
 
 
 def test_a_late_sent_does_not_undo_delivered(tracker: Tracker, person: int) -> None:
