@@ -104,6 +104,7 @@ async def notify_until(
     config = WorkerConfig(
         worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
         status_callback=f"{settings.public_url}/twilio/status",
+        public_url=settings.public_url,
         batch_size=options.batch_size,
         concurrency=options.concurrency,
         lease=options.lease,

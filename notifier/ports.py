@@ -20,7 +20,7 @@ Channel = Literal["sms", "email", "console"]
 class ErrorKind(StrEnum):
     """What the worker should do about a failed send."""
 
-    RETRYABLE = "retryable"  # back off and try again, to a limit
+    RETRYABLE = "retryable"  # back off and try again while the message's window lasts
     PERMANENT = "permanent"  # never retry this message on this channel
     OPTED_OUT = "opted_out"  # the carrier says the person replied STOP: mark them opted out
 
@@ -57,7 +57,8 @@ class SendError(Exception):
     `may_have_been_sent` is True when the request may have reached the provider before it
     failed (a read timeout, a connection dropped after the request went out, a 5xx): the
     provider may have queued the message, so before sending again the worker should ask
-    `messages_sent_to` rather than risk a duplicate.
+    `messages_sent_to` rather than risk a duplicate. `retry_after_s` is the wait the provider
+    asked for (an HTTP Retry-After), when it said.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class SendError(Exception):
         code: int | None = None,
         http_status: int | None = None,
         may_have_been_sent: bool = False,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(detail)
         self.kind = kind
@@ -77,6 +79,7 @@ class SendError(Exception):
         self.code = code
         self.http_status = http_status
         self.may_have_been_sent = may_have_been_sent
+        self.retry_after_s = retry_after_s
 
     @property
     def retryable(self) -> bool:

@@ -30,6 +30,7 @@ from notifier.ports import AsyncSmsGateway, EmailGateway, SendError, SendResult,
 from notifier.segments import segments
 from services.ports import ClaimedMessage, MessageChannel, OutboxMessage, SentRecord, UnitOfWork
 from services.sending import (
+    DEFAULT_PUBLIC_URL,
     Failure,
     RetryPolicy,
     Settlement,
@@ -51,6 +52,8 @@ DEFAULT_SUBJECT = "dosewise reminder"
 class WorkerConfig:
     worker_id: str
     status_callback: str | None = None
+    # the tracker's address: where a fallback e-mail's confirm links point
+    public_url: str = DEFAULT_PUBLIC_URL
     batch_size: int = 200  # messages per claim; also the most waiting in the queue
     concurrency: int = 100  # provider calls in flight at once
     lease: timedelta = timedelta(seconds=60)
@@ -145,7 +148,14 @@ class Worker:
         failures = [outcome for outcome in outcomes if isinstance(outcome, Failure)]
         config = self.config
         await asyncio.to_thread(
-            record_outcomes, self.unit_of_work(), sent, failures, now, config.retry, self.rng
+            record_outcomes,
+            self.unit_of_work(),
+            sent,
+            failures,
+            now,
+            config.retry,
+            self.rng,
+            config.public_url,
         )
         return len(outcomes)
 
@@ -161,6 +171,7 @@ class Worker:
                     None if error.code is None else str(error.code),
                     error.detail,
                     may_have_been_sent=error.may_have_been_sent and message.channel == "sms",
+                    retry_after_s=error.retry_after_s,
                 )
         return SentRecord(
             message.id,
@@ -172,9 +183,10 @@ class Worker:
         )
 
     async def _deliver(self, message: OutboxMessage, now: datetime) -> SendResult:
+        body = message.body
         if message.channel == "email":
             # the scheduler packs an e-mail's plain text and HTML into the one body column
-            plain, html = unpack_email(message.body)
+            plain, html = unpack_email(body)
             subject = message.subject or DEFAULT_SUBJECT
             return await asyncio.to_thread(self.email.send, message.recipient, subject, plain, html)
         callback = self.config.status_callback
@@ -183,7 +195,7 @@ class Worker:
             sms_async: AsyncSmsGateway = self.sms  # type: ignore[assignment]
             return await sms_async.send(
                 message.recipient,
-                message.body,
+                body,
                 status_callback=callback,
                 validity_period_s=validity,
             )
@@ -191,7 +203,7 @@ class Worker:
         return await asyncio.to_thread(
             sms_sync.send,
             message.recipient,
-            message.body,
+            body,
             status_callback=callback,
             validity_period_s=validity,
         )
@@ -219,7 +231,9 @@ class Worker:
             except SendError as error:
                 # the provider cannot tell us now: keep the new lease and ask again later
                 log.warning("cannot settle message %s yet: %s", message.id, error.detail)
-        await asyncio.to_thread(settle_leases, self.unit_of_work(), settlements, now)
+        await asyncio.to_thread(
+            settle_leases, self.unit_of_work(), settlements, now, config.retry, config.public_url
+        )
         return len(stale)
 
     async def _find_sent(self, message: OutboxMessage) -> SentRecord | None:

@@ -7,10 +7,14 @@ a provider, and every instant is the `now` the worker's loop read.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import random
+import re
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,27 +27,63 @@ from services.ports import (
     SentRecord,
     UnitOfWork,
 )
+from services.scheduling_ports import ConfirmToken
+from services.texts import Purpose, email_text, pack_email
+
+log = logging.getLogger("dosewise.notifier")
 
 # Twilio's ValidityPeriod bounds: a reminder is never held for delivery longer than this
 MAX_VALIDITY_S = 36_000
+# where the tracker's confirm links point when the caller does not say (the settings' default)
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+# the first line of an e-mail sent because the SMS could not go
+FALLBACK_NOTE = "We could not send this reminder to your phone by SMS, so here it is by e-mail."
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, to a limit of attempts."""
+    """Capped exponential backoff with jitter, for as long as the message's window lasts.
 
-    max_attempts: int = 6
+    A message is tried again while the next try and the longest wait after it still fit
+    before its `not_after` (one without: `give_up_after` from its due time); then it fails,
+    and a failed SMS goes by e-mail in what is left of the window. An outage shorter than the
+    window delays a reminder; it does not lose it.
+    """
+
     base_s: float = 2.0
     cap_s: float = 300.0
+    give_up_after: timedelta = timedelta(hours=2)
 
-    def delay(self, attempts: int, rng: random.Random) -> timedelta:
-        """The wait after the `attempts`-th failed attempt: half to all of base * 2^(n-1).
+    def ceiling(self, attempts: int, at_least_s: float = 0.0) -> timedelta:
+        """The longest wait after the `attempts`-th failed attempt: base * 2^(n-1), capped;
+        never shorter than what the provider asked for (Retry-After)."""
+        exponent = min(max(attempts - 1, 0), 64)  # 2^64 s is past any cap
+        return timedelta(seconds=max(min(self.cap_s, self.base_s * 2**exponent), at_least_s))
+
+    def delay(self, attempts: int, rng: random.Random, at_least_s: float = 0.0) -> timedelta:
+        """The wait after the `attempts`-th failed attempt: half to all of its ceiling.
 
         The jitter spreads out messages that failed together (a provider outage), so they do
         not all come back at the same instant.
         """
-        ceiling = min(self.cap_s, self.base_s * 2 ** max(attempts - 1, 0))
-        return timedelta(seconds=ceiling * rng.uniform(0.5, 1.0))
+        ceiling = self.ceiling(attempts).total_seconds()
+        return timedelta(seconds=max(ceiling * rng.uniform(0.5, 1.0), at_least_s))
+
+    def deadline(self, message: OutboxMessage) -> datetime:
+        """Until when `message` is worth trying."""
+        return message.not_after or message.due_at + self.give_up_after
+
+    def gives_up(self, message: OutboxMessage, now: datetime, at_least_s: float = 0.0) -> bool:
+        """True when another try and the wait after it no longer fit in the window."""
+        return now + self.ceiling(message.attempts, at_least_s) >= self.deadline(message)
+
+    def next_attempt(
+        self, message: OutboxMessage, now: datetime, rng: random.Random, at_least_s: float = 0.0
+    ) -> datetime | None:
+        """When to try `message` again after a retryable failure at `now`; None: give up."""
+        if self.gives_up(message, now, at_least_s):
+            return None
+        return now + self.delay(message.attempts, rng, at_least_s)
 
 
 @dataclass(frozen=True)
@@ -51,6 +91,7 @@ class Failure:
     """A send the provider refused or that may not have arrived, as the worker classified it.
 
     kind is notifier.ports.ErrorKind's value: "retryable", "permanent" or "opted_out".
+    retry_after_s: how long the provider asked us to wait (Retry-After), when it said.
     """
 
     claimed: ClaimedMessage
@@ -58,6 +99,7 @@ class Failure:
     code: str | None
     detail: str
     may_have_been_sent: bool = False
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -189,33 +231,100 @@ def record_outcomes(
     now: datetime,
     policy: RetryPolicy,
     rng: random.Random,
+    public_url: str = DEFAULT_PUBLIC_URL,
 ) -> None:
     """Store provider ids, and decide each failure: retry later, hold for the sweeper, or fail
-    (with a DeliveryFailed event and, for an SMS, the same text by e-mail when we can)."""
+    (with a DeliveryFailed event and, for an SMS, a reminder e-mail when we can).
+
+    `public_url` is where the confirm links of a fallback e-mail point (the tracker).
+    """
     require_aware(now)
     with uow:
         uow.outbox.mark_sent(sent, now)
         for failure in failures:
-            _record_failure(uow, failure, now, policy, rng)
+            _record_failure(uow, failure, now, policy, rng, public_url)
         uow.commit()
 
 
 def _record_failure(
-    uow: UnitOfWork, failure: Failure, now: datetime, policy: RetryPolicy, rng: random.Random
+    uow: UnitOfWork,
+    failure: Failure,
+    now: datetime,
+    policy: RetryPolicy,
+    rng: random.Random,
+    public_url: str,
 ) -> None:
     message = failure.claimed.message
+    code, detail = failure.code, failure.detail
     if failure.kind == "opted_out":
+        log.warning(
+            "message %s to %s: the carrier says person %s opted out (%s); marked opted out, "
+            "nothing more is sent to them: %s",
+            message.id,
+            mask_recipient(message.recipient),
+            message.person_id,
+            code,
+            _masked_detail(detail, message.recipient),
+        )
         _carrier_opt_out(uow, message, now)
-        _fail(uow, failure, now, fall_back=False)
-    elif failure.kind != "retryable" or message.attempts >= policy.max_attempts:
-        _fail(uow, failure, now, fall_back=True)
-    elif failure.may_have_been_sent:
-        # the provider may have queued it: let the sweeper ask before anything is sent again
-        until = now + policy.delay(message.attempts, rng)
-        uow.outbox.hold(message.id, until, failure.code, failure.detail)
+        _fail(uow, message, code, detail, now, fall_back=False, public_url=public_url)
+        return
+    if failure.kind != "retryable":
+        log.warning(
+            "message %s (%s to %s, attempt %s) failed for good, code %s: %s",
+            message.id,
+            message.channel,
+            mask_recipient(message.recipient),
+            message.attempts,
+            code,
+            _masked_detail(detail, message.recipient),
+        )
+        _fail(uow, message, code, detail, now, fall_back=True, public_url=public_url)
+        return
+    at_least = failure.retry_after_s or 0.0
+    next_at = policy.next_attempt(message, now, rng, at_least)
+    if failure.may_have_been_sent:
+        # The provider may have queued it: whatever the attempt count, the sweeper asks it
+        # before anything is sent again (or the message is failed and e-mailed instead).
+        # With no time left for another try, it asks at its next round.
+        until = now if next_at is None else next_at
+        log.warning(
+            "message %s (%s to %s, attempt %s) may have reached the provider, code %s: %s; "
+            "the sweeper asks the provider from %s before anything is sent again",
+            message.id,
+            message.channel,
+            mask_recipient(message.recipient),
+            message.attempts,
+            code,
+            _masked_detail(detail, message.recipient),
+            until.isoformat(timespec="seconds"),
+        )
+        uow.outbox.hold(message.id, until, code, detail)
+    elif next_at is None:
+        log.warning(
+            "message %s (%s to %s, attempt %s) failed, code %s: %s; no time is left before "
+            "%s to try again: failed",
+            message.id,
+            message.channel,
+            mask_recipient(message.recipient),
+            message.attempts,
+            code,
+            _masked_detail(detail, message.recipient),
+            policy.deadline(message).isoformat(timespec="seconds"),
+        )
+        _fail(uow, message, code, detail, now, fall_back=True, public_url=public_url)
     else:
-        until = now + policy.delay(message.attempts, rng)
-        uow.outbox.retry(message.id, until, failure.code, failure.detail, now)
+        log.info(
+            "message %s (%s to %s, attempt %s) failed, code %s: %s; retry at %s",
+            message.id,
+            message.channel,
+            mask_recipient(message.recipient),
+            message.attempts,
+            code,
+            _masked_detail(detail, message.recipient),
+            next_at.isoformat(timespec="seconds"),
+        )
+        uow.outbox.retry(message.id, next_at, code, detail, now)
 
 
 def _carrier_opt_out(uow: UnitOfWork, message: OutboxMessage, now: datetime) -> None:
@@ -223,9 +332,17 @@ def _carrier_opt_out(uow: UnitOfWork, message: OutboxMessage, now: datetime) -> 
         uow.events.append(Event("OptedOut", message.person_id, now, {"source": "carrier"}))
 
 
-def _fail(uow: UnitOfWork, failure: Failure, now: datetime, *, fall_back: bool) -> None:
-    message, addressee = failure.claimed.message, failure.claimed.addressee
-    uow.outbox.finish(message, "failed", failure.code, failure.detail, now)
+def _fail(
+    uow: UnitOfWork,
+    message: OutboxMessage,
+    code: str | None,
+    detail: str,
+    now: datetime,
+    *,
+    fall_back: bool,
+    public_url: str,
+) -> None:
+    uow.outbox.finish(message, "failed", code, detail, now)
     uow.events.append(
         Event(
             "DeliveryFailed",
@@ -234,12 +351,56 @@ def _fail(uow: UnitOfWork, failure: Failure, now: datetime, *, fall_back: bool) 
             {
                 "message_id": message.id,
                 "reminder_id": message.reminder_id,
-                "error_code": failure.code,
+                "error_code": code,
             },
         )
     )
-    if fall_back and message.channel == "sms" and addressee.email:
-        uow.outbox.add_fallback(message, addressee.email, f"{message.purpose}-email", now)
+    if fall_back and message.channel == "sms" and _still_open(message, now):
+        _queue_fallback(uow, message, now, public_url)
+
+
+def _still_open(message: OutboxMessage, now: datetime) -> bool:
+    return message.not_after is None or now < message.not_after
+
+
+def _queue_fallback(
+    uow: UnitOfWork, message: OutboxMessage, now: datetime, public_url: str
+) -> None:
+    """The reminder by e-mail, as the e-mail channel sends it: its own signed, single-use
+    confirm and skip links (only their hash is stored), valid while the SMS would have been."""
+    if message.reminder_id is None:
+        return  # no reminder: nothing a link could confirm
+    reminder = uow.scheduling.reminder(message.reminder_id)
+    if reminder is None or not reminder.person.email:
+        return
+    person, plan, address = reminder.person, reminder.plan, reminder.person.email
+    secret = secrets.token_urlsafe(32)
+    kind: Purpose = "followup" if message.purpose == "followup" else "initial"
+    if message.purpose.startswith("snooze-"):
+        kind = "snooze"
+    text = email_text(
+        plan.items,
+        plan.due_at,
+        person.timezone,
+        kind,
+        f"{public_url.rstrip('/')}/confirm/{secret}",
+        note=FALLBACK_NOTE,
+    )
+    fallback = replace(
+        message, subject=text.subject, body=pack_email(text.plain, text.html), channel="email"
+    )
+    purpose = f"{message.purpose}-email"
+    if not uow.outbox.add_fallback(fallback, address, purpose, now):
+        return  # queued before: that e-mail's own link stands
+    expires = message.not_after or plan.window_closes_at
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    uow.scheduling.add_confirm_tokens([ConfirmToken(digest, reminder.id, expires)])
+    log.info(
+        "message %s: the SMS failed; reminder %s queued by e-mail to %s instead",
+        message.id,
+        reminder.id,
+        mask_recipient(address),
+    )
 
 
 def take_expired_leases(
@@ -253,14 +414,69 @@ def take_expired_leases(
     return taken
 
 
-def settle_leases(uow: UnitOfWork, settlements: Sequence[Settlement], now: datetime) -> None:
-    """Sent ones are recorded with the provider's id; the rest are due again at once."""
+def settle_leases(
+    uow: UnitOfWork,
+    settlements: Sequence[Settlement],
+    now: datetime,
+    policy: RetryPolicy | None = None,
+    public_url: str = DEFAULT_PUBLIC_URL,
+) -> None:
+    """Sent ones are recorded with the provider's id; the rest are due again at once, unless
+    no time is left in their window for another try: then they fail (a DeliveryFailed event,
+    and an SMS goes by e-mail while the window is open), as a retry that ran out would."""
     require_aware(now)
+    policy = policy or RetryPolicy()
     with uow:
         uow.outbox.mark_sent([s.sent for s in settlements if s.sent is not None], now)
         for settlement in settlements:
-            if settlement.sent is None:
+            message = settlement.message
+            if settlement.sent is not None:
+                continue
+            if policy.gives_up(message, now) and _still_open(message, now):
+                log.warning(
+                    "message %s (%s to %s, attempt %s): the provider has no copy and no time "
+                    "is left before %s to try again: failed",
+                    message.id,
+                    message.channel,
+                    mask_recipient(message.recipient),
+                    message.attempts,
+                    policy.deadline(message).isoformat(timespec="seconds"),
+                )
+                detail = "the provider has no copy and the window is closing"
+                _fail(uow, message, None, detail, now, fall_back=True, public_url=public_url)
+            else:
+                # past not_after the claim expires it: neither an SMS nor an e-mail helps now
                 uow.outbox.retry(
-                    settlement.message.id, now, None, "lease ran out; the provider has no copy", now
+                    message.id, now, None, "lease ran out; the provider has no copy", now
                 )
         uow.commit()
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+_PHONE_LIKE = re.compile(r"\+?\d[\d ()-]{5,}\d")
+_EMAIL_LIKE = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
+
+
+def mask_phone(number: str) -> str:
+    """'+4520123456' -> '+45****3456': enough to tell people apart, not enough to call.
+    (The tracker's tracker.logs.mask_phone; the services may not import the tracker.)"""
+    text = number.strip()
+    if len(text) <= 7:
+        return "****"
+    return f"{text[:3]}****{text[-4:]}"
+
+
+def mask_recipient(recipient: str) -> str:
+    """A phone number or an e-mail address as a log may show it."""
+    local, at, domain = recipient.partition("@")
+    if at:
+        return f"{local[:1]}***@{domain}"
+    return mask_phone(recipient)
+
+
+def _masked_detail(detail: str, recipient: str) -> str:
+    """A provider's error text without the phone numbers and addresses it may quote."""
+    text = detail.replace(recipient, mask_recipient(recipient)) if recipient else detail
+    text = _EMAIL_LIKE.sub(lambda found: f"***@{found.group(1)}", text)
+    return _PHONE_LIKE.sub(lambda found: mask_phone(found.group()), text)

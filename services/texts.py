@@ -60,14 +60,21 @@ def email_text(
     timezone: str,
     purpose: Purpose,
     confirm_url: str,
+    *,
+    note: str | None = None,
 ) -> EmailText:
+    """The reminder e-mail; `note` (when given) is its first line, e.g. why it came by e-mail."""
     when = _clock(due_at, timezone)
     what = doses(items)
     prefix = {"initial": "", "followup": "Not answered yet: ", "snooze": "Again: "}[purpose]
     subject = f"{prefix}dosewise {when}: {what}"
     skip_url = f"{confirm_url}?action=skip"
     keep_away = _keep_away(items, due_at, timezone)
-    lines = [f"Time to take {what} ({when}).", *([keep_away] if keep_away else [])]
+    lines = [
+        *([note] if note else []),
+        f"Time to take {what} ({when}).",
+        *([keep_away] if keep_away else []),
+    ]
     plain = "\n".join([*lines, "", f"Taken: {confirm_url}", f"Skipped: {skip_url}", "", "dosewise"])
     paragraphs = "".join(f"<p>{escape(line)}</p>" for line in lines)
     html = (

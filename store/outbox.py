@@ -308,7 +308,8 @@ class SqlOutbox:
     def add_fallback(
         self, message: OutboxMessage, recipient: str, purpose: str, now: datetime
     ) -> bool:
-        """Queue the same text by e-mail; False when that fallback already exists."""
+        """Queue `message`'s subject and body (the caller writes them as an e-mail) to
+        `recipient` by e-mail, due now; False when that fallback already exists."""
         inserted = self._session.execute(
             insert_for(self._session, _messages)
             .values(

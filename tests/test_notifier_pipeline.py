@@ -57,7 +57,7 @@ def worker(unit_of_work: Factory, server: FakeTwilioServer, **changes: Any) -> W
     values: dict[str, Any] = {
         "worker_id": "pipeline-test",
         "status_callback": "http://127.0.0.1:8000/twilio/status",
-        "retry": RetryPolicy(max_attempts=3),
+        "retry": RetryPolicy(),
         "idle_sleep_s": 0.02,
         "sweep_every_s": 0.5,
     }
