@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import signal
 import socket
@@ -45,10 +46,21 @@ def register(subcommands: Any) -> None:
 def run(arguments: argparse.Namespace) -> int:
     if arguments.lease_seconds <= 0 or arguments.batch_size < 1 or arguments.concurrency < 1:
         raise UserError("--lease-seconds, --batch-size and --concurrency must be positive")
+    configure_logging()
     settings = load_settings()
     with database(settings) as store:
         _run_loop(lambda: _serve(settings, store.unit_of_work, arguments))
     return 0
+
+
+def configure_logging() -> None:
+    """One line per retry, permanent failure, fallback and opt-out (phones masked), with the
+    time and the logger, as the scheduler logs."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # the twilio library's own request logs (a line per request, and its headers), and
+    # alembic's schema check at start-up
+    for noisy in ("twilio", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _run_loop(main: Callable[[], Any]) -> None:

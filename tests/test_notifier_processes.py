@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import os
+import re
+import select as io_select
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from sqlalchemy.engine import Engine
 from store.engine import create_engine
 from store.models import OutgoingMessageRow
 from tests.fakes.twilio_server import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, FakeTwilioServer
-from tests.notifier_support import add_person
+from tests.notifier_support import add_message, add_person
 
 COUNT = 2_000
 DOSEWISE = os.path.join(os.path.dirname(sys.executable), "dosewise")
@@ -159,3 +161,28 @@ def test_two_notifiers_never_send_one_message_twice(
     with pg_engine.connect() as connection:
         workers = connection.scalars(select(OutgoingMessageRow.claimed_by).distinct()).all()
     assert len(workers) == 2  # both did a share of the work
+
+
+def test_the_notifier_logs_a_permanent_failure_with_time_logger_and_masked_phone(
+    database_url: str, engine: Engine, twilio: FakeTwilioServer
+) -> None:
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    person = add_person(engine, now)
+    add_message(engine, person, now, not_after=now + timedelta(hours=2))
+    twilio.fail_next(400, 21211, "The 'To' number +4520123456 is not a valid phone number.")
+    process = notifier(database_url, twilio)
+    try:
+        started(process)
+        assert process.stderr is not None
+        readable, _, _ = io_select.select([process.stderr], [], [], 30)
+        assert readable, "the notifier logged nothing about the failure"
+        line = process.stderr.readline().decode()
+    finally:
+        code = stop(process)
+    assert code == 0, (line, process.stderr.read() if process.stderr else None)
+    # "2026-12-01 13:33:08,123 dosewise.notifier WARNING message 1 (sms to +45****3456, ..."
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} dosewise\.notifier WARNING ", line), line
+    assert "failed for good, code 21211" in line
+    assert "+45****3456" in line
+    assert "+4520123456" not in line
+    assert DEFAULT_AUTH_TOKEN not in line
