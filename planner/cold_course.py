@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from planner.checks import check_course_length
 from planner.day import Day, day_frame, plan_day
+from planner.explain import default_note
 from planner.plan import DayPlan
 from planner.rules import COLD_COURSE, RULES, RuleTable
 from planner.timeline import Interval, first_at_or_after, instant_of, minute_of, subtract
@@ -151,9 +152,9 @@ def _why(
         lines.append(_first_dose_line(minute, onset, frame))
     if reason == "pushed" or (first_day and number == 1 and frame.start <= onset < minute):
         apart = next(rule for rule in table.apart if rule.subject == COLD_COURSE)
-        lines.append(
-            f"moved to keep {apart.text} [{apart.label}, a default: policy.{apart.policy}]"
-        )
+        gap = round(getattr(policy, apart.policy) * 60) if apart.policy else None
+        note = default_note(apart, None if gap is None else (gap, gap))
+        lines.append(f"moved to keep {apart.text} [{apart.label}{note}]")
     return tuple(lines)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from planner.checks import regimen_warnings
@@ -50,6 +50,11 @@ class Reference:
     label: str
     minute: int
     tags: frozenset[str]
+    dose: bool = False  # a supplement fixed at this time on the day before or after
+
+    def gap_from(self, gaps: GapRules, tags: frozenset[str]) -> Gap:
+        """What the rules ask between a dose tagged `tags` and this."""
+        return gaps.between(tags, self.tags, both_doses=False, either_way=self.dose)
 
 
 @dataclass
@@ -102,20 +107,43 @@ class GapRules:
         repeat = table.repeat
         hours = getattr(regimen.policy, repeat.policy) if repeat.policy else repeat.min_hours
         self._repeat = (repeat.id, round(hours * 60))
-        self._cache: dict[tuple[frozenset[str], frozenset[str], bool], Gap] = {}
+        self.longest = max([minutes for _, pair in self._apart for minutes in pair] + [0])
+        self._cache: dict[tuple[frozenset[str], frozenset[str], bool, bool], Gap] = {}
 
-    def between(self, a: frozenset[str], b: frozenset[str], both_doses: bool = True) -> Gap:
-        key = (a, b, both_doses)
+    def used(self, rule_id: str) -> tuple[int, int] | None:
+        """The (minimum, preferred) minutes a gap rule asks for this regimen, if it is one."""
+        for rule, minutes in self._apart:
+            if rule.id == rule_id:
+                return minutes
+        if rule_id == self._repeat[0]:
+            return self._repeat[1], self._repeat[1]
+        return None
+
+    def between(
+        self,
+        a: frozenset[str],
+        b: frozenset[str],
+        both_doses: bool = True,
+        either_way: bool = True,
+    ) -> Gap:
+        """The gap between a dose tagged `a` and `b`: a dose (`both_doses`, the repeat rule
+        applies), or a meal or a medicine (`either_way` False: a rule applies when `a` is its
+        subject and `b` holds one of its others; what a meal contains is never a subject)."""
+        key = (a, b, both_doses, either_way)
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = self._compute(a, b, both_doses)
+            found = self._cache[key] = self._compute(a, b, both_doses, either_way or both_doses)
         return found
 
-    def _compute(self, a: frozenset[str], b: frozenset[str], both_doses: bool) -> Gap:
+    def _compute(
+        self, a: frozenset[str], b: frozenset[str], both_doses: bool, either_way: bool
+    ) -> Gap:
         minimum = preferred = 0
         rules: list[str] = []
         for rule, (rule_min, rule_pref) in self._apart:
-            if (rule.subject in a and rule.others & b) or (rule.subject in b and rule.others & a):
+            if (rule.subject in a and rule.others & b) or (
+                either_way and rule.subject in b and rule.others & a
+            ):
                 minimum, preferred = max(minimum, rule_min), max(preferred, rule_pref)
                 rules.append(rule.id)
         if both_doses and a & b - _NON_SUPPLEMENT_TAGS:
@@ -142,8 +170,19 @@ def gap_rules(regimen: Regimen, table: RuleTable = RULES) -> GapRules:
 
 
 def _minutes(rule: Apart, regimen: Regimen) -> tuple[int, int]:
-    hours = getattr(regimen.policy, rule.policy) if rule.policy else rule.min_hours
-    return round(hours * 60), round(max(hours, rule.preferred_hours) * 60)
+    """(minimum, preferred) minutes of an Apart rule under the regimen's policy.
+
+    A policy that sets the gap replaces the minimum. Where it lowers it below the rule's own
+    minimum, the person's gap is all that is asked (the preferred gap too): a preferred gap
+    above what they chose would move their doses for nothing. Where it keeps or raises it, the
+    preferred gap is the rule's, or the policy's when that is more (dairy's 3 h, preferably 4,
+    is the same rule without a policy).
+    """
+    if not rule.policy:
+        return round(rule.min_hours * 60), round(max(rule.min_hours, rule.preferred_hours) * 60)
+    hours = getattr(regimen.policy, rule.policy)
+    preferred = hours if hours < rule.min_hours else max(hours, rule.preferred_hours)
+    return round(hours * 60), round(preferred * 60)
 
 
 def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
@@ -156,6 +195,7 @@ def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
     frame = day_frame(regimen, day)
     gaps = gap_rules(regimen, table)
     references = day_references(regimen, day, frame.zone)
+    references += adjacent_references(regimen, day, frame, gaps)
     first_refusal: PlanRefused | None = None
     budget = PairingBudget()
     tried = 0
@@ -299,6 +339,41 @@ def day_references(regimen: Regimen, day: date, zone: ZoneInfo) -> list[Referenc
         for at in medication.at
     ]
     return references
+
+
+def adjacent_references(regimen: Regimen, day: date, frame: Day, gaps: GapRules) -> list[Reference]:
+    """The meals, medicines and fixed-time doses of the day before and the day after that are
+    near enough to this day's waking window for a gap to reach into it: they happen every day,
+    and gaps are real elapsed time across midnight (and clock changes) too."""
+    if not frame.awake:
+        return []
+    reach = gaps.longest
+    found: list[Reference] = []
+    for other, whose in (
+        (day - timedelta(days=1), "the day before"),
+        (day + timedelta(days=1), "the next day"),
+    ):
+        zone = frame.zone
+        candidates = [
+            replace(reference, label=f"{reference.label}, {whose}")
+            for reference in day_references(regimen, other, zone)
+        ]
+        candidates += [
+            Reference(
+                f"{entry.name}, {whose}",
+                wall_minute(other, entry.at, zone)[0],
+                frozenset({entry.key}),
+                dose=True,
+            )
+            for entry in regimen.supplements
+            if entry.at is not None
+        ]
+        found += [
+            reference
+            for reference in candidates
+            if frame.start - reach < reference.minute < frame.end + reach
+        ]
+    return found
 
 
 def _meal_label(name: str, contains: list[str]) -> str:
@@ -521,16 +596,16 @@ def _check_fixed(
     fixed: list[Group], references: list[Reference], gaps: GapRules, frame: Day, table: RuleTable
 ) -> None:
     """A fixed time is kept, or the plan is refused with the rule it would break."""
-    others: list[tuple[str, int, frozenset[str], bool]] = [
-        (ref.label, ref.minute, ref.tags, False) for ref in references
+    others: list[tuple[str, int, Reference | Group]] = [
+        (ref.label, ref.minute, ref) for ref in references
     ]
-    others += [(group.label, group.fixed or 0, group.tags, True) for group in fixed]
-    for position, group in enumerate(fixed):
+    others += [(group.label, group.fixed or 0, group) for group in fixed]
+    for group in fixed:
         minute = group.fixed or 0
-        for other_position, (label, at, tags, is_dose) in enumerate(others):
-            if other_position == len(references) + position:
+        for label, at, other in others:
+            if other is group:
                 continue  # itself
-            gap = gaps.between(group.tags, tags, is_dose)
+            gap = _gap(gaps, group, other)
             if gap.minimum and abs(at - minute) < gap.minimum:
                 raise PlanRefused(
                     f"{group.label} is fixed at {instant_of(minute, frame.zone):%H:%M}, less "
@@ -550,10 +625,12 @@ def _restrict(
     """The times a movable group may take: its minimum gaps kept, and its preferred gaps."""
     allowed = preferred = frame.open
     blockers: list[str] = []
-    targets = [(ref.minute, ref.tags, False, ref.label) for ref in references]
-    targets += [(other.fixed or 0, other.tags, True, other.label) for other in fixed]
-    for minute, tags, is_dose, label in targets:
-        gap = gaps.between(group.tags, tags, is_dose)
+    targets: list[tuple[int, Reference | Group, str]] = [
+        (ref.minute, ref, ref.label) for ref in references
+    ]
+    targets += [(other.fixed or 0, other, other.label) for other in fixed]
+    for minute, target, label in targets:
+        gap = _gap(gaps, group, target)
         if not gap.minimum:
             continue
         allowed = subtract(allowed, minute - gap.minimum, minute + gap.minimum)
@@ -566,6 +643,12 @@ def _restrict(
             (table.window.id, *group.rules),
         )
     group.allowed, group.preferred = allowed, preferred
+
+
+def _gap(gaps: GapRules, group: Group, other: Reference | Group) -> Gap:
+    if isinstance(other, Reference):
+        return other.gap_from(gaps, group.tags)
+    return gaps.between(group.tags, other.tags)
 
 
 def _no_room(frame: Day, blockers: list[str]) -> str:

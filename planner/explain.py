@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from planner.rules import Apart, Rule, RuleTable
+from planner.rules import Apart, RepeatApart, Rule, RuleTable
 from planner.timeline import duration_text, instant_of
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _explain_group(
     fallback = False
     for distance, label, gap_min, gap_pref, rule_ids in nearest:
         relation = "after" if distance > 0 else "before"
-        rule_text = _rule_words(rule_ids, table)
+        rule_text = _rule_words(rule_ids, table, gaps)
         if abs(distance) < gap_pref:
             fallback = True
             why.append(
@@ -100,9 +100,7 @@ def _nearest_constraints(
     gaps: GapRules,
 ) -> list[tuple[int, str, int, int, tuple[str, ...]]]:
     """The closest thing before and the closest after that a rule keeps this group from."""
-    targets = [
-        (ref.minute, ref.label, gaps.between(group.tags, ref.tags, False)) for ref in references
-    ]
+    targets = [(ref.minute, ref.label, ref.gap_from(gaps, group.tags)) for ref in references]
     targets += [
         (other.fixed or 0, other.label, gaps.between(group.tags, other.tags))
         for other in groups
@@ -121,17 +119,29 @@ def _nearest_constraints(
     ]
 
 
-def _rule_words(rule_ids: tuple[str, ...], table: RuleTable) -> str:
+def _rule_words(rule_ids: tuple[str, ...], table: RuleTable, gaps: GapRules) -> str:
     words = []
     for rule_id in rule_ids:
         rule = table.by_id(rule_id)
-        words.append(f"{rule.text} [{rule.label}{_default_note(rule)}]")
+        words.append(f"{rule.text} [{rule.label}{default_note(rule, gaps.used(rule_id))}]")
     return "; ".join(words)
 
 
-def _default_note(rule: Rule) -> str:
-    if rule.kind == "derived" and isinstance(rule, Apart) and rule.policy:
-        return f", a default: policy.{rule.policy}"
-    if rule.kind == "derived":
+def default_note(rule: Rule, used: tuple[int, int] | None = None) -> str:
+    """How a derived rule's numbers came about: its default, or the regimen's policy when that
+    sets another gap (`used`: the minimum and preferred minutes the planner kept)."""
+    if rule.kind != "derived":
+        return ""
+    if not isinstance(rule, Apart | RepeatApart) or not rule.policy:
         return ", a default"
-    return ""
+    default = round(rule.min_hours * 60)
+    if used is None or used[0] == default:
+        return f", a default: policy.{rule.policy}"
+    minimum, preferred = used
+    asked = duration_text(minimum)
+    if preferred != minimum:
+        asked += f" (preferably {duration_text(preferred)})"
+    return (
+        f"; the gap used is {asked}, as this regimen's policy.{rule.policy} sets, "
+        f"not the default {duration_text(default)}"
+    )

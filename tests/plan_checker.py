@@ -149,23 +149,40 @@ class Anchor:
     label: str
     at: datetime
     gap_minutes: int
+    keeps: str = "iron"  # the kind of dose that keeps this gap from it
 
 
 def iron_anchors(regimen: Regimen, day: date) -> list[Anchor]:
+    """What the day's doses keep away from: the meals and medicines of the day, and those and
+    the fixed-time calcium and iron doses of the day before and after (they happen every day,
+    and a gap is real elapsed time across midnight too)."""
     zone = ZoneInfo(regimen.person.timezone)
     tea = round(regimen.policy.black_tea_gap_hours * 60)
     anchors = []
-    for meal in regimen.meals:
-        at = wall_instant(day, meal.at, zone)
-        if IRON_APART_FROM_MEAL & set(meal.contains):
-            anchors.append(Anchor(meal.name, at, IRON_APART_MINUTES))
-        if "black_tea" in meal.contains and tea:
-            anchors.append(Anchor(f"{meal.name} (black tea)", at, tea))
-    anchors += [
-        Anchor(medication.name, wall_instant(day, at, zone), IRON_APART_MINUTES)
-        for medication in regimen.medications
-        for at in medication.at
-    ]
+    for offset, whose in ((-1, " (the day before)"), (0, ""), (1, " (the next day)")):
+        other = day + timedelta(days=offset)
+        for meal in regimen.meals:
+            at = wall_instant(other, meal.at, zone)
+            if IRON_APART_FROM_MEAL & set(meal.contains):
+                anchors.append(Anchor(meal.name + whose, at, IRON_APART_MINUTES))
+            if "black_tea" in meal.contains and tea:
+                anchors.append(Anchor(f"{meal.name} (black tea){whose}", at, tea))
+        anchors += [
+            Anchor(medication.name + whose, wall_instant(other, at, zone), IRON_APART_MINUTES)
+            for medication in regimen.medications
+            for at in medication.at
+        ]
+        if offset:
+            anchors += [
+                Anchor(
+                    entry.name + whose,
+                    wall_instant(other, entry.at, zone),
+                    IRON_APART_MINUTES,
+                    keeps="calcium" if kind == "iron" else "iron",
+                )
+                for entry in regimen.supplements
+                if entry.at is not None and (kind := kind_of(entry.name)[0]) in ("iron", "calcium")
+            ]
     return anchors
 
 
@@ -263,18 +280,17 @@ def repeat_minutes(regimen: Regimen) -> int:
 def check_gaps(placed: Placed, anchors: list[Anchor], repeat: int) -> list[str]:
     """Iron away from dairy, calcium, medicines, black tea; repeated doses apart."""
     problems = []
-    iron_away = [(f"{anchor.label}", anchor.at, anchor.gap_minutes) for anchor in anchors] + [
-        (entry.name, at, IRON_APART_MINUTES)
+    away = [(anchor.keeps, anchor.label, anchor.at, anchor.gap_minutes) for anchor in anchors] + [
+        ("iron", entry.name, at, IRON_APART_MINUTES)
         for entry, at in placed
         if kind_of(entry.name)[0] == "calcium"
     ]
     for entry, at in placed:
-        if kind_of(entry.name)[0] != "iron":
-            continue
+        kind = kind_of(entry.name)[0]
         problems += [
             f"{entry.name} only {minutes_between(at, other):.0f} min from {label}"
-            for label, other, gap in iron_away
-            if minutes_between(at, other) < gap
+            for keeps, label, other, gap in away
+            if keeps == kind and minutes_between(at, other) < gap
         ]
     for index, (first, first_at) in enumerate(placed):
         for second, second_at in placed[index + 1 :]:
