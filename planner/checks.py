@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from planner.plan import PlanRefused
-from planner.rules import MEDICATION, RULES, DailyLimit, RuleTable
+from planner.rules import COLD_COURSE, RULES, DailyLimit, RuleTable
 from schemas.regimen import Regimen, SupplementEntry
 
 
@@ -41,8 +41,10 @@ def check_course_length(regimen: Regimen, table: RuleTable = RULES) -> None:
 
 
 def meal_contents_known(table: RuleTable = RULES) -> frozenset[str]:
-    """What a meal may contain that some timing rule keeps a dose away from."""
-    return frozenset().union(*(rule.others for rule in table.apart)) - {MEDICATION}
+    """What a meal may contain that some timing rule keeps a day's dose away from: exactly the
+    contents the day planner acts on (a meal's content is only ever what a dose keeps from,
+    never a rule's subject; the cold course keeps its lozenges from doses, not meals)."""
+    return frozenset().union(*(rule.others for rule in table.apart if rule.subject != COLD_COURSE))
 
 
 def _meal_content_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
@@ -50,7 +52,8 @@ def _meal_content_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
     known = meal_contents_known(table)
     return [
         f"meal {meal.name}: {content!r} is not a content the timing rules know "
-        f"({', '.join(sorted(known))}), so nothing is kept away from it"
+        f"({', '.join(sorted(tag.replace('_', ' ') for tag in known))}), so nothing is kept "
+        "away from it"
         for meal in regimen.meals
         for content in meal.contains
         if content not in known
