@@ -4,6 +4,7 @@ warning says exactly what the planner does with the meal."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from planner.day import plan_day
 from tests.regimens import IRON, VITAMIN_C, regimen
 
 DAY = date(2026, 6, 1)
-CALCIUM = {"name": "calcium", "dose": "500 mg"}
+CALCIUM: dict[str, Any] = {"name": "calcium", "dose": "500 mg"}
 
 
 def _content_warnings(warnings: tuple[str, ...]) -> list[str]:
@@ -30,7 +31,7 @@ def test_a_meal_containing_medication_is_kept_from_like_a_medicine_and_not_warne
 
 @pytest.mark.parametrize("content", ["iron", "copper", "vitamin_c", "zinc"])
 def test_a_content_no_rule_keeps_a_dose_from_is_warned_and_changes_nothing(content: str) -> None:
-    supplements = [IRON, VITAMIN_C, CALCIUM]
+    supplements: list[dict[str, Any]] = [IRON, VITAMIN_C, CALCIUM]
     plan = plan_day(regimen(supplements, meals=_breakfast(content)), DAY)
     (warning,) = _content_warnings(plan.warnings)
     assert f"{content!r}" in warning and "nothing is kept away from it" in warning
