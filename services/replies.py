@@ -58,6 +58,10 @@ _ANSWER_A_REMINDER = frozenset({"taken", "yes", "skip", "later"})
 
 TAKE_OR_SKIP = "Reply TAKEN or SKIP when you can."
 NOT_ENROLLED = "This number is not enrolled with dosewise, so nothing was recorded."
+NOT_ENROLLED_START = (
+    "This number is not enrolled with dosewise. Noted: if it is enrolled, it will get "
+    "dosewise reminders."
+)
 NO_OPEN_REMINDER = "There is no reminder waiting for an answer right now, so nothing was recorded."
 STOPPED = "You will get no more messages from dosewise. Reply START to resume."
 RESUMED = "Welcome back: dosewise reminders resume."
@@ -121,7 +125,7 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
         text: str | None
         events: list[Event] = []
         if person is None:
-            text = _unknown_number(reply)
+            kind, text = _unknown_number(uow, sms.from_number, reply, claimed.id)
         else:
             handling = _Reply(uow, person, reply, claimed.id, now, claimed.open_reminder)
             kind, text = _answer(handling)
@@ -150,12 +154,22 @@ def _replayed(uow: UnitOfWork, sms: InboundSms, stored: StoredReply) -> str | No
     return None if person is not None and person.opted_out else stored.answer
 
 
-def _unknown_number(reply: Reply) -> str | None:
+def _unknown_number(
+    uow: UnitOfWork, phone: str, reply: Reply, reply_id: int
+) -> tuple[str, str | None]:
+    """(the kind the reply is stored as, the answer) for a number no one enrolled: its STOP and
+    START are kept, for whoever enrols it later (services.enrolment)."""
     # someone who says STOP gets no message, not even from a number we do not know; HELP is
     # answered whoever asks (carriers require it)
     if reply.kind == "stop":
-        return None
-    return HELP_TEXT if reply.kind == "help" else NOT_ENROLLED
+        return reply.kind, None
+    if reply.kind == "help":
+        return reply.kind, HELP_TEXT
+    # YES right after STOP is START, as for an enrolled number
+    stopped = reply.kind == "yes" and uow.replies.stopped_while_unknown(phone, reply_id) is not None
+    if reply.kind == "start" or stopped:
+        return "start", NOT_ENROLLED_START
+    return reply.kind, NOT_ENROLLED
 
 
 def _answer(handling: _Reply) -> tuple[str, str | None]:

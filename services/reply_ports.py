@@ -124,9 +124,12 @@ class ReplyRepository(Protocol):
     # opting out and in
     def opt_out(self, person_id: int, source: str, now: datetime) -> bool: ...
 
-    def stopped_while_unknown(self, phone: str) -> datetime | None:
-        """When the number, while no one enrolled had it, last said STOP without a START after
-        it; None when it did not (or said START since)."""
+    def stopped_while_unknown(
+        self, phone: str, excluding_reply: int | None = None
+    ) -> datetime | None:
+        """When the number, while no one enrolled had it, last said STOP without a START (or a
+        YES, START's meaning right after STOP) after it; None when it did not (or said START
+        since). `excluding_reply`: a reply of this transaction not to count."""
         ...
 
     def opt_in(self, person_id: int, now: datetime) -> bool: ...

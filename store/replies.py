@@ -277,18 +277,25 @@ class SqlReplies:
         self._session.flush()
         return True
 
-    def stopped_while_unknown(self, phone: str) -> datetime | None:
-        # the STOP family as the tracker stored it for a number it did not know (services.replies)
-        last = self._session.execute(
+    def stopped_while_unknown(
+        self, phone: str, excluding_reply: int | None = None
+    ) -> datetime | None:
+        # the STOP family as the tracker stored it for a number it did not know
+        # (services.replies); "yes" too: the tracker stored YES after STOP as "yes" before it
+        # read it as START, and a YES with no STOP before it undoes nothing
+        query = (
             select(InboundReplyRow.kind, InboundReplyRow.received_at)
             .where(
                 InboundReplyRow.from_number == phone,
                 InboundReplyRow.person_id.is_(None),
-                InboundReplyRow.kind.in_(("stop", "start")),
+                InboundReplyRow.kind.in_(("stop", "start", "yes")),
             )
             .order_by(InboundReplyRow.received_at.desc(), InboundReplyRow.id.desc())
             .limit(1)
-        ).first()
+        )
+        if excluding_reply is not None:
+            query = query.where(InboundReplyRow.id != excluding_reply)
+        last = self._session.execute(query).first()
         return last.received_at if last is not None and last.kind == "stop" else None
 
     def opt_in(self, person_id: int, now: datetime) -> bool:

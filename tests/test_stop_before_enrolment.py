@@ -6,10 +6,13 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from services.enrolment import enrol_person
-from services.replies import InboundSms, receive_sms
+from services.replies import NOT_ENROLLED, NOT_ENROLLED_START, InboundSms, receive_sms
+from store.models import InboundReplyRow
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import event_types, person_regimen
 
@@ -84,3 +87,57 @@ def test_a_stop_from_an_enrolled_person_is_theirs_not_the_next_enrolment(
     assert again.outcome == "new_version"
     assert again.warnings == ()
     assert _opted_out(unit_of_work)
+
+
+def test_yes_after_the_stop_is_a_start_and_lifts_it(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    _say(unit_of_work, "STOP", NOW - timedelta(days=3))
+    answer = _say(unit_of_work, "YES", NOW - timedelta(days=2))
+    assert "nothing was recorded" not in answer
+    assert answer == NOT_ENROLLED_START
+    assert _kinds(engine) == ["stop", "start"]
+    enrolment = enrol_person(unit_of_work(), person_regimen(PHONE), NOW)
+    assert enrolment.warnings == ()
+    assert not _opted_out(unit_of_work)
+
+
+def test_a_yes_stored_after_the_stop_before_yes_was_read_as_start_lifts_it(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    # rows as the tracker wrote them before: the YES after the STOP kept as "yes"
+    for days_ago, kind in ((3, "stop"), (2, "yes")):
+        with Session(engine) as session:
+            session.add(
+                InboundReplyRow(
+                    provider_id=f"SM{uuid.uuid4().hex}",
+                    from_number=PHONE,
+                    body=kind.upper(),
+                    kind=kind,
+                    received_at=NOW - timedelta(days=days_ago),
+                )
+            )
+            session.commit()
+    enrol_person(unit_of_work(), person_regimen(PHONE), NOW)
+    assert not _opted_out(unit_of_work)
+
+
+def test_start_and_yes_from_an_unknown_number_are_answered_truthfully(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    # START is kept for whoever enrols the number: something was recorded
+    assert _say(unit_of_work, "START", NOW - timedelta(days=1)) == NOT_ENROLLED_START
+    # YES with no STOP before it is a confirmation, and there is nothing to confirm
+    assert _say(unit_of_work, "yes", NOW) == NOT_ENROLLED
+    assert _kinds(engine) == ["start", "yes"]
+
+
+def _kinds(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.scalars(
+                select(InboundReplyRow.kind)
+                .where(InboundReplyRow.from_number == PHONE)
+                .order_by(InboundReplyRow.received_at)
+            )
+        )
