@@ -41,7 +41,7 @@ from services.sending import (
     take_expired_leases,
     validity_period_s,
 )
-from services.texts import unpack_email
+from services.texts import keep_away_from_sending, same_text, unpack_email
 
 log = logging.getLogger("dosewise.notifier")
 
@@ -163,7 +163,7 @@ class Worker:
         message = item.message
         async with self._semaphore():
             try:
-                result = await self._deliver(message, now)
+                result = await self._deliver(message, item.addressee.timezone, now)
             except SendError as error:
                 return Failure(
                     item,
@@ -182,8 +182,9 @@ class Worker:
             result.num_segments,
         )
 
-    async def _deliver(self, message: OutboxMessage, now: datetime) -> SendResult:
-        body = message.body
+    async def _deliver(self, message: OutboxMessage, timezone: str, now: datetime) -> SendResult:
+        # the dose is taken when the message arrives: "keep dairy away" counts from now
+        body = keep_away_from_sending(message.body, now, timezone)
         if message.channel == "email":
             # the scheduler packs an e-mail's plain text and HTML into the one body column
             plain, html = unpack_email(body)
@@ -248,7 +249,8 @@ class Worker:
                 sms_sync.messages_sent_to, message.recipient, message.due_at
             )
         for copy in found:
-            if copy.body == message.body and copy.status not in ("failed", "undelivered"):
+            # the copy's "keep dairy away" time may have been counted from its sending
+            if same_text(copy.body, message.body) and copy.status not in ("failed", "undelivered"):
                 channel: MessageChannel = (
                     "console" if copy.provider_id.startswith("console-") else "sms"
                 )

@@ -6,12 +6,13 @@ whole message into UCS-2 (70 characters a segment), so SMS write "mcg".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from planner.rules import RULES, Apart
 
@@ -90,11 +91,42 @@ def doses(items: Sequence[dict[str, Any]]) -> str:
     return " + ".join(f"{item.get('name') or item['supplement']} {item['dose']}" for item in items)
 
 
+KEEP_AWAY = "Keep dairy away until"
+_KEEP_AWAY_AT = re.compile(rf"{KEEP_AWAY} \d\d:\d\d\.")
+
+
 def _keep_away(items: Sequence[dict[str, Any]], due_at: datetime, timezone: str) -> str | None:
     if not any(item.get("supplement") == "iron" for item in items):
         return None
+    return _keep_away_from(due_at, timezone)
+
+
+def _keep_away_from(taken_at: datetime, timezone: str) -> str:
     # real elapsed time: on a clock-change day "3 h later" is not 3 wall-clock hours
-    return f"Keep dairy away until {_clock(due_at + IRON_DAIRY_GAP, timezone)}."
+    return f"{KEEP_AWAY} {_clock(taken_at + IRON_DAIRY_GAP, timezone)}."
+
+
+def keep_away_from_sending(body: str, sent_at: datetime, timezone: str) -> str:
+    """`body` with its "Keep dairy away until HH:MM." counted from `sent_at`.
+
+    The text is written when the message is queued, from the dose's planned time; a snooze, a
+    follow-up or a retry goes out later, and the dose is taken when the message arrives, so
+    the time to keep dairy away until is counted from the sending, in the person's zone.
+    """
+    if KEEP_AWAY not in body:
+        return body
+    try:
+        fresh = _keep_away_from(sent_at, timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return body  # an unknown zone: the time as queued rather than a wrong one
+    return _KEEP_AWAY_AT.sub(lambda _: fresh, body)
+
+
+def same_text(sent: str, queued: str) -> bool:
+    """Whether `sent` is `queued` as keep_away_from_sending may have changed it."""
+    if sent == queued:
+        return True
+    return _KEEP_AWAY_AT.sub(KEEP_AWAY, sent) == _KEEP_AWAY_AT.sub(KEEP_AWAY, queued)
 
 
 def _clock(instant: datetime, timezone: str) -> str:
