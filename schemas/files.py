@@ -190,7 +190,9 @@ def describe(error: ValidationError) -> str:
     """The first problem, as `where: what` (one line; the rest are counted)."""
     problems = error.errors(include_url=False)
     first = problems[0]
-    where = ".".join(str(part) for part in first["loc"]) or "file"
+    # a key is shown as written unless it holds what would break the line ("\n", an escape)
+    where = ".".join(str(part) if str(part).isprintable() else repr(part) for part in first["loc"])
+    where = where or "file"
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "is required"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import time
 from decimal import Decimal
 from functools import cached_property
@@ -85,6 +86,26 @@ def check_phone(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# control and format characters (a newline, a tab, an ANSI escape, a right-to-left override),
+# line and paragraph separators, and halves of a character (a JSON "\ud83d" alone): in a name
+# they would forge lines or colours in a table, a message or a log, or fail to be written
+_NOT_TEXT = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def check_plain_text(text: str) -> str:
+    """Text a person reads on one line: a name of a person, meal, medicine or supplement."""
+    for position, character in enumerate(text, start=1):
+        if unicodedata.category(character) in _NOT_TEXT:
+            raise ValueError(
+                f"contains a control character ({character!r} at position {position}): write "
+                "it as plain text on one line"
+            )
+    if not text.strip():
+        raise ValueError("must not be blank")
+    return text
+
+
+PlainText = Annotated[str, AfterValidator(check_plain_text)]
 TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 PhoneNumber = Annotated[str, AfterValidator(check_phone)]
 
@@ -157,7 +178,7 @@ class TimeWindow(_Strict):
 
 
 class Person(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     phone: PhoneNumber
     email: EmailStr | None = None
     channel: Literal["sms", "email"] = "sms"
@@ -180,7 +201,7 @@ class Person(_Strict):
 
 
 class Meal(_Strict):
-    name: str = Field(min_length=1)
+    name: PlainText = Field(min_length=1, max_length=200)
     at: Clock
     contains: Annotated[list[ContentTag], _at_most(MAX_TIMES_A_DAY, "contents")] = Field(
         default_factory=list, max_length=MAX_TIMES_A_DAY
@@ -195,14 +216,14 @@ def _as_list(raw: Any) -> Any:
 
 
 class Medication(_Strict):
-    name: str = Field(min_length=1)
+    name: PlainText = Field(min_length=1, max_length=200)
     at: Annotated[list[Clock], BeforeValidator(_as_list)] = Field(
         min_length=1, max_length=MAX_TIMES_A_DAY
     )
 
 
 class SupplementEntry(_Strict):
-    name: str = Field(min_length=1, max_length=100)
+    name: PlainText = Field(min_length=1, max_length=100)
     dose: DoseAmount
     at: Clock | None = None
     deficiency_confirmed: bool = False

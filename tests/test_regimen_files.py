@@ -156,3 +156,23 @@ def test_an_alias_bomb_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: 
     ]
     err = refusal(capsys, tmp_path, "\n".join(lines) + "\n")
     assert "holds more than 100000 values (a YAML alias counts each time it is used)" in err
+
+
+def test_a_name_that_would_forge_rows_in_people_list_is_not_enrolled(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("DOSEWISE_DATABASE_URL", database_url)
+    path = tmp_path / "r.yaml"
+    forged = r"Eve\n   2 Mallory                  +4520000000      sms     UTC\u001b[31m"
+    path.write_text(PERSON.replace("name: Bo", f'name: "{forged}"') + ZINC, encoding="utf-8")
+    assert main(["people", "add", str(path)]) == 2
+    _, err = capsys.readouterr()
+    assert err == (
+        f"dosewise: {path}: person.name: contains a control character ('\\n' at position 4): "
+        "write it as plain text on one line\n"
+    )
+    assert main(["people", "list"]) == 0
+    assert "Mallory" not in capsys.readouterr().out

@@ -283,3 +283,48 @@ def test_a_yaml_syntax_error_says_what_and_where(text: str, message: str) -> Non
     with pytest.raises(RegimenFileError) as caught:
         parse_regimen_text(text, "r.yaml")
     assert str(caught.value).startswith(f"r.yaml: not valid YAML or JSON ({message}")
+
+
+@pytest.mark.parametrize(
+    ("field", "written", "shown"),
+    [
+        ("person.name", r"Eve\n   2 Mallory  +4520000000  sms", r"'\n' at position 4"),
+        ("person.name", r"Eve\u001b[31m", r"'\x1b' at position 4"),
+        ("supplements.0.name", r"zinc\u202e", r"'\u202e' at position 5"),
+        ("meals.0.name", r"lunch\tlate", r"'\t' at position 6"),
+        ("medications.0.name", r"levo\u2028thyroxine", r"'\u2028' at position 5"),
+        ("medications.0.name", r"\u200blevothyroxine", r"'\u200b' at position 1"),
+    ],
+)
+def test_a_control_character_in_a_name_is_refused(field: str, written: str, shown: str) -> None:
+    # a newline and an escape in a person's name forged rows and colours in `people list`
+    values = {"person.name": "Ana", "supplements.0.name": "iron"}
+    values |= {"meals.0.name": "lunch", "medications.0.name": "levothyroxine", field: written}
+    text = (
+        f'person: {{name: "{values["person.name"]}", phone: "+4520123456", timezone: UTC}}\n'
+        f'supplements: [{{name: "{values["supplements.0.name"]}", dose: 18 mg}}]\n'
+        f'meals: [{{name: "{values["meals.0.name"]}", at: "12:00"}}]\n'
+        f'medications: [{{name: "{values["medications.0.name"]}", at: "06:45"}}]\n'
+    )
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(text, "r.yaml")
+    assert str(caught.value) == (
+        f"r.yaml: {field}: contains a control character ({shown}): "
+        "write it as plain text on one line"
+    )
+
+
+def test_names_in_any_script_with_ordinary_spaces_are_kept() -> None:
+    parsed = parse_regimen_text(BASE.replace("name: Ana", 'name: "Chloé Ørsted\u00a0Jensen 李"'))
+    assert parsed.person.name == "Chloé Ørsted\u00a0Jensen 李"
+
+
+def test_a_blank_name_is_refused() -> None:
+    with pytest.raises(RegimenFileError, match=r"^r.yaml: person.name: must not be blank$"):
+        parse_regimen_text(BASE.replace("name: Ana", 'name: "   "'), "r.yaml")
+
+
+def test_an_unknown_key_with_a_control_character_is_shown_escaped() -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(BASE + '"colour\\e[31m": blue', "r.yaml")
+    assert str(caught.value) == r"r.yaml: 'colour\x1b[31m': is not a known field"
