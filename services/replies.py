@@ -13,13 +13,14 @@ and says so, because guessing which dose was meant would be worse than asking.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from planner.cold_course import plan_cold_course
+from planner.cold_course import ColdCoursePlan, plan_cold_course
 from planner.plan import PlanRefused
 from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds_around
@@ -304,12 +305,26 @@ def _cold(handling: _Reply) -> str:
     course_id = uow.replies.start_cold_course(person.id, now, course.ends)
     handling.event("ColdOnset", cold_course_id=course_id, onset_at=now.isoformat())
     first = course.doses[0]
-    policy = regimen.policy
     return (
         f"Get well soon. Zinc cold course started: first {first.dose} lozenge at "
-        f"{_clock(first.at, handling.zone, now)}, {policy.lozenges_per_day} a day for "
-        f"{policy.cold_course_days} days. Reply WELL when you feel better."
+        f"{_clock(first.at, handling.zone, now)}, {_course_days(course, regimen, now)}. "
+        "Reply WELL when you feel better."
     )
+
+
+def _course_days(course: ColdCoursePlan, regimen: Regimen, now: datetime) -> str:
+    """How many lozenges the course plans a day, as planned: quiet hours or a late onset can
+    leave the first day (and the last) with fewer than lozenges_per_day."""
+    per_day = list(Counter(dose.day for dose in course.doses).values())  # in course order
+    days = regimen.policy.cold_course_days
+    if len(set(per_day)) == 1:
+        return f"{per_day[0]} a day for {days} days"
+    first_day = course.doses[0].at.astimezone(ZoneInfo(regimen.person.timezone)).date()
+    today = now.astimezone(ZoneInfo(regimen.person.timezone)).date()
+    on_first = "today" if first_day == today else f"on {first_day:%A}"
+    rest = per_day[1:]
+    after = f"{rest[0]} a day" if len(set(rest)) == 1 else f"up to {max(rest)} a day"
+    return f"{per_day[0]} {on_first}, then {after}: {len(course.doses)} in all over {days} days"
 
 
 def _well(handling: _Reply) -> str:

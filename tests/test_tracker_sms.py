@@ -9,12 +9,17 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from notifier.twilio_webhooks import compute_signature
 from planner.cold_course import plan_cold_course
+from schemas.regimen import Regimen
+from services.enrolment import enrol_person
 from services.replies import InboundSms, SmsAnswer, receive_sms
 from services.reply_words import HELP_TEXT, HINT_TEXT
+from services.scheduling import SchedulerConfig, consume_events
+from store.models import ReminderRow
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import (
     SELENIUM_ITEMS,
@@ -257,6 +262,32 @@ def test_cold_starts_a_course_and_says_when_the_first_lozenge_is(
         "ColdOnset",
         {"cold_course_id": row.id, "onset_at": NOW.isoformat()},
     )
+
+
+def test_cold_says_how_many_lozenges_were_planned_when_quiet_hours_leave_fewer(
+    tracker: Tracker, unit_of_work: UnitOfWorkFactory
+) -> None:
+    body = person_regimen(PHONE).model_dump(mode="json", by_alias=True)
+    body["person"]["quiet"] = [{"from": "19:00", "to": "20:30"}]
+    person_id = enrol_person(
+        unit_of_work(), Regimen.model_validate(body), NOW - timedelta(days=1)
+    ).person_id
+    text = answer(tracker.sms("COLD"))
+    assert text == (
+        "Get well soon. Zinc cold course started: first 14 mg lozenge at 11:42, 5 today, then "
+        "up to 6 a day: 30 in all over 5 days. Reply WELL when you feel better."
+    )
+    # what the scheduler plans from the course: five lozenges on Monday
+    consume_events(unit_of_work(), NOW, SchedulerConfig())
+    with tracker.engine.connect() as connection:
+        today = connection.scalars(
+            select(ReminderRow.due_at).where(
+                ReminderRow.person_id == person_id,
+                ReminderRow.kind == "lozenge",
+                ReminderRow.slot_key.like("2026-11-23#%"),
+            )
+        ).all()
+    assert len(today) == 5
 
 
 def test_cold_at_night_names_the_first_lozenge_in_the_morning(
