@@ -1,11 +1,13 @@
 """The zinc cold course: (regimen, onset instant) -> its lozenge doses. A pure function.
 
-By default 5 days of 6 x 14 mg lozenges, one every 2 to 3 h while awake, the first at onset
-(or at waking time when the onset is at night), each kept from the day's iron and copper doses.
+By default 5 days of 6 x 14 mg lozenges (30 in all, at most 6 on any local day), one every 2
+to 3 h while awake, the first at onset (or at waking time when the onset is at night), each
+kept from the day's iron and copper doses and from lozenges already given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -36,24 +38,40 @@ class ColdCoursePlan:
     warnings: tuple[str, ...]
 
 
-def plan_cold_course(regimen: Regimen, onset: datetime, table: RuleTable = RULES) -> ColdCoursePlan:
-    """Raises PlanRefused for a course longer than the table allows, or a day with no room."""
+def plan_cold_course(
+    regimen: Regimen,
+    onset: datetime,
+    table: RuleTable = RULES,
+    given: Iterable[datetime] = (),
+) -> ColdCoursePlan:
+    """Raises PlanRefused for a course longer than the table allows, or a day with no room.
+
+    The course is `cold_course_days` x `lozenges_per_day` lozenges (fewer only when the waking
+    days between onset and onset + days leave no room for more), never more than
+    `lozenges_per_day` on a local day. `given`: the instants of lozenges already given (an
+    earlier course that ended the same day): the new ones keep the shortest interval from them,
+    and they count against their day's limit.
+    """
     if onset.tzinfo is None:
         raise ValueError("the onset must be an aware instant, not a naive datetime")
     policy = regimen.policy
     check_course_length(regimen, table)
     frame_zone = day_frame(regimen, onset.date()).zone
+    earlier = sorted(minute_of(instant) for instant in given)
     start = minute_of(onset)
     end = start + policy.cold_course_days * 24 * 60
+    remaining = policy.cold_course_days * policy.lozenges_per_day
     doses: list[CourseDose] = []
     local_day = instant_of(start, frame_zone).date()
     day_number = 1
-    while True:
+    while remaining > 0:
         frame = day_frame(regimen, local_day)
         if frame.start >= end:
             break
+        before = [minute for minute in earlier if _local_day(minute, frame) == local_day]
+        count = min(policy.lozenges_per_day - len(before), remaining)
         earliest = max(start, frame.start, _after_last(doses, policy))
-        placed = _day_doses(regimen, local_day, frame, earliest, end, table)
+        placed = _day_doses(regimen, local_day, frame, earliest, end, table, count, earlier)
         first_day = not doses
         doses += [
             CourseDose(
@@ -63,8 +81,9 @@ def plan_cold_course(regimen: Regimen, onset: datetime, table: RuleTable = RULES
                 str(policy.lozenge_dose),
                 _why(minute, number, start, frame, reason, table, policy, first_day),
             )
-            for number, (minute, reason) in enumerate(placed, start=1)
+            for number, (minute, reason) in enumerate(placed, start=len(before) + 1)
         ]
+        remaining -= len(placed)
         day_number += 1
         local_day += timedelta(days=1)
     return ColdCoursePlan(
@@ -83,18 +102,33 @@ def _after_last(doses: list[CourseDose], policy: Policy) -> int:
     return minute_of(doses[-1].at) + round(policy.lozenge_min_interval_hours * 60)
 
 
+def _local_day(minute: int, frame: Day) -> date:
+    return instant_of(minute, frame.zone).date()
+
+
 def _day_doses(
-    regimen: Regimen, day: date, frame: Day, start: int, end: int, table: RuleTable
+    regimen: Regimen,
+    day: date,
+    frame: Day,
+    start: int,
+    end: int,
+    table: RuleTable,
+    count: int,
+    given: list[int],
 ) -> list[tuple[int, str | None]]:
-    """Lozenge minutes for one day, spread evenly, each with what pushed it (if anything)."""
+    """At most `count` lozenge minutes for one day, spread evenly, each with what pushed it
+    (if anything), the shortest interval kept from the lozenges `given` before."""
     policy = regimen.policy
+    if count <= 0:
+        return []
+    shortest = round(policy.lozenge_min_interval_hours * 60)
     available = _room(regimen, day, frame, table)
+    for minute in given:
+        available = subtract(available, minute - shortest, minute + shortest)
     available = [(max(low, start), min(high, end - 1)) for low, high in available]
     available = [(low, high) for low, high in available if low <= high]
     if not available:
         return []
-    count = policy.lozenges_per_day
-    shortest = round(policy.lozenge_min_interval_hours * 60)
     longest = round(policy.lozenge_max_interval_hours * 60)
     packed = _spread(available, count, shortest)
     # the widest spacing (within 2 to 3 h by default) that still fits as many lozenges

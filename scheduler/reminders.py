@@ -6,6 +6,7 @@ instant it is due, when its window closes and when an unanswered one is re-sent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -84,8 +85,14 @@ def lozenge_reminders(
     start: datetime,
     end: datetime,
     timing: ReminderTiming = ReminderTiming(),
+    given: Sequence[datetime] = (),
 ) -> list[ReminderPlan]:
-    course = plan_cold_course(regimen, onset)
+    """The lozenge reminders of a course due in [start, end). `given`: the instants of
+    lozenges of earlier courses already given (due, not cancelled) on the onset's day or the
+    day before: the course keeps the shortest interval from them and counts them against
+    their day's limit."""
+    _require_aware(*given)
+    course = plan_cold_course(regimen, onset, given=given)
     reminders = []
     for dose in course.doses:
         due = dose.at.astimezone(UTC)

@@ -377,8 +377,9 @@ def check_cold_course(
     lozenges: list[datetime],
     day_plans: dict[date, DayPlan],
 ) -> list[str]:
-    """Lozenges: at most the policy count a day, 2 h apart, 2 h from that day's iron and
-    copper, inside the waking day and outside quiet hours, from onset to onset + days."""
+    """Lozenges: at most days x the policy count in all and the policy count a day, 2 h
+    apart, 2 h from that day's iron and copper, inside the waking day and outside quiet hours,
+    from onset to onset + days."""
     policy = regimen.policy
     zone = ZoneInfo(regimen.person.timezone)
     lozenges = [utc(at) for at in lozenges]
@@ -390,6 +391,9 @@ def check_cold_course(
     onset_minute = onset.replace(second=0, microsecond=0)
     if lozenges != sorted(lozenges):
         problems.append("lozenges out of time order")
+    total = policy.cold_course_days * policy.lozenges_per_day
+    if len(lozenges) > total:
+        problems.append(f"{len(lozenges)} lozenges, more than the course's {total}")
     per_day = Counter(at.astimezone(zone).date() for at in lozenges)
     problems += [
         f"{count} lozenges on {day}"
