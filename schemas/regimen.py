@@ -243,16 +243,29 @@ class SupplementEntry(_Strict):
         return self.identity.key
 
 
+def _mass(amount: Amount) -> Amount:
+    if amount.milligrams is None:
+        raise ValueError(f"a lozenge's zinc is a mass, in mg or µg, not {amount}")
+    return amount
+
+
+# A gap may be set to 0 (the person keeps nothing apart) but no lower; a repeat gap or a
+# lozenge interval below an hour is no schedule ("repeat_gap_hours: 0" planned zinc at 07:00
+# and 07:01); an infinite number is no limit.
 class Policy(_Strict):
     """Derived defaults (see domain-rules.md) that a regimen file may change."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     black_tea_gap_hours: float = Field(default=3.0, ge=0, le=12)
-    repeat_gap_hours: float = Field(default=4.0, ge=0, le=12)
+    repeat_gap_hours: float = Field(default=4.0, ge=1, le=12)
     cold_course_days: int = Field(default=5, ge=1)
     lozenges_per_day: int = Field(default=6, ge=1, le=12)
-    lozenge_dose: DoseAmount = Amount(value=Decimal(14), unit="mg")
-    lozenge_min_interval_hours: float = Field(default=2.0, gt=0, le=12)
-    lozenge_max_interval_hours: float = Field(default=3.0, gt=0, le=12)
+    lozenge_dose: Annotated[DoseAmount, AfterValidator(_mass)] = Amount(
+        value=Decimal(14), unit="mg"
+    )
+    lozenge_min_interval_hours: float = Field(default=2.0, ge=1, le=12)
+    lozenge_max_interval_hours: float = Field(default=3.0, ge=1, le=12)
     course_zinc_gap_hours: float = Field(default=2.0, ge=0, le=12)
     iron_daily_warn_mg: float = Field(default=18.0, gt=0)
 

@@ -328,3 +328,36 @@ def test_an_unknown_key_with_a_control_character_is_shown_escaped() -> None:
     with pytest.raises(RegimenFileError) as caught:
         parse_regimen_text(BASE + '"colour\\e[31m": blue', "r.yaml")
     assert str(caught.value) == r"r.yaml: 'colour\x1b[31m': is not a known field"
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        # a repeat gap of 0 planned two zinc doses at 07:00 and 07:01
+        ("{repeat_gap_hours: 0}", "repeat_gap_hours: Input should be greater than or equal to 1"),
+        ("{repeat_gap_hours: 0.5}", "repeat_gap_hours: Input should be greater than or equal to 1"),
+        (
+            "{lozenge_min_interval_hours: 0.01}",
+            "lozenge_min_interval_hours: Input should be greater than or equal to 1",
+        ),
+        ("{iron_daily_warn_mg: .inf}", "iron_daily_warn_mg: Input should be a finite number"),
+        ("{black_tea_gap_hours: -1}", "black_tea_gap_hours: Input should be greater than or equal"),
+        (
+            "{lozenge_dose: 14 IU}",
+            "lozenge_dose: a lozenge's zinc is a mass, in mg or µg, not 14 IU",
+        ),
+    ],
+)
+def test_a_policy_that_makes_no_schedule_is_refused(policy: str, message: str) -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(BASE + f"policy: {policy}", "r.yaml")
+    assert str(caught.value).startswith(f"r.yaml: policy.{message}")
+
+
+def test_a_policy_may_still_drop_a_keep_away_gap_or_shorten_the_repeat_gap() -> None:
+    parsed = parse_regimen_text(
+        BASE + "policy: {black_tea_gap_hours: 0, repeat_gap_hours: 1, lozenge_dose: 14000 µg}"
+    )
+    assert parsed.policy.black_tea_gap_hours == 0
+    assert parsed.policy.repeat_gap_hours == 1
+    assert parsed.policy.lozenge_dose.milligrams == 14
