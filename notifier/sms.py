@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import requests
@@ -41,6 +43,40 @@ DEFAULT_TIMEOUT_S: Final = 10.0
 VALIDITY_PERIOD_RANGE: Final = range(1, 36_001)
 # How many messages one listing may return; the sweeper asks about one number since one claim.
 _LIST_LIMIT: Final = 200
+
+
+@dataclass
+class _Answer:
+    """What one send learnt from Twilio's HTTP answer beyond what the library passes on."""
+
+    retry_after_s: float | None = None
+
+
+# The send under way in this task or thread: the library raises its exception without the
+# answer's headers, so the HTTP client notes Retry-After here for the gateway to report.
+_ANSWER: ContextVar[_Answer | None] = ContextVar("dosewise_twilio_answer", default=None)
+
+
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """An HTTP Retry-After (seconds, or an HTTP date) as seconds from `now`; None if absent."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _note_answer(status: int, headers: Mapping[str, str] | None) -> None:
+    answer = _ANSWER.get()
+    if answer is not None and status >= 400 and headers is not None:
+        answer.retry_after_s = retry_after_s(headers.get("Retry-After"), datetime.now(UTC))
 
 
 def rebase_url(url: str, base_url: str) -> str:
@@ -77,7 +113,9 @@ class RebasedTwilioHttpClient(TwilioHttpClient):  # type: ignore[misc]
         self.session.mount("https://", adapter)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        return super().request(method, rebase_url(url, self.base_url), *args, **kwargs)
+        response = super().request(method, rebase_url(url, self.base_url), *args, **kwargs)
+        _note_answer(int(response.status_code), response.headers)
+        return response
 
     def close(self) -> None:
         self.session.close()
@@ -137,6 +175,7 @@ class RebasedAsyncTwilioHttpClient(AsyncHttpClient):  # type: ignore[misc]
             headers=request_headers,
             timeout_s=self.timeout if timeout is None else timeout,
         )
+        _note_answer(response.status, response.headers)
         return Response(response.status, response.body.decode("utf-8"), response.headers)
 
     def _basic_auth(self, auth: tuple[str, str]) -> str:
@@ -246,8 +285,9 @@ def _never_connected(exc: BaseException) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
-def sms_error(exc: BaseException) -> SendError:
-    """Classify whatever the twilio client (sync or async) raised."""
+def sms_error(exc: BaseException, *, retry_after: float | None = None) -> SendError:
+    """Classify whatever the twilio client (sync or async) raised; `retry_after` is the
+    answer's Retry-After in seconds, when it had one."""
     if isinstance(exc, TwilioException) and hasattr(exc, "status"):
         status, code = _as_int(exc.status), _as_int(exc.code)
         return SendError(
@@ -257,6 +297,7 @@ def sms_error(exc: BaseException) -> SendError:
             code=code,
             http_status=status,
             may_have_been_sent=status is not None and status >= 500,
+            retry_after_s=retry_after,
         )
     if isinstance(exc, TwilioException):  # e.g. a listing page that was not 200
         response = exc.args[1] if len(exc.args) > 1 else None
@@ -321,10 +362,14 @@ class TwilioSmsGateway:
         validity_period_s: int | None = None,
     ) -> SendResult:
         arguments = _create_arguments(self.config, to, body, status_callback, validity_period_s)
+        answer = _Answer()
+        noting = _ANSWER.set(answer)
         try:
             message = self.message_list.create(**arguments)
         except _PROVIDER_ERRORS as exc:
-            raise sms_error(exc) from exc
+            raise sms_error(exc, retry_after=answer.retry_after_s) from exc
+        finally:
+            _ANSWER.reset(noting)
         return _result(message, body)
 
     def messages_sent_to(self, to: str, since: datetime) -> Sequence[SentMessage]:
@@ -363,10 +408,14 @@ class AsyncTwilioSmsGateway:
         validity_period_s: int | None = None,
     ) -> SendResult:
         arguments = _create_arguments(self.config, to, body, status_callback, validity_period_s)
+        answer = _Answer()
+        noting = _ANSWER.set(answer)
         try:
             message = await self.message_list.create_async(**arguments)
         except _PROVIDER_ERRORS as exc:
-            raise sms_error(exc) from exc
+            raise sms_error(exc, retry_after=answer.retry_after_s) from exc
+        finally:
+            _ANSWER.reset(noting)
         return _result(message, body)
 
     async def messages_sent_to(self, to: str, since: datetime) -> Sequence[SentMessage]:

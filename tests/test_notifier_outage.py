@@ -251,3 +251,33 @@ def test_retries_fallbacks_and_opt_outs_are_logged_with_phones_masked(
     assert any(f"message {opted_out} " in line and "opted out" in line for line in lines), text
     assert PHONE not in text and "+4520999888" not in text and "ana@example.com" not in text
     assert "+45****9888" in text
+
+
+def test_retry_after_is_honoured(
+    engine: Engine, unit_of_work: Factory, twilio: FakeTwilioServer
+) -> None:
+    person = add_person(engine, NOW)
+    message_id = add_message(engine, person, NOW, not_after=NOW + timedelta(hours=2))
+    twilio.script(ScriptedAnswer(status=429, code=20429, retry_after="90"))
+    seen: list[datetime] = []
+    drive(unit_of_work, twilio, until_settled(engine, NOW, NOW + timedelta(hours=1), seen))
+
+    [sent] = twilio.messages
+    row = message(engine, message_id)
+    assert (row.status, row.provider_id, row.attempts) == ("sent", sent.sid, 2)
+    # not after the 1-2 s of the first backoff, but when Twilio said
+    assert seen[1] >= NOW + timedelta(seconds=90)
+
+
+def test_a_retry_after_past_the_window_fails_at_once(
+    engine: Engine, unit_of_work: Factory, twilio: FakeTwilioServer
+) -> None:
+    person = add_person(engine, NOW)
+    message_id = add_message(engine, person, NOW, not_after=NOW + timedelta(minutes=10))
+    twilio.script(ScriptedAnswer(status=429, code=20429, retry_after="3600"))
+    seen: list[datetime] = []
+    drive(unit_of_work, twilio, until_settled(engine, NOW, NOW + timedelta(hours=1), seen))
+
+    row = message(engine, message_id)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert twilio.messages == []

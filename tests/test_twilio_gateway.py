@@ -601,3 +601,45 @@ def test_lean_client_does_not_reuse_a_connection_the_server_closed_while_idle() 
                 await client.close()
 
     assert run(scenario()) == [200, 200, 200]
+
+
+# -- Retry-After -------------------------------------------------------------------------------
+
+
+def test_retry_after_of_a_429_reaches_the_send_error(
+    twilio: FakeTwilioServer, gateway: TwilioSmsGateway
+) -> None:
+    twilio.script(ScriptedAnswer(status=429, code=20429, retry_after="120"))
+    error = send_error(gateway)
+    assert (error.kind, error.code, error.retry_after_s) == (ErrorKind.RETRYABLE, 20429, 120.0)
+    twilio.fail_next(429, 20429)  # no header: nothing left over from the last answer
+    assert send_error(gateway).retry_after_s is None
+
+
+def test_retry_after_as_an_http_date(twilio: FakeTwilioServer, gateway: TwilioSmsGateway) -> None:
+    at = datetime.now(UTC) + timedelta(minutes=10)
+    twilio.script(
+        ScriptedAnswer(status=503, code=503, retry_after=at.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+    )
+    error = send_error(gateway)
+    assert error.retry_after_s is not None
+    assert 590 <= error.retry_after_s <= 600
+
+
+def test_async_retry_after_reaches_the_send_error_of_its_own_send(
+    twilio: FakeTwilioServer,
+) -> None:
+    async def scenario() -> None:
+        sms = AsyncTwilioSmsGateway(config(twilio))
+        try:
+            twilio.script(ScriptedAnswer(status=429, code=20429, retry_after="30"))
+            outcomes = await asyncio.gather(
+                *(sms.send(TO, f"r{n}") for n in range(5)), return_exceptions=True
+            )
+            errors = [outcome for outcome in outcomes if isinstance(outcome, SendError)]
+            assert [error.retry_after_s for error in errors] == [30.0]
+            assert len(twilio.messages) == 4  # the others went, with no Retry-After of theirs
+        finally:
+            await sms.aclose()
+
+    asyncio.run(scenario())

@@ -80,6 +80,7 @@ class ScriptedAnswer:
     delay_s: wait this long first (longer than the client's timeout to make it time out).
     drop_connection: after processing, close the connection without answering; with status
     None that is "accepted, then the connection dropped": the message is recorded.
+    retry_after: a Retry-After header to send with the answer (seconds, or an HTTP date).
     """
 
     status: int | None = None
@@ -88,6 +89,7 @@ class ScriptedAnswer:
     delay_s: float = 0.0
     drop_connection: bool = False
     method: str | None = "POST"
+    retry_after: str | None = None
 
 
 @dataclass
@@ -545,7 +547,12 @@ class _HttpConnection(asyncio.Protocol):
         if answer is not None and answer.drop_connection:
             self.transport.abort()
             return
-        self.transport.write(_encode_response(status, payload, request.keep_alive))
+        extra = (
+            {}
+            if answer is None or answer.retry_after is None
+            else {"Retry-After": answer.retry_after}
+        )
+        self.transport.write(_encode_response(status, payload, request.keep_alive, extra))
         if not request.keep_alive:
             self.transport.close()
 
@@ -620,11 +627,18 @@ def _form(encoded: str) -> dict[str, str]:
     return form
 
 
-def _encode_response(status: int, payload: dict[str, Any], keep_alive: bool = False) -> bytes:
+def _encode_response(
+    status: int,
+    payload: dict[str, Any],
+    keep_alive: bool = False,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     body = json.dumps(payload).encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'ERROR')}\r\n"
         "Content-Type: application/json; charset=utf-8\r\n"
+        f"{extra}"
         f"Content-Length: {len(body)}\r\n"
         f"Twilio-Request-Id: RQ{secrets.token_hex(16)}\r\n"
         f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
