@@ -20,9 +20,11 @@ import contextlib
 import errno
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -43,6 +45,8 @@ _worker_log = logging.getLogger("uvicorn.error")
 # where the kernel spreads connections over the sockets of one port (Linux; not macOS)
 BALANCES_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 STOP_TIMEOUT_S = 30.0
+# prometheus_client's name for the directory of its multiprocess mode
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 _WATCH_INTERVAL_S = 0.5
 # a worker that ran this long before it died counts as having run well: no delay
 STABLE_AFTER_S = 60.0
@@ -78,10 +82,28 @@ def serve(serving: Serving, workers: int) -> int:
         for number in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        return supervisor.run()
+        with _shared_metrics():
+            return supervisor.run()
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """prometheus_client's multiprocess mode for the workers: each writes its counters to
+    files in one directory, and /metrics, whichever worker answers it, sums them all (else
+    each scrape would read one worker's counters, and they would seem to jump backwards). A
+    directory the operator named in PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    if os.environ.get(METRICS_DIR_VARIABLE):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="dosewise-metrics-") as directory:
+        os.environ[METRICS_DIR_VARIABLE] = directory  # the spawned workers inherit it
+        try:
+            yield
+        finally:
+            del os.environ[METRICS_DIR_VARIABLE]
 
 
 def check_port_is_free(host: str, port: int) -> None:

@@ -133,6 +133,34 @@ def test_two_workers_serve_signed_replies(
     assert event_types(engine).count("DoseConfirmed") == 1
 
 
+def test_metrics_count_every_workers_webhooks(
+    served: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    """Each scrape lands on either worker; each must read the same totals, not one worker's."""
+    port, _child = served
+    url = f"http://127.0.0.1:{port}"
+    sent = 24
+    with httpx.Client() as client:
+        for _ in range(sent):
+            form = {"MessageSid": new_sid(), "From": "+4520000001", "To": "+45", "Body": "HELP"}
+            signature = compute_signature(AUTH_TOKEN, PUBLIC_URL + "/twilio/sms", form)
+            headers = {"X-Twilio-Signature": signature, "Connection": "close"}
+            assert client.post(f"{url}/twilio/sms", data=form, headers=headers).status_code == 200
+        scrapes = [
+            client.get(f"{url}/metrics", headers={"Connection": "close"}).text for _ in range(8)
+        ]
+    # per scrape: the webhooks counted under every outcome
+    totals = [
+        sum(
+            float(row.split()[-1])
+            for row in text.splitlines()
+            if row.startswith("dosewise_tracker_webhooks_total{") and '"/twilio/sms"' in row
+        )
+        for text in scrapes
+    ]
+    assert totals == [float(sent)] * len(scrapes)
+
+
 def test_a_burst_of_connections_is_spread_over_the_workers(
     served: tuple[int, subprocess.Popen[bytes]],
 ) -> None:

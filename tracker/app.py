@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -30,6 +31,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -123,6 +125,9 @@ class Refused(Exception):
 class Metrics:
     registry: CollectorRegistry
     webhooks: Counter
+    # set when the tracker runs as several worker processes (dosewise.supervisor): each
+    # worker's counters are files there, and an exposition sums every worker's
+    shared_directory: str | None = None
 
     @classmethod
     def create(cls) -> Metrics:
@@ -134,7 +139,14 @@ class Metrics:
             ["route", "outcome"],
             registry=registry,
         )
-        return cls(registry, webhooks)
+        return cls(registry, webhooks, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+
+    def exposition(self) -> bytes:
+        if self.shared_directory is None:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=self.shared_directory)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)
 
 
 def create_app(
@@ -417,7 +429,7 @@ def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metri
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 # -- reading webhooks ------------------------------------------------------------------------
