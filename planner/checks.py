@@ -24,6 +24,7 @@ def regimen_warnings(regimen: Regimen, table: RuleTable = RULES) -> list[str]:
         if entry.identity.canonical is None
     ]
     warnings += _meal_content_warnings(regimen, table)
+    warnings += _repeat_floor_warnings(regimen, table)
     check_course_length(regimen, table)
     return warnings
 
@@ -57,6 +58,20 @@ def _meal_content_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
         for meal in regimen.meals
         for content in meal.contains
         if content not in known
+    ]
+
+
+def _repeat_floor_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
+    rule = table.repeat
+    if not rule.policy or getattr(regimen.policy, rule.policy) >= rule.floor_hours:
+        return []
+    keys = [entry.key for entry in regimen.supplements]
+    if len(set(keys)) == len(keys):
+        return []  # no supplement is taken twice: the gap changes nothing
+    asked = getattr(regimen.policy, rule.policy)
+    return [
+        f"policy {rule.policy} {asked:g} is below {rule.floor_hours:g} h: two doses of one "
+        f"supplement are still planned at least {rule.floor_hours:g} h apart [{rule.label}]"
     ]
 
 

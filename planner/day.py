@@ -104,9 +104,7 @@ class GapRules:
 
     def __init__(self, regimen: Regimen, table: RuleTable = RULES) -> None:
         self._apart = [(rule, _minutes(rule, regimen)) for rule in table.apart]
-        repeat = table.repeat
-        hours = getattr(regimen.policy, repeat.policy) if repeat.policy else repeat.min_hours
-        self._repeat = (repeat.id, round(hours * 60))
+        self._repeat = (table.repeat.id, table.repeat.minutes(regimen.policy))
         self.longest = max([minutes for _, pair in self._apart for minutes in pair] + [0])
         self._cache: dict[tuple[frozenset[str], frozenset[str], bool, bool], Gap] = {}
 
@@ -148,7 +146,7 @@ class GapRules:
                 rules.append(rule.id)
         if both_doses and a & b - _NON_SUPPLEMENT_TAGS:
             rule_id, repeat = self._repeat
-            minimum, preferred = max(minimum, repeat, 1), max(preferred, repeat, 1)
+            minimum, preferred = max(minimum, repeat), max(preferred, repeat)
             rules.append(rule_id)
         return Gap(minimum, preferred, tuple(rules)) if rules else NO_GAP
 

@@ -58,10 +58,18 @@ class Apart(Rule):
 
 @dataclass(frozen=True)
 class RepeatApart(Rule):
-    """Two doses of one supplement in a day go into different slots, this far apart."""
+    """Two doses of one supplement in a day go into different slots, this far apart; never
+    less than `floor_hours` apart, whatever the policy says (two reminders a minute apart are
+    one dose taken twice)."""
 
     min_hours: float = 0.0
     policy: str | None = None
+    floor_hours: float = 1.0
+
+    def minutes(self, policy: object) -> int:
+        """The gap the planner keeps: the policy's (or the default), at least the floor."""
+        hours = getattr(policy, self.policy) if self.policy else self.min_hours
+        return round(max(hours, self.floor_hours) * 60)
 
 
 @dataclass(frozen=True)

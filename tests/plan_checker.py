@@ -274,7 +274,8 @@ def check_iron_with_vitamin_c(placed: Placed) -> list[str]:
 
 
 def repeat_minutes(regimen: Regimen) -> int:
-    return max(1, round(regimen.policy.repeat_gap_hours * 60))
+    """The policy's repeat gap, never below an hour (two doses a minute apart are one)."""
+    return max(60, round(regimen.policy.repeat_gap_hours * 60))
 
 
 def check_gaps(placed: Placed, anchors: list[Anchor], repeat: int) -> list[str]:
