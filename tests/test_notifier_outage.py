@@ -50,14 +50,20 @@ def smtp() -> Iterator[tuple[Mailbox, SmtpEmailGateway]]:
 
 
 def until_settled(
-    engine: Engine, start: datetime, give_up: datetime, seen: list[datetime]
+    engine: Engine,
+    start: datetime,
+    give_up: datetime,
+    seen: list[datetime],
+    before_round: Callable[[int], None] = lambda _: None,
 ) -> Callable[[Worker], Awaitable[None]]:
     """A scenario: sweep and step at each moment a pending message waits for, until none is
-    pending (or `give_up`); the instants used are appended to `seen`."""
+    pending (or `give_up`); the instants used are appended to `seen`. `before_round` is
+    called with each round's number first."""
 
     async def scenario(worker: Worker) -> None:
         now = start
-        for _ in range(500):
+        for round_number in range(500):
+            before_round(round_number)
             seen.append(now)
             await worker.sweep(now)
             await worker.step(now)
@@ -281,3 +287,48 @@ def test_a_retry_after_past_the_window_fails_at_once(
     row = message(engine, message_id)
     assert (row.status, row.attempts) == ("failed", 1)
     assert twilio.messages == []
+
+
+def test_an_smtp_outage_shorter_than_the_window_delivers_the_email_once(
+    engine: Engine, unit_of_work: Factory, twilio: FakeTwilioServer
+) -> None:
+    mailbox = Mailbox()
+    port = free_port()
+    email = SmtpEmailGateway(
+        SmtpConfig("127.0.0.1", port, starttls=False, sender="dosewise@dosewise.example")
+    )
+    person = add_person(engine, NOW, email="ana@example.com")
+    message_id = add_message(
+        engine,
+        person,
+        NOW,
+        channel="email",
+        recipient="ana@example.com",
+        body="Time to take iron 18 mg (11:00).",
+        not_after=NOW + timedelta(hours=2),
+    )
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+
+    def server_back_after_ten_refusals(round_number: int) -> None:
+        if round_number == 10:
+            controller.start()
+
+    seen: list[datetime] = []
+    try:
+        drive(
+            unit_of_work,
+            twilio,
+            until_settled(
+                engine, NOW, NOW + timedelta(hours=3), seen, server_back_after_ten_refusals
+            ),
+            email=email,
+        )
+    finally:
+        controller.stop()
+
+    row = message(engine, message_id)
+    assert (row.status, row.attempts) == ("sent", 11)
+    [envelope] = mailbox.received
+    assert envelope.rcpt_tos == ["ana@example.com"]
+    assert len(messages(engine)) == 1
+    assert events(engine) == []
