@@ -69,17 +69,20 @@ def strip_edges(body: str) -> str:
 
 
 def _ignored(character: str) -> bool:
-    # P: punctuation, S: symbols (emoji, modifiers), Z: separators, C: controls and format
-    # characters (zero-width joiner, tags); Me and the variation selectors finish an emoji or
-    # a keycap ("1" + U+FE0F + U+20E3 reads as 1)
+    # P: punctuation; So, Sk: other symbols (emoji) and modifiers (skin tones); Z: separators;
+    # Cc, Cf: controls and format characters (zero-width joiner, emoji tags); Me and the
+    # variation selectors finish an emoji or a keycap ("1" + U+FE0F + U+20E3 reads as 1).
+    # Not math or currency symbols, but "~": "+1" or "$1" is not read as 1
     category = unicodedata.category(character)
     return (
-        category[0] in "PSZC"
-        or category == "Me"
+        category[0] in "PZ"
+        or category in _IGNORED_CATEGORIES
+        or character == "~"
         or _VARIATION_SELECTOR.match(character) is not None
     )
 
 
+_IGNORED_CATEGORIES = frozenset({"So", "Sk", "Cc", "Cf", "Me"})
 _VARIATION_SELECTOR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 # one GSM-7 segment (160 characters), like the reminders
