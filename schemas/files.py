@@ -70,6 +70,11 @@ def parse_regimen_text(text: str, source: str = "regimen") -> Regimen:
     if len(text) > MAX_FILE_CHARACTERS:
         raise RegimenFileError(f"{source}: {_TOO_LARGE}")
     data = _parse(text, source)
+    if not isinstance(data, dict):
+        raise RegimenFileError(
+            f"{source}: the file must be a mapping with person and supplements; "
+            f"it is {_what_it_is(data)}"
+        )
     _check_size(data, source)
     try:
         return Regimen.model_validate(data)
@@ -186,6 +191,18 @@ def _unique_keys(value: Any, where: tuple[str, ...]) -> Any:
     return mapping
 
 
+def _what_it_is(data: Any) -> str:
+    if data is None or data == "":
+        return "empty"
+    if isinstance(data, bool):
+        return f"the value {str(data).lower()}"
+    if isinstance(data, int | float):
+        return f"the number {data}"
+    if isinstance(data, list):
+        return "a list"
+    return f"a {type(data).__name__}" if not isinstance(data, str) else "a line of text"
+
+
 def describe(error: ValidationError) -> str:
     """The first problem, as `where: what` (one line; the rest are counted)."""
     problems = error.errors(include_url=False)
@@ -196,6 +213,9 @@ def describe(error: ValidationError) -> str:
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "missing":
         message = "is required"
+    elif first["type"] == "string_type" and isinstance(first["input"], bool | int | float):
+        # phone: +4520123456 unquoted is the number 4520123456, its "+" gone; name: yes is true
+        message = f"must be text: put it in quotes (unquoted, it is {_what_it_is(first['input'])})"
     elif first["type"] == "extra_forbidden":
         message = "is not a known field"
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import time
+from datetime import date, time
 from decimal import Decimal
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -35,7 +35,8 @@ def parse_clock(raw: Any) -> time:
         return raw.replace(second=0, microsecond=0, tzinfo=None)
     match = _CLOCK.match(str(raw).strip()) if isinstance(raw, str) else None
     if match is None:
-        raise ValueError(f'a time of day is written "HH:MM" (like "07:30"), not {raw!r}')
+        shown = raw.isoformat() if isinstance(raw, date) else repr(raw)  # YAML reads dates
+        raise ValueError(f'a time of day is written "HH:MM" (like "07:30"), not {shown}')
     return time(int(match.group(1)), int(match.group(2)))
 
 

@@ -361,3 +361,59 @@ def test_a_policy_may_still_drop_a_keep_away_gap_or_shorten_the_repeat_gap() -> 
     assert parsed.policy.black_tea_gap_hours == 0
     assert parsed.policy.repeat_gap_hours == 1
     assert parsed.policy.lozenge_dose.milligrams == 14
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("", "empty"),
+        ("null\n", "empty"),
+        ("---\n", "empty"),
+        ("42\n", "the number 42"),
+        ("[1, 2]\n", "a list"),
+        ("just words\n", "a line of text"),
+        ("true\n", "the value true"),
+    ],
+)
+def test_a_file_that_is_no_mapping_is_told_what_it_must_be(text: str, what: str) -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(text, "r.yaml")
+    assert str(caught.value) == (
+        f"r.yaml: the file must be a mapping with person and supplements; it is {what}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            '"+4520123456"',
+            "+4520123456",
+            "person.phone: must be text: put it in quotes (unquoted, it is the number 4520123456)",
+        ),
+        (
+            "name: Ana",
+            "name: no",
+            "person.name: must be text: put it in quotes (unquoted, it is the value false)",
+        ),
+        (
+            "name: iron",
+            "name: 5",
+            "supplements.0.name: must be text: put it in quotes (unquoted, it is the number 5)",
+        ),
+    ],
+)
+def test_an_unquoted_value_yaml_reads_as_no_text_is_told_to_quote_it(
+    old: str, new: str, message: str
+) -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(BASE.replace(old, new), "r.yaml")
+    assert str(caught.value) == f"r.yaml: {message}"
+
+
+def test_a_date_where_a_time_belongs_is_shown_as_written() -> None:
+    with pytest.raises(RegimenFileError) as caught:
+        parse_regimen_text(BASE + "meals: [{name: lunch, at: 2026-01-01}]", "r.yaml")
+    assert str(caught.value).endswith(
+        'a time of day is written "HH:MM" (like "07:30"), not 2026-01-01'
+    )
