@@ -86,6 +86,8 @@ def run(arguments: argparse.Namespace) -> int:
     started = time.monotonic()
     # both files are checked before anything is replaced or simulated
     html_path = _writable_html(arguments.html)
+    if html_path.resolve() == Path(arguments.database or DEFAULT_DATABASE).resolve():
+        raise UserError(f"--html {html_path} is the demo's database; name another file")
     database_path = _fresh_database(arguments.database)
     first_day = arguments.start or datetime.now(UTC).astimezone().date()
     url = f"sqlite:///{database_path.resolve()}"
@@ -133,7 +135,20 @@ def _writable_html(given: str) -> Path:
         raise UserError(f"--html {path}: {folder} is not a directory")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"--html {path}: not writable")
+    if path.exists() and not _is_html(path):
+        raise UserError(f"--html {path} exists and is not an HTML page; it is left alone")
     return path
+
+
+def _is_html(path: Path) -> bool:
+    """Whether a file looks like an HTML page (an earlier report, say), and so may be
+    replaced; anything else (a database, a document) is not ours to overwrite."""
+    try:
+        with path.open("rb") as file:
+            start = file.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    except OSError:
+        return False
+    return start == b"" or start.startswith((b"<!doctype html", b"<html"))
 
 
 def _fresh_database(given: str | None) -> Path:

@@ -258,6 +258,25 @@ def test_an_unwritable_html_path_is_refused_before_anything_runs(
     assert not (tmp_path / "new.db").exists()
 
 
+def test_html_never_overwrites_a_file_that_is_not_a_page(tmp_path: Path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_text("my notes")
+    done = run_demo(
+        tmp_path, "--quiet", "--days", "1", "--database", "new.db", "--html", "notes.txt"
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "dosewise: --html notes.txt exists and is not an HTML page; it is left alone"
+    ]
+    assert precious.read_text() == "my notes"
+    # the default database, replaced by each run, is no report's place either
+    done = run_demo(tmp_path, "--quiet", "--days", "1", "--html", "dosewise-demo.db")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "dosewise: --html dosewise-demo.db is the demo's database; name another file"
+    ]
+
+
 def test_a_start_outside_the_years_is_refused_in_one_line(tmp_path: Path) -> None:
     done = run_demo(tmp_path, "--start", "9999-12-31", "--days", "1", "--database", "new.db")
     assert done.returncode == 2, done.stderr
