@@ -36,6 +36,8 @@ from services.sending import (
     Settlement,
     SmsRate,
     claim_due,
+    mask_recipient,
+    masked_detail,
     record_outcomes,
     settle_leases,
     take_expired_leases,
@@ -231,7 +233,13 @@ class Worker:
                 settlements.append(Settlement(message, await self._find_sent(message)))
             except SendError as error:
                 # the provider cannot tell us now: keep the new lease and ask again later
-                log.warning("cannot settle message %s yet: %s", message.id, error.detail)
+                log.warning(
+                    "cannot settle message %s (%s to %s) yet, asking again later: %s",
+                    message.id,
+                    message.channel,
+                    mask_recipient(message.recipient),
+                    masked_detail(error.detail, message.recipient),
+                )
         await asyncio.to_thread(
             settle_leases, self.unit_of_work(), settlements, now, config.retry, config.public_url
         )

@@ -264,7 +264,7 @@ def _record_failure(
             mask_recipient(message.recipient),
             message.person_id,
             code,
-            _masked_detail(detail, message.recipient),
+            masked_detail(detail, message.recipient),
         )
         _carrier_opt_out(uow, message, now)
         _fail(uow, message, code, detail, now, fall_back=False, public_url=public_url)
@@ -277,7 +277,7 @@ def _record_failure(
             mask_recipient(message.recipient),
             message.attempts,
             code,
-            _masked_detail(detail, message.recipient),
+            masked_detail(detail, message.recipient),
         )
         _fail(uow, message, code, detail, now, fall_back=True, public_url=public_url)
         return
@@ -296,7 +296,7 @@ def _record_failure(
             mask_recipient(message.recipient),
             message.attempts,
             code,
-            _masked_detail(detail, message.recipient),
+            masked_detail(detail, message.recipient),
             until.isoformat(timespec="seconds"),
         )
         uow.outbox.hold(message.id, until, code, detail)
@@ -309,7 +309,7 @@ def _record_failure(
             mask_recipient(message.recipient),
             message.attempts,
             code,
-            _masked_detail(detail, message.recipient),
+            masked_detail(detail, message.recipient),
             policy.deadline(message).isoformat(timespec="seconds"),
         )
         _fail(uow, message, code, detail, now, fall_back=True, public_url=public_url)
@@ -321,7 +321,7 @@ def _record_failure(
             mask_recipient(message.recipient),
             message.attempts,
             code,
-            _masked_detail(detail, message.recipient),
+            masked_detail(detail, message.recipient),
             next_at.isoformat(timespec="seconds"),
         )
         uow.outbox.retry(message.id, next_at, code, detail, now)
@@ -475,7 +475,7 @@ def mask_recipient(recipient: str) -> str:
     return mask_phone(recipient)
 
 
-def _masked_detail(detail: str, recipient: str) -> str:
+def masked_detail(detail: str, recipient: str) -> str:
     """A provider's error text without the phone numbers and addresses it may quote."""
     text = detail.replace(recipient, mask_recipient(recipient)) if recipient else detail
     text = _EMAIL_LIKE.sub(lambda found: f"***@{found.group(1)}", text)

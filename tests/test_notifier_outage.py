@@ -332,3 +332,32 @@ def test_an_smtp_outage_shorter_than_the_window_delivers_the_email_once(
     assert envelope.rcpt_tos == ["ana@example.com"]
     assert len(messages(engine)) == 1
     assert events(engine) == []
+
+
+def test_a_sweeper_that_cannot_ask_twilio_logs_it_masked_and_asks_again(
+    engine: Engine,
+    unit_of_work: Factory,
+    twilio: FakeTwilioServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    person = add_person(engine, NOW)
+    message_id = add_message(engine, person, NOW, not_after=NOW + timedelta(hours=2))
+    twilio.script(
+        ScriptedAnswer(drop_connection=True),
+        ScriptedAnswer(status=500, code=20500, message=f"no listing for {PHONE}", method="GET"),
+    )
+
+    async def scenario(worker: Worker) -> None:
+        await worker.step(NOW)
+        later = message(engine, message_id).lease_until + timedelta(seconds=1)
+        with caplog.at_level(logging.INFO, logger="dosewise.notifier"):
+            assert await worker.sweep(later) == 1
+        assert message(engine, message_id).status == "sending"  # not sent again blindly
+        await worker.sweep(later + timedelta(minutes=2))
+
+    drive(unit_of_work, twilio, scenario)
+    [line] = [r.getMessage() for r in caplog.records if "cannot settle" in r.getMessage()]
+    assert f"message {message_id} (sms to +45****3456)" in line
+    assert PHONE not in line
+    [accepted] = twilio.messages
+    assert message(engine, message_id).provider_id == accepted.sid
