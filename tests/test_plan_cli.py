@@ -131,3 +131,21 @@ def test_the_first_and_last_years_are_planned(day: str) -> None:
     result = dosewise("plan", EXAMPLE, "--date", day, "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["date"] == day
+
+
+def test_the_night_the_clocks_go_back_tells_the_two_hours_apart(tmp_path: Path) -> None:
+    """01:00 comes twice in New York on 2026-11-01: the text says which one each slot is."""
+    path = tmp_path / "fallback.yaml"
+    path.write_text(
+        "person: {name: Bo, phone: '+12125550123', timezone: America/New_York,"
+        " waking: {from: '01:00', to: '23:00'}, quiet: [{from: '02:00', to: '23:00'}]}\n"
+        "supplements: [{name: zinc, dose: 5 mg}, {name: zinc, dose: 5 mg}]\n"
+        "policy: {repeat_gap_hours: 1}\n",
+        encoding="utf-8",
+    )
+    text = dosewise("plan", path, "--date", "2026-11-01")
+    assert text.returncode == 0, text.stderr
+    clocks = [line.split("  ")[0] for line in text.stdout.splitlines() if "zinc 5 mg" in line]
+    assert clocks == ["01:00 EDT", "01:00 EST"]
+    ordinary = dosewise("plan", EXAMPLE, "--date", "2026-11-23").stdout
+    assert "11:30  iron 18 mg" in ordinary  # no zone on a day without a repeated hour
