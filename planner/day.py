@@ -200,7 +200,7 @@ def plan_day(regimen: Regimen, day: date, table: RuleTable = RULES) -> DayPlan:
     for pairing in pairings(regimen.supplements, table, budget):
         tried += 1
         try:
-            groups = _place(pairing, day, frame, gaps, references, table)
+            groups = _place(pairing, day, frame, gaps, references, table, budget)
         except PlanRefused as refusal:
             first_refusal = first_refusal or refusal
             continue
@@ -224,6 +224,7 @@ def _place(
     gaps: GapRules,
     references: list[Reference],
     table: RuleTable,
+    budget: PairingBudget,
 ) -> list[Group]:
     """Every group of the pairing with its minute, or PlanRefused."""
     groups = [_group(entries, rules, day, frame) for entries, rules in pairing]
@@ -236,8 +237,9 @@ def _place(
         _restrict(group, references, fixed, gaps, frame, table)
     chosen = Search(movable, fixed, gaps).run()
     if chosen is None:  # the fast search is not complete: look in time order before refusing
-        complete = CompleteSearch(movable, fixed, gaps)
+        complete = CompleteSearch(movable, fixed, gaps, budget.search_steps)
         chosen = complete.run()
+        budget.search_steps = max(complete.steps, 0)  # one budget for all the pairings tried
         if chosen is None:
             raise _joint_refusal(movable, gaps, frame, table, complete.exhausted)
     for group, minute in zip(movable, chosen, strict=True):
@@ -385,6 +387,8 @@ TimingClass = tuple[str, str]  # a dose's supplement and its fixed time ("" when
 # doses that each have their own fixed time could have factorially many, so the planner tries
 # at most this many, and looks at most MAX_PAIRING_STEPS partial pairings to find them.
 MAX_PAIRINGS = 64
+# the complete search looks at most this many placements before it gives up (and says so)
+MAX_SEARCH_STEPS = 50_000
 MAX_PAIRING_STEPS = 20_000
 
 
@@ -396,6 +400,7 @@ class PairingBudget:
     steps: int = MAX_PAIRING_STEPS
     exhausted: bool = False
     first_given: bool = False  # the regimen's own order has been given
+    search_steps: int = MAX_SEARCH_STEPS  # what is left of the complete search's steps
 
     def step(self) -> bool:
         """Whether the search may take one more step; the regimen's own order always may."""
@@ -792,10 +797,6 @@ class Search:
         return [(minute, 0 if minute in kept else 1) for minute in inside]
 
 
-# the complete search looks at most this many placements before it gives up (and says so)
-MAX_SEARCH_STEPS = 50_000
-
-
 class CompleteSearch:
     """Branch and bound over slot times in time order: complete where `Search` is not.
 
@@ -807,10 +808,12 @@ class CompleteSearch:
     times is the start of a piece of what is still open to that group when the groups before
     it are placed, or the time of a slot it shares. So trying, at each step, every group
     at every such start (and every fixed slot) from the last time on finds the best plan, if
-    there is one, within MAX_SEARCH_STEPS placements.
+    there is one, within `steps` placements (MAX_SEARCH_STEPS for all the pairings of a day).
     """
 
-    def __init__(self, movable: list[Group], fixed: list[Group], gaps: GapRules) -> None:
+    def __init__(
+        self, movable: list[Group], fixed: list[Group], gaps: GapRules, steps: int
+    ) -> None:
         self.groups = movable
         self.fixed_times = sorted({group.fixed or 0 for group in fixed})
         count = len(movable)
@@ -826,7 +829,7 @@ class CompleteSearch:
         self.times = [0] * count
         self.best: tuple[int, int, int] | None = None
         self.best_times: list[int] = []
-        self.steps = MAX_SEARCH_STEPS
+        self.steps = steps
         self.exhausted = False
 
     def run(self) -> list[int] | None:
