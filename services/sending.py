@@ -27,6 +27,7 @@ from services.ports import (
     SentRecord,
     UnitOfWork,
 )
+from services.reply_ports import ANSWERABLE_STATUSES
 from services.scheduling_ports import ConfirmToken
 from services.texts import Purpose, email_text, pack_email
 
@@ -356,23 +357,28 @@ def _fail(
         )
     )
     if fall_back and message.channel == "sms" and _still_open(message, now):
-        _queue_fallback(uow, message, now, public_url)
+        queue_email_fallback(uow, message, now, public_url)
 
 
 def _still_open(message: OutboxMessage, now: datetime) -> bool:
     return message.not_after is None or now < message.not_after
 
 
-def _queue_fallback(
+def queue_email_fallback(
     uow: UnitOfWork, message: OutboxMessage, now: datetime, public_url: str
-) -> None:
-    """The reminder by e-mail, as the e-mail channel sends it: its own signed, single-use
-    confirm and skip links (only their hash is stored), valid while the SMS would have been."""
+) -> bool:
+    """Queue the reminder of SMS `message` by e-mail, as the e-mail channel sends it: with its
+    own signed, single-use confirm and skip links (only their hash is stored) that are valid
+    while the SMS would have been, under purpose '<purpose>-email' (once). Nothing when the
+    reminder has been answered or closed, or the person has no address. A step inside the
+    caller's unit of work (no commit); True when it queued one."""
     if message.reminder_id is None:
-        return  # no reminder: nothing a link could confirm
+        return False  # no reminder: nothing a link could confirm
     reminder = uow.scheduling.reminder(message.reminder_id)
     if reminder is None or not reminder.person.email:
-        return
+        return False
+    if reminder.status not in ANSWERABLE_STATUSES:
+        return False  # answered or closed since: nothing to remind
     person, plan, address = reminder.person, reminder.plan, reminder.person.email
     secret = secrets.token_urlsafe(32)
     kind: Purpose = "followup" if message.purpose == "followup" else "initial"
@@ -391,7 +397,7 @@ def _queue_fallback(
     )
     purpose = f"{message.purpose}-email"
     if not uow.outbox.add_fallback(fallback, address, purpose, now):
-        return  # queued before: that e-mail's own link stands
+        return False  # queued before: that e-mail's own link stands
     expires = message.not_after or plan.window_closes_at
     digest = hashlib.sha256(secret.encode()).hexdigest()
     uow.scheduling.add_confirm_tokens([ConfirmToken(digest, reminder.id, expires)])
@@ -401,6 +407,7 @@ def _queue_fallback(
         reminder.id,
         mask_recipient(address),
     )
+    return True
 
 
 def take_expired_leases(

@@ -11,10 +11,12 @@ from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from notifier.email import SmtpConfig, SmtpEmailGateway
 from services.replies import confirm_by_link
+from store.models import ReminderRow
 from tests.conftest import free_port
 from tests.fakes.twilio_server import FakeTwilioServer
 from tests.notifier_support import add_message, add_person, messages, reminder_status
@@ -134,3 +136,26 @@ def test_a_fallback_link_expires_with_the_reminder_window(
     assert match is not None
     late = NOW + timedelta(hours=1, seconds=1)
     assert confirm_by_link(unit_of_work(), match.group(1), "taken", late).status == "expired"
+
+
+def test_no_fallback_for_a_reminder_answered_meanwhile(
+    engine: Engine,
+    unit_of_work: Factory,
+    twilio: FakeTwilioServer,
+    smtp: tuple[Mailbox, SmtpEmailGateway],
+) -> None:
+    mailbox, email = smtp
+    person = add_person(engine, NOW, email="ana@example.com")
+    message_id = add_message(engine, person, NOW, not_after=NOW + timedelta(hours=2))
+    reminder_id = messages(engine)[0].reminder_id
+    # the person confirmed the dose from an earlier message before this follow-up failed
+    with engine.begin() as connection:
+        connection.execute(
+            update(ReminderRow).where(ReminderRow.id == reminder_id).values(status="confirmed")
+        )
+    twilio.fail_next(400, 30006)
+    drive(unit_of_work, twilio, steps(NOW, NOW), email=email, public_url=TRACKER)
+
+    [sms] = messages(engine)
+    assert (sms.id, sms.status) == (message_id, "failed")
+    assert mailbox.received == []
