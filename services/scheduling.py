@@ -17,6 +17,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from scheduler.reminders import (
     ReminderTiming,
     dose_reminders,
@@ -73,17 +75,33 @@ class PlanCache:
         """The person's reminders due in [start, end), less the doses `reminded` stood for."""
         key = _planning_key(who.body)
         if key not in self._plans:
-            regimen = Regimen.model_validate(who.body)
-            zone = ZoneInfo(regimen.person.timezone)
-            today = datetime.combine(self.start.astimezone(zone).date(), time(0), tzinfo=zone)
-            made = dose_reminders(0, None, regimen, today.astimezone(UTC), self.end, self.timing)
-            self._plans[key], self._refusals[key] = made.reminders, made.refusals
+            try:
+                regimen = Regimen.model_validate(who.body)
+            except ValidationError as error:
+                # stored by an earlier dosewise whose rules let it in: plan nothing rather than
+                # guess, and say why, instead of failing everyone's materialisation
+                self._plans[key], self._refusals[key] = [], [_no_longer_accepted(error)]
+            else:
+                zone = ZoneInfo(regimen.person.timezone)
+                today = datetime.combine(self.start.astimezone(zone).date(), time(0), tzinfo=zone)
+                start = today.astimezone(UTC)
+                made = dose_reminders(0, None, regimen, start, self.end, self.timing)
+                self._plans[key], self._refusals[key] = made.reminders, made.refusals
         plans = [
             replace(plan, person_id=who.person_id, regimen_id=who.regimen_id)
             for plan in not_yet_reminded(self._plans[key], reminded)
             if plan.due_at >= self.start
         ]
         return plans, self._refusals[key]
+
+
+def _no_longer_accepted(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return (
+        f"the stored regimen is not accepted any more ({where}: {first['msg']}); nothing is "
+        "planned until `dosewise people add` enrols a corrected file"
+    )
 
 
 # the reminders that may have gone out on the person's current local day (and the next): a

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import TextClause, TextualSelect, bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -238,7 +239,7 @@ def load_regimens(connection: Connection, gaps: IronGaps, ids: Iterable[int | No
     query = text("SELECT id, body FROM regimens WHERE id IN :ids").bindparams(
         bindparam("ids", expanding=True)
     )
-    validated: dict[str, Regimen] = {}
+    validated: dict[str, Regimen | None] = {}
     for row in connection.execute(query, {"ids": wanted}):
         body = row.body if isinstance(row.body, dict) else json.loads(row.body)
         # people with one routine (zone, meals, medicines) share one validated regimen
@@ -247,8 +248,19 @@ def load_regimens(connection: Connection, gaps: IronGaps, ids: Iterable[int | No
             sort_keys=True,
         )
         if routine not in validated:
-            validated[routine] = Regimen.model_validate(body)
-        gaps.add_regimen(row.id, validated[routine])
+            validated[routine] = _readable(body)
+        regimen = validated[routine]
+        if regimen is not None:
+            gaps.add_regimen(row.id, regimen)
+
+
+def _readable(body: dict[str, Any]) -> Regimen | None:
+    """The stored regimen, or None when today's rules refuse what an earlier dosewise let
+    in: its iron gaps are then not judged, rather than the report failing for everyone."""
+    try:
+        return Regimen.model_validate(body)
+    except ValidationError:
+        return None
 
 
 def instants(*names: str) -> list[Any]:
