@@ -45,6 +45,7 @@ from services.reply_words import (
     read_reply,
 )
 from services.scheduling import after_quiet_hours
+from services.sending import queue_email_fallback
 from services.texts import sms_safe
 
 IRON_GAP_RULE = "iron-apart-from-dairy-calcium-medicines"
@@ -415,10 +416,12 @@ def _clock(instant: datetime, zone: ZoneInfo, today: datetime) -> str:
 # -- e-mail fallback -------------------------------------------------------------------------
 
 
-def _fall_back_by_email(uow: UnitOfWork, message: MessageRecord, now: datetime) -> None:
-    """A reminder SMS the carrier could not deliver goes again by e-mail, as the notifier does
-    for one the provider refused (services.sending): to the person's e-mail address, while
-    the dose still takes an answer, once (the outbox is unique on reminder and purpose)."""
+def _fall_back_by_email(
+    uow: UnitOfWork, message: MessageRecord, now: datetime, public_url: str
+) -> None:
+    """A reminder SMS the carrier could not deliver goes again by e-mail, the same e-mail the
+    notifier sends for one the provider refused (services.sending.queue_email_fallback: its
+    own confirm and skip links), while the dose still takes an answer, once."""
     if message.channel != "sms" or message.reminder_id is None or message.due_at is None:
         return
     if message.not_after is not None and now >= message.not_after:
@@ -442,7 +445,7 @@ def _fall_back_by_email(uow: UnitOfWork, message: MessageRecord, now: datetime) 
         not_after=message.not_after,
         attempts=message.attempts,
     )
-    uow.outbox.add_fallback(failed, person.details.email, f"{message.purpose}-email", now)
+    queue_email_fallback(uow, failed, now, public_url)
 
 
 # -- e-mail confirm links --------------------------------------------------------------------
@@ -519,7 +522,7 @@ class DeliveryStatus:
 
 
 def record_delivery_status(
-    uow: UnitOfWork, report: DeliveryStatus, now: datetime
+    uow: UnitOfWork, report: DeliveryStatus, now: datetime, public_url: str
 ) -> DeliveryOutcome:
     """Move the message along; a final failure raises DeliveryFailed and queues the reminder
     by e-mail when the person has an address (as the notifier does), 21610 opts out."""
@@ -547,7 +550,7 @@ def record_delivery_status(
                 }
                 events.append(Event("DeliveryFailed", message.person_id, now, payload))
                 if report.error_code != TWILIO_UNSUBSCRIBED:  # opted out: nothing more goes
-                    _fall_back_by_email(uow, message, now)
+                    _fall_back_by_email(uow, message, now, public_url)
         else:
             changes = False
         uow.events.append_many(events)

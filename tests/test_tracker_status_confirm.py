@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from services.enrolment import enrol_person
+from services.texts import unpack_email
 from store.models import OutgoingMessageRow
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import (
@@ -101,10 +103,23 @@ def test_an_sms_the_carrier_could_not_deliver_goes_again_by_email_once(
     add_sent_message(tracker.engine, mailed_person, reminder, sid, NOW)
     assert tracker.status(sid, status, "30003").status_code == 200
     tracker.status(sid, status, "30003")  # Twilio retries callbacks too
-    body = "Time for iron 18 mg + vitamin C 250 mg"
-    assert fallbacks(tracker.engine) == [
-        (reminder, "email", "ana@example.com", "initial-email", "due", body)
-    ]
+    [(reminder_id, channel, address, purpose, state, body)] = fallbacks(tracker.engine)
+    assert (reminder_id, channel, address, purpose, state) == (
+        reminder,
+        "email",
+        "ana@example.com",
+        "initial-email",
+        "due",
+    )
+    # the notifier's own fallback e-mail: said why, with a confirm link that records the dose
+    plain, _html = unpack_email(body)
+    assert plain.startswith("We could not send this reminder to your phone by SMS")
+    assert "Reply TAKEN" not in plain
+    link = re.search(r"Taken: (\S+)", plain)
+    assert link is not None and link.group(1).startswith("https://dosewise.example/confirm/")
+    answer = tracker.client.get(link.group(1).removeprefix("https://dosewise.example"))
+    assert answer.status_code == 200
+    assert confirmations(tracker.engine) == [(reminder, "taken", "email")]
 
 
 def test_no_email_fallback_without_an_address_an_open_dose_or_after_21610(

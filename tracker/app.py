@@ -328,7 +328,9 @@ def _webhooks(
             status=_bounded(form, "MessageStatus", 32),
             error_code=_error_code(form.get("ErrorCode")),
         )
-        outcome = await _in_thread(record_delivery_status, uow_factory(), report, clock())
+        outcome = await _in_thread(
+            record_delivery_status, uow_factory(), report, clock(), settings.public_url
+        )
         metrics.webhooks.labels("/twilio/status", outcome).inc()
         log.info("status %s: %s (%s)", report.provider_id, report.status, outcome)
         return Answer(200, _PLAIN_TEXT, f"{outcome}\n")
