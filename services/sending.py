@@ -466,8 +466,8 @@ _EMAIL_LIKE = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
 
 
 def mask_phone(number: str) -> str:
-    """'+4520123456' -> '+45****3456': enough to tell people apart, not enough to call.
-    (The tracker's tracker.logs.mask_phone; the services may not import the tracker.)"""
+    """'+4520123456' -> '+45****3456': enough to tell people apart, not enough to call; short
+    or odd values are masked whole."""
     text = number.strip()
     if len(text) <= 7:
         return "****"
