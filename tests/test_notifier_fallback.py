@@ -4,49 +4,26 @@ links, through the real worker, the fake Twilio and a real SMTP conversation (ai
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from notifier.email import SmtpConfig, SmtpEmailGateway
+from notifier.email import SmtpEmailGateway
 from services.replies import confirm_by_link
 from store.models import ReminderRow
-from tests.conftest import free_port
 from tests.fakes.twilio_server import FakeTwilioServer
+from tests.notifier_servers import smtp, twilio
 from tests.notifier_support import add_message, add_person, messages, reminder_status
 from tests.test_notifier_worker import NOW, Factory, Mailbox, drive, steps
 
 TRACKER = "https://tracker.example/dw"
 LINK = re.compile(re.escape(TRACKER) + r"/confirm/([A-Za-z0-9_-]+)")
 
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilioServer]:
-    with FakeTwilioServer() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, SmtpEmailGateway]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield (
-            mailbox,
-            SmtpEmailGateway(
-                SmtpConfig("127.0.0.1", port, starttls=False, sender="dosewise@dosewise.example")
-            ),
-        )
-    finally:
-        controller.stop()
+__all__ = ["smtp", "twilio"]
 
 
 def received_email(mailbox: Mailbox) -> tuple[EmailMessage, str, str]:

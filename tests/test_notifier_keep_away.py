@@ -4,20 +4,18 @@ is taken when it arrives. Through the real worker, the fake Twilio and real SMTP
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 
-from notifier.email import SmtpConfig, SmtpEmailGateway
+from notifier.email import SmtpEmailGateway
 from notifier.worker import Worker
 from services.texts import email_text, pack_email, sms_body
-from tests.conftest import free_port
 from tests.fakes.twilio_server import FakeTwilioServer, ScriptedAnswer
+from tests.notifier_servers import smtp, twilio
 from tests.notifier_support import add_message, add_person, message
 from tests.test_notifier_worker import NOW, Factory, Mailbox, drive, steps
 
@@ -25,28 +23,7 @@ IRON = [{"supplement": "iron", "dose": "18 mg"}, {"supplement": "vitamin_c", "do
 # the dose was planned for 10:00 UTC, 11:00 in Copenhagen
 PLANNED = NOW
 
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilioServer]:
-    with FakeTwilioServer() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, SmtpEmailGateway]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield (
-            mailbox,
-            SmtpEmailGateway(
-                SmtpConfig("127.0.0.1", port, starttls=False, sender="dosewise@dosewise.example")
-            ),
-        )
-    finally:
-        controller.stop()
+__all__ = ["smtp", "twilio"]
 
 
 @pytest.mark.parametrize("purpose", ["snooze", "followup"])

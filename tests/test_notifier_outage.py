@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -20,33 +20,13 @@ from notifier.email import SmtpConfig, SmtpEmailGateway
 from notifier.worker import Worker
 from tests.conftest import free_port
 from tests.fakes.twilio_server import FakeTwilioServer, ScriptedAnswer
+from tests.notifier_servers import smtp, twilio
 from tests.notifier_support import add_message, add_person, events, message, messages
 from tests.test_notifier_worker import NOW, PHONE, Factory, Mailbox, drive
 
 PENDING = ("due", "sending")
 
-
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilioServer]:
-    with FakeTwilioServer() as server:
-        yield server
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, SmtpEmailGateway]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield (
-            mailbox,
-            SmtpEmailGateway(
-                SmtpConfig("127.0.0.1", port, starttls=False, sender="dosewise@dosewise.example")
-            ),
-        )
-    finally:
-        controller.stop()
+__all__ = ["smtp", "twilio"]
 
 
 def until_settled(
