@@ -290,39 +290,23 @@ def _record_failure(
         # With no time left for another try, it asks at its next round.
         until = now if next_at is None else next_at
         log.warning(
-            "message %s (%s to %s, attempt %s) may have reached the provider, code %s: %s; "
-            "the sweeper asks the provider from %s before anything is sent again",
-            message.id,
-            message.channel,
-            mask_recipient(message.recipient),
-            message.attempts,
-            code,
-            masked_detail(detail, message.recipient),
+            "%s may have reached the provider, %s; the sweeper asks the provider from %s "
+            "before anything is sent again",
+            *_attempt(message, code, detail),
             until.isoformat(timespec="seconds"),
         )
         uow.outbox.hold(message.id, until, code, detail)
     elif next_at is None:
         log.warning(
-            "message %s (%s to %s, attempt %s) failed, code %s: %s; no time is left before "
-            "%s to try again: failed",
-            message.id,
-            message.channel,
-            mask_recipient(message.recipient),
-            message.attempts,
-            code,
-            masked_detail(detail, message.recipient),
+            "%s failed, %s; no time is left before %s to try again: failed",
+            *_attempt(message, code, detail),
             policy.deadline(message).isoformat(timespec="seconds"),
         )
         _fail(uow, message, code, detail, now, fall_back=True, public_url=public_url)
     else:
         log.info(
-            "message %s (%s to %s, attempt %s) failed, code %s: %s; retry at %s",
-            message.id,
-            message.channel,
-            mask_recipient(message.recipient),
-            message.attempts,
-            code,
-            masked_detail(detail, message.recipient),
+            "%s failed, %s; retry at %s",
+            *_attempt(message, code, detail),
             next_at.isoformat(timespec="seconds"),
         )
         uow.outbox.retry(message.id, next_at, code, detail, now)
@@ -463,6 +447,14 @@ def settle_leases(
 
 _PHONE_LIKE = re.compile(r"\+?\d[\d ()-]{5,}\d")
 _EMAIL_LIKE = re.compile(r"[\w.+-]+@([\w-]+\.[\w.-]+)")
+
+
+def _attempt(message: OutboxMessage, code: str | None, detail: str) -> tuple[str, str]:
+    """('message 7 (sms to +45****3456, attempt 2)', 'code 20429: Too many requests'), masked:
+    a failure's log line starts with the one and goes on with the other."""
+    recipient = mask_recipient(message.recipient)
+    who = f"message {message.id} ({message.channel} to {recipient}, attempt {message.attempts})"
+    return who, f"code {code}: {masked_detail(detail, message.recipient)}"
 
 
 def mask_phone(number: str) -> str:
