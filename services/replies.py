@@ -26,9 +26,8 @@ from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds_around
 from schemas.regimen import Regimen
 from services.clock import require_aware
-from services.ports import Event, EventType, OutboxMessage, PersonRecord, UnitOfWork
+from services.ports import Event, EventType, PersonRecord, UnitOfWork
 from services.reply_ports import (
-    ANSWERABLE_STATUSES,
     InboundReply,
     MessageRecord,
     OpenReminder,
@@ -421,30 +420,18 @@ def _fall_back_by_email(
 ) -> None:
     """A reminder SMS the carrier could not deliver goes again by e-mail, the same e-mail the
     notifier sends for one the provider refused (services.sending.queue_email_fallback: its
-    own confirm and skip links), while the dose still takes an answer, once."""
-    if message.channel != "sms" or message.reminder_id is None or message.due_at is None:
+    own confirm and skip links; nothing once the dose is answered or without an address),
+    while its window is open and the person has not opted out, once."""
+    failed = message.outbox
+    if failed.channel != "sms" or failed.reminder_id is None:
         return
-    if message.not_after is not None and now >= message.not_after:
+    if failed.not_after is not None and now >= failed.not_after:
         return
-    person = uow.people.get(message.person_id)
-    if person is None or person.opted_out or not person.details.email:
+    person = uow.people.get(failed.person_id)
+    if person is None or person.opted_out:
         return
-    reminder = uow.replies.reminder_for_update(message.reminder_id)
-    if reminder is None or reminder.status not in ANSWERABLE_STATUSES:
-        return  # answered or closed since: nothing to remind
-    failed = OutboxMessage(
-        id=message.id,
-        reminder_id=message.reminder_id,
-        person_id=message.person_id,
-        channel="sms",
-        recipient=message.recipient,
-        subject=message.subject,
-        body=message.body,
-        purpose=message.purpose,
-        due_at=message.due_at,
-        not_after=message.not_after,
-        attempts=message.attempts,
-    )
+    # locked first, so a TAKEN committing meanwhile is seen, not raced
+    uow.replies.reminder_for_update(failed.reminder_id)
     queue_email_fallback(uow, failed, now, public_url)
 
 

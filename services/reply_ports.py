@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:  # services.ports imports this module
-    from services.ports import PersonRecord
+    from services.ports import OutboxMessage, PersonRecord
 
 Outcome = Literal["taken", "skipped"]
 OutcomeSource = Literal["sms", "email"]
@@ -79,22 +79,15 @@ class ConfirmToken:
 
 @dataclass(frozen=True)
 class MessageRecord:
-    """An outgoing message as a status callback finds it (with what an e-mail fallback of it
-    copies)."""
+    """An outgoing message as a status callback finds it; `outbox` is the same message as the
+    notifier sees it, which an e-mail fallback of it is made from."""
 
     id: int
     reminder_id: int | None
     person_id: int
     status: str
     error_code: str | None
-    channel: str = "sms"
-    recipient: str = ""
-    subject: str | None = None
-    body: str = ""
-    purpose: str = ""
-    due_at: datetime | None = None
-    not_after: datetime | None = None
-    attempts: int = 0
+    outbox: OutboxMessage
 
 
 class ReplyRepository(Protocol):

@@ -38,7 +38,7 @@ from services.ports import (
     OutboxMessage,
     SentRecord,
 )
-from store.models import OptOutRow, PersonRow, RegimenRow, metadata
+from store.models import OptOutRow, OutgoingMessageRow, PersonRow, RegimenRow, metadata
 from store.upsert import insert_for
 
 # Core tables: a batch of hundreds of rows costs far less without the ORM's unit of work
@@ -149,7 +149,7 @@ class SqlOutbox:
             .returning(*_MESSAGE_COLUMNS)
         ).all()
         # RETURNING gives no order; keep the queue's
-        return sorted((_message(row) for row in rows), key=lambda m: (m.due_at, m.id))
+        return sorted((outbox_message(row) for row in rows), key=lambda m: (m.due_at, m.id))
 
     def _addressees(self, person_ids: set[int]) -> dict[int, Addressee]:
         if not person_ids:
@@ -413,7 +413,8 @@ def _mark_sent_from_arrays(sent: Sequence[SentRecord], now: datetime) -> Any:
     )
 
 
-def _message(row: Row[Any]) -> OutboxMessage:
+def outbox_message(row: Row[Any] | OutgoingMessageRow) -> OutboxMessage:
+    """A row of outgoing_messages (a Core row or the ORM's) as the notifier sees it."""
     return OutboxMessage(
         id=row.id,
         reminder_id=row.reminder_id,

@@ -36,6 +36,7 @@ from store.models import (
     PersonRow,
     metadata,
 )
+from store.outbox import outbox_message
 from store.repositories import person_record
 from store.types import UTCDateTime, require_aware
 
@@ -368,19 +369,7 @@ class SqlReplies:
         if row is None:
             return None
         return MessageRecord(
-            row.id,
-            row.reminder_id,
-            row.person_id,
-            row.status,
-            row.error_code,
-            channel=row.channel,
-            recipient=row.recipient,
-            subject=row.subject,
-            body=row.body,
-            purpose=row.purpose,
-            due_at=row.due_at,
-            not_after=row.not_after,
-            attempts=row.attempts,
+            row.id, row.reminder_id, row.person_id, row.status, row.error_code, outbox_message(row)
         )
 
     def set_message_status(
