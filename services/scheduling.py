@@ -25,8 +25,8 @@ from scheduler.reminders import (
     lozenge_reminders,
     waking_bounds_around,
 )
-from schemas.regimen import Regimen, TimeWindow
-from services.clock import require_aware
+from schemas.regimen import Regimen
+from services.clock import quiet_end, require_aware
 from services.ports import RecordedEvent, ReminderPlan, UnitOfWork
 from services.reply_ports import ANSWERABLE_STATUSES
 from services.scheduling_ports import (
@@ -370,22 +370,15 @@ def after_quiet_hours(regimen: Regimen, instant: datetime) -> datetime:
     # windows may adjoin or overlap: one end can fall inside the next window
     for _ in range(len(regimen.person.quiet) + 1):
         local = at.astimezone(zone)
-        ends = [end for window in regimen.person.quiet if (end := _quiet_end(window, local))]
+        ends = [
+            end
+            for window in regimen.person.quiet
+            if (end := quiet_end(window.start, window.end, local))
+        ]
         if not ends:
             return at
         at = max(ends).astimezone(UTC)
     return at
-
-
-def _quiet_end(window: TimeWindow, local: datetime) -> datetime | None:
-    clock = local.time().replace(tzinfo=None)
-    start, end = window.start, window.end
-    if not window.crosses_midnight():
-        inside = start <= clock < end
-        return datetime.combine(local.date(), end, tzinfo=local.tzinfo) if inside else None
-    if clock >= start:
-        return datetime.combine(local.date() + timedelta(days=1), end, tzinfo=local.tzinfo)
-    return datetime.combine(local.date(), end, tzinfo=local.tzinfo) if clock < end else None
 
 
 def replan(

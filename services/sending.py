@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.clock import require_aware
+from services.clock import quiet_end, require_aware
 from services.ports import (
     Addressee,
     ClaimedMessage,
@@ -129,14 +129,10 @@ def quiet_until(addressee: Addressee, now: datetime) -> datetime | None:
     except (ZoneInfoNotFoundError, ValueError):
         return None
     local = now.astimezone(zone)
-    clock = local.time().replace(tzinfo=None)
     for window in addressee.quiet:
         start, end = time.fromisoformat(window["from"]), time.fromisoformat(window["to"])
-        crosses_midnight = end <= start
-        inside = (start <= clock < end) if not crosses_midnight else (clock >= start or clock < end)
-        if inside:
-            day = local.date() + timedelta(days=1 if crosses_midnight and clock >= start else 0)
-            return datetime.combine(day, end, tzinfo=zone)
+        if (until := quiet_end(start, end, local)) is not None:
+            return until
     return None
 
 
