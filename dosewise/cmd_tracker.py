@@ -35,6 +35,10 @@ DEFAULT_PORT = 8000
 # per worker: requests that use the database at once, each in a thread on its own connection;
 # more only queue for the GIL and the CPU
 DATABASE_THREADS = 4
+# inbound SMS transactions at once per worker (tracker.group_commit); the SMS that arrive
+# meanwhile wait and share the next one. Under bench/webhook.py two lanes gave 954 replies/s
+# and four 727: fewer transactions, each of more replies, cost less CPU per reply
+SMS_LANES = 2
 # how long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
 # event loop (parsing requests, sending answers) shares the GIL with the store's threads; at
 # 1 ms it waits less for them: under bench/webhook.py at 1,000 replies/s offered, p99 52-63 ms
@@ -68,6 +72,7 @@ def tracker_app(
     store: Database,
     clock: Clock,
     lifespan: Lifespan | None = None,
+    sms_lanes: int = 1,
 ) -> FastAPI:
     """The tracker with twilio's signature check and TwiML plugged in (only here and in the
     notifier may twilio be imported)."""
@@ -79,6 +84,7 @@ def tracker_app(
         twilio=twilio,
         queries=store.adherence,
         lifespan=lifespan,
+        sms_lanes=sms_lanes,
     )
 
 
@@ -114,7 +120,7 @@ def app_from_environment() -> FastAPI:
             yield
 
     # the outermost layer owns the clock; the use cases are given its readings
-    return tracker_app(settings, store, _now, lifespan)
+    return tracker_app(settings, store, _now, lifespan, sms_lanes=SMS_LANES)
 
 
 def run(arguments: argparse.Namespace) -> int:

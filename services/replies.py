@@ -1,8 +1,9 @@
 """Replies become confirmations: SMS replies, e-mail confirm links and delivery status callbacks.
 
-One function per use case, one transaction each, `now` given by the caller. Every effect and
-its event commit together; the events are appended last because the event log serialises its
-writers from the first append to the commit (store.events), so the lock is held briefly.
+One function per use case, one transaction each, `now` given by the caller; only inbound SMS
+that arrive together may share one (receive_sms_together: a group commit, all or none). Every
+effect and its event commit together; the events are appended last because the event log's
+writers hold its lock from the first append to the commit (store.events), so it is held briefly.
 
 Which reminder a reply answers: the person's most recent reminder that has gone out (status
 queued or sent), is due (due_at <= now) and whose window has not closed (window_closes_at >
@@ -13,8 +14,9 @@ and says so, because guessing which dose was meant would be worse than asking.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -46,6 +48,8 @@ from services.reply_words import (
 from services.scheduling import after_quiet_hours
 from services.sending import queue_email_fallback
 from services.texts import sms_safe
+
+log = logging.getLogger("dosewise.tracker")
 
 IRON_GAP_RULE = "iron-apart-from-dairy-calcium-medicines"
 DEFAULT_SNOOZE_MINUTES = 30
@@ -108,42 +112,89 @@ class _Reply:
 
 def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
     """Handle one inbound SMS once: a redelivery of its MessageSid gets the stored answer."""
+    with uow:
+        handled = _handle_sms(uow, sms, now)
+        # in one go, as the last write: the event log serialises its writers (store.events)
+        uow.events.append_many(handled.events)
+        uow.commit()
+    return handled.answer
+
+
+def receive_sms_together(
+    new_uow: Callable[[], UnitOfWork], replies: Sequence[tuple[InboundSms, datetime]]
+) -> list[SmsAnswer | Exception]:
+    """Several inbound SMS, each at its own `now`, in one transaction: a group commit (the
+    tracker's, for replies that arrive together), all or none. Each reply is still one use
+    case with the effects and events of receive_sms; they share a BEGIN and a COMMIT and
+    their round trips, about a third of the CPU per reply (bench/webhook.py). When any of
+    them fails, all are rolled back and each is handled again in a transaction of its own,
+    so only the failing one fails. The answers, or what each raised, in order."""
+    if len(replies) > 1:
+        try:
+            return list(_receive_in_one_transaction(new_uow(), replies))
+        except Exception as error:  # which reply failed is found by handling each alone
+            log.warning("%d replies together failed (%s); handling each alone", len(replies), error)
+    outcomes: list[SmsAnswer | Exception] = []
+    for sms, now in replies:
+        try:
+            outcomes.append(receive_sms(new_uow(), sms, now))
+        except Exception as error:  # this reply's own failure, for its caller to answer
+            outcomes.append(error)
+    return outcomes
+
+
+def _receive_in_one_transaction(
+    uow: UnitOfWork, replies: Sequence[tuple[InboundSms, datetime]]
+) -> list[SmsAnswer]:
+    with uow:
+        handled = [_handle_sms(uow, sms, now) for sms, now in replies]
+        # every reply's events after every reply's rows: the event log's writers hold its
+        # lock only while they commit (store.events), not while the next reply waits for a row
+        uow.events.append_many([event for each in handled for event in each.events])
+        uow.commit()
+    return [each.answer for each in handled]
+
+
+@dataclass(frozen=True)
+class _Handled:
+    answer: SmsAnswer
+    events: list[Event]
+
+
+def _handle_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> _Handled:
+    """One inbound SMS in the caller's transaction: its answer and the events to append."""
     require_aware(now)
     reply = read_reply(sms.body)
-    with uow:
-        claimed = uow.replies.claim(
-            InboundReply(sms.provider_id, sms.from_number, sms.body, reply.kind),
-            now,
-            with_open_reminder=reply.kind in _ANSWER_A_REMINDER,
-        )
-        if claimed is None:
-            stored = uow.replies.stored(sms.provider_id)
-            if stored is None:  # pragma: no cover - the conflicting row exists by definition
-                raise RuntimeError(f"reply {sms.provider_id} neither claimed nor stored")
-            return SmsAnswer(_replayed(uow, sms, stored), stored.kind, duplicate=True)
-        person = claimed.person
-        kind: str = reply.kind
-        text: str | None
-        events: list[Event] = []
-        if person is None:
-            kind, text = _unknown_number(uow, sms.from_number, reply, claimed.id)
-        else:
-            handling = _Reply(uow, person, reply, claimed.id, now, claimed.open_reminder)
-            kind, text = _answer(handling)
-            events = handling.events
-        if text is not None:
-            text = sms_safe(text)  # an answer by SMS, like the reminders: "mcg", not "µg"
-        uow.replies.set_answer(claimed.id, kind, text)
-        received = Event(
-            "ReplyReceived",
-            None if person is None else person.id,
-            now,
-            {"reply_id": claimed.id, "kind": kind},
-        )
-        # in one go, as the last write: the event log serialises its writers (store.events)
-        uow.events.append_many([received, *events])
-        uow.commit()
-    return SmsAnswer(text, kind)
+    claimed = uow.replies.claim(
+        InboundReply(sms.provider_id, sms.from_number, sms.body, reply.kind),
+        now,
+        with_open_reminder=reply.kind in _ANSWER_A_REMINDER,
+    )
+    if claimed is None:
+        stored = uow.replies.stored(sms.provider_id)
+        if stored is None:  # pragma: no cover - the conflicting row exists by definition
+            raise RuntimeError(f"reply {sms.provider_id} neither claimed nor stored")
+        return _Handled(SmsAnswer(_replayed(uow, sms, stored), stored.kind, duplicate=True), [])
+    person = claimed.person
+    kind: str = reply.kind
+    text: str | None
+    events: list[Event] = []
+    if person is None:
+        kind, text = _unknown_number(uow, sms.from_number, reply, claimed.id)
+    else:
+        handling = _Reply(uow, person, reply, claimed.id, now, claimed.open_reminder)
+        kind, text = _answer(handling)
+        events = handling.events
+    if text is not None:
+        text = sms_safe(text)  # an answer by SMS, like the reminders: "mcg", not "µg"
+    uow.replies.set_answer(claimed.id, kind, text)
+    received = Event(
+        "ReplyReceived",
+        None if person is None else person.id,
+        now,
+        {"reply_id": claimed.id, "kind": kind},
+    )
+    return _Handled(SmsAnswer(text, kind), [received, *events])
 
 
 def _replayed(uow: UnitOfWork, sms: InboundSms, stored: StoredReply) -> str | None:

@@ -2,6 +2,8 @@
 
 Thin on purpose: each route parses, calls one use case of services.replies in a worker thread
 (the store is synchronous) and renders. The clock is read here and handed to the use case.
+Inbound SMS that arrive while the store is busy are handled together, in one transaction
+(tracker.group_commit, services.replies.receive_sms_together).
 Twilio's two webhooks, the hot path, are answered by a small ASGI layer (WebhookRoutes) ahead
 of FastAPI's routing; their FastAPI routes remain for /openapi.json.
 
@@ -30,7 +32,13 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -42,13 +50,15 @@ from services.ports import UnitOfWork
 from services.replies import (
     DeliveryStatus,
     InboundSms,
+    SmsAnswer,
     confirm_by_link,
-    receive_sms,
+    receive_sms_together,
     record_delivery_status,
 )
 from services.reply_ports import Outcome
 from store.errors import StoreError
 from tracker.admin import admin_router
+from tracker.group_commit import GroupCommit
 from tracker.limits import BodySizeLimit
 from tracker.logs import mask_phone
 from tracker.pages import link_page
@@ -70,6 +80,9 @@ MAX_FIELDS = 100  # Twilio sends about 20
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")
 MAX_FROM_LENGTH = 32
 MAX_TOKEN_LENGTH = 200
+# inbound SMS handled together in one transaction at most (tracker.group_commit): past about
+# 8 the batch's rows and locks cost more than the shared commit saves (bench/webhook.py)
+MOST_REPLIES_PER_TRANSACTION = 8
 _LINK_ACTIONS: dict[str, Outcome] = {"taken": "taken", "skip": "skipped"}
 _LINK_STATUS_CODES = {"recorded": 200, "used": 410, "expired": 410, "closed": 410, "unknown": 404}
 
@@ -125,6 +138,7 @@ class Refused(Exception):
 class Metrics:
     registry: CollectorRegistry
     webhooks: Counter
+    sms_batches: Histogram
     # set when the tracker runs as several worker processes (dosewise.supervisor): each
     # worker's counters are files there, and an exposition sums every worker's
     shared_directory: str | None = None
@@ -139,7 +153,14 @@ class Metrics:
             ["route", "outcome"],
             registry=registry,
         )
-        return cls(registry, webhooks, os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None)
+        sms_batches = Histogram(
+            "dosewise_tracker_sms_per_transaction",
+            "Inbound SMS handled together in one transaction (group commit)",
+            buckets=(1, 2, 4, 8),
+            registry=registry,
+        )
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        return cls(registry, webhooks, sms_batches, shared)
 
     def exposition(self) -> bytes:
         if self.shared_directory is None:
@@ -157,7 +178,10 @@ def create_app(
     twilio: TwilioWebhooks,
     queries: AdherenceQueries,
     lifespan: Lifespan | None = None,
+    sms_lanes: int = 1,
 ) -> FastAPI:
+    """`sms_lanes`: transactions of inbound SMS at once (tracker.group_commit), at most the
+    threads and pooled connections the store has."""
     app = TrackerApp(
         title="dosewise tracker",
         description="Twilio webhooks, e-mail confirm links, health and metrics.",
@@ -165,7 +189,13 @@ def create_app(
         lifespan=lifespan,
     )
     metrics = Metrics.create()
-    webhooks = _webhooks(settings, twilio, uow_factory, clock, metrics)
+    sms = GroupCommit[tuple[InboundSms, datetime], SmsAnswer](
+        lambda replies: receive_sms_together(uow_factory, replies),
+        lanes=sms_lanes,
+        most=MOST_REPLIES_PER_TRANSACTION,
+        on_batch=metrics.sms_batches.observe,
+    )
+    webhooks = _webhooks(settings, twilio, sms, uow_factory, clock, metrics)
     app.front = BodySizeLimit(WebhookRoutes(app.behind_the_webhooks, webhooks))
     _add_error_handlers(app)
     _document_webhooks(app, webhooks)
@@ -289,6 +319,7 @@ _PLAIN_TEXT = b"text/plain; charset=utf-8"
 def _webhooks(
     settings: Settings,
     twilio: TwilioWebhooks,
+    receive_sms: GroupCommit[tuple[InboundSms, datetime], SmsAnswer],
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     metrics: Metrics,
@@ -315,7 +346,7 @@ def _webhooks(
             from_number=_bounded(form, "From", MAX_FROM_LENGTH),
             body=form.get("Body", ""),
         )
-        answer = await _in_thread(receive_sms, uow_factory(), sms, clock())
+        answer = await receive_sms((sms, clock()))
         outcome = "duplicate" if answer.duplicate else answer.kind
         metrics.webhooks.labels("/twilio/sms", outcome).inc()
         log.info("sms %s from %s: %s", sms.provider_id, mask_phone(sms.from_number), outcome)

@@ -1,0 +1,310 @@
+"""Inbound SMS handled together: tracker.group_commit's batches and
+services.replies.receive_sms_together's one transaction for them, all or none."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from dosewise.cmd_tracker import tracker_app
+from dosewise.settings import Settings
+from dosewise.wiring import database_on
+from notifier.twilio_webhooks import compute_signature
+from services.replies import InboundSms, SmsAnswer, receive_sms_together
+from store.unit_of_work import SqlUnitOfWork
+from tests.seeding import (
+    add_reminder,
+    confirmations,
+    count_replies,
+    enrol,
+    event_types,
+    reminder_status,
+)
+from tests.tracker_client import AUTH_TOKEN, FORM_TYPE, NOW, PUBLIC_URL, new_sid
+from tracker.group_commit import GroupCommit
+
+UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
+IRON_TAKEN = "Iron logged at 11:42. Dairy, calcium and medicines from 14:42."
+
+
+def phone(number: int) -> str:
+    return f"+45201234{number:02d}"
+
+
+def people_with_an_open_reminder(
+    unit_of_work: UnitOfWorkFactory, engine: Engine, count: int
+) -> list[int]:
+    """`count` people (phone(0), phone(1), ...), each with an iron reminder open at NOW."""
+    reminders = []
+    for number in range(count):
+        person = enrol(unit_of_work, phone(number), NOW - timedelta(days=1))
+        reminders.append(add_reminder(unit_of_work, engine, person, NOW - timedelta(minutes=12)))
+    return reminders
+
+
+# -- one transaction for several replies -----------------------------------------------------
+
+
+def test_replies_together_each_have_their_own_effects_answers_and_events(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    first, second, _third = people_with_an_open_reminder(unit_of_work, engine, 3)
+    replies = [
+        (InboundSms(new_sid(), phone(0), "TAKEN"), NOW),
+        (InboundSms(new_sid(), phone(1), "SKIP"), NOW + timedelta(seconds=1)),
+        (InboundSms(new_sid(), phone(2), "what?"), NOW + timedelta(seconds=2)),
+        (InboundSms(new_sid(), "+4599000000", "TAKEN"), NOW + timedelta(seconds=3)),
+    ]
+    outcomes = receive_sms_together(unit_of_work, replies)
+    assert all(isinstance(each, SmsAnswer) for each in outcomes)
+    answers = [each for each in outcomes if isinstance(each, SmsAnswer)]
+    assert [each.kind for each in answers] == ["taken", "skip", "unparsed", "taken"]
+    assert answers[0].text == IRON_TAKEN
+    assert answers[1].text is not None and answers[1].text.startswith("Skipped: iron")
+    assert sorted(confirmations(engine)) == [(first, "taken", "sms"), (second, "skipped", "sms")]
+    # each reply's events, in the replies' order
+    assert event_types(engine)[-6:] == [
+        "ReplyReceived",
+        "DoseConfirmed",
+        "ReplyReceived",
+        "DoseSkipped",
+        "ReplyReceived",
+        "ReplyReceived",
+    ]
+    assert count_replies(engine) == 4
+
+
+def test_one_sid_twice_in_one_transaction_confirms_once_and_answers_the_same(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    (reminder,) = people_with_an_open_reminder(unit_of_work, engine, 1)
+    sms = InboundSms(new_sid(), phone(0), "TAKEN")
+    outcomes = receive_sms_together(unit_of_work, [(sms, NOW), (sms, NOW + timedelta(seconds=5))])
+    assert outcomes == [SmsAnswer(IRON_TAKEN, "taken"), SmsAnswer(IRON_TAKEN, "taken", True)]
+    assert confirmations(engine) == [(reminder, "taken", "sms")]
+    assert event_types(engine).count("DoseConfirmed") == 1
+    assert count_replies(engine) == 1
+
+
+def refuse_replies_saying(engine: Engine, body: str) -> None:
+    """A fault of the database's own: it refuses to store a reply with this body."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(
+                text(
+                    "CREATE TRIGGER refuse_reply BEFORE INSERT ON inbound_replies "
+                    f"WHEN NEW.body = '{body}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+            return
+        connection.execute(
+            text(
+                "CREATE FUNCTION refuse_reply() RETURNS trigger LANGUAGE plpgsql AS "
+                f"$$ BEGIN IF NEW.body = '{body}' THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_reply BEFORE INSERT ON inbound_replies "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_reply()"
+            )
+        )
+
+
+def test_a_reply_that_fails_fails_alone_and_the_others_are_kept(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    first, second, third = people_with_an_open_reminder(unit_of_work, engine, 3)
+    refuse_replies_saying(engine, "BOOM")
+    replies = [
+        (InboundSms(new_sid(), phone(0), "TAKEN"), NOW),
+        (InboundSms(new_sid(), phone(1), "BOOM"), NOW),
+        (InboundSms(new_sid(), phone(2), "TAKEN"), NOW),
+    ]
+    outcomes = receive_sms_together(unit_of_work, replies)
+    assert outcomes[0] == SmsAnswer(IRON_TAKEN, "taken")
+    assert isinstance(outcomes[1], Exception)
+    assert outcomes[2] == SmsAnswer(IRON_TAKEN, "taken")
+    # the two others once each, nothing of the failed one
+    assert sorted(confirmations(engine)) == [(first, "taken", "sms"), (third, "taken", "sms")]
+    assert reminder_status(engine, second) == "sent"
+    assert count_replies(engine) == 2
+    assert event_types(engine)[-4:] == [
+        "ReplyReceived",
+        "DoseConfirmed",
+        "ReplyReceived",
+        "DoseConfirmed",
+    ]
+
+
+# -- the batches -----------------------------------------------------------------------------
+
+
+class Recorder:
+    """A batch runner that records its batches and holds each until let go: items ending in
+    "!" fail, the others come back upper-cased."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.running = 0
+        self.most_running = 0
+        self.go = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, items: list[str]) -> list[str | Exception]:
+        with self._lock:
+            self.batches.append(items)
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self.go.wait(timeout=10)
+        with self._lock:
+            self.running -= 1
+        return [ValueError(item) if item.endswith("!") else item.upper() for item in items]
+
+
+async def submit_while_held(commit: GroupCommit[str, str], recorder: Recorder, items: list[str]):
+    """Hand in the items one after another, the first batch held until all are in."""
+    calls = []
+    for item in items:
+        calls.append(asyncio.ensure_future(commit(item)))
+        await asyncio.sleep(0.01)
+    recorder.go.set()
+    return await asyncio.gather(*calls, return_exceptions=True)
+
+
+def test_a_lone_item_runs_at_once_in_a_batch_of_its_own() -> None:
+    recorder = Recorder()
+    recorder.go.set()
+    commit = GroupCommit[str, str](recorder, lanes=1, most=8)
+    assert asyncio.run(asyncio.wait_for(commit("a"), 10)) == "A"
+    assert recorder.batches == [["a"]]
+
+
+def test_items_that_arrive_while_the_lane_is_busy_go_together() -> None:
+    recorder = Recorder()
+    sizes: list[int] = []
+    commit = GroupCommit[str, str](recorder, lanes=1, most=8, on_batch=sizes.append)
+    results = asyncio.run(submit_while_held(commit, recorder, ["a", "b", "c", "d"]))
+    assert results == ["A", "B", "C", "D"]
+    assert recorder.batches == [["a"], ["b", "c", "d"]]
+    assert sizes == [1, 3]
+
+
+def test_a_batch_holds_at_most_most_items() -> None:
+    recorder = Recorder()
+    commit = GroupCommit[str, str](recorder, lanes=1, most=2)
+    results = asyncio.run(submit_while_held(commit, recorder, list("abcdef")))
+    assert results == list("ABCDEF")
+    assert recorder.batches == [["a"], ["b", "c"], ["d", "e"], ["f"]]
+
+
+def test_lanes_run_batches_side_by_side_and_no_more() -> None:
+    recorder = Recorder()
+    commit = GroupCommit[str, str](recorder, lanes=2, most=8)
+    results = asyncio.run(submit_while_held(commit, recorder, list("abcde")))
+    assert results == list("ABCDE")
+    assert recorder.batches[:2] == [["a"], ["b"]]
+    assert recorder.batches[2:] == [["c", "d", "e"]]
+    assert recorder.most_running == 2
+
+
+def test_an_item_that_fails_raises_for_its_caller_only() -> None:
+    recorder = Recorder()
+    commit = GroupCommit[str, str](recorder, lanes=1, most=8)
+    results = asyncio.run(submit_while_held(commit, recorder, ["a", "b!", "c"]))
+    assert results[0] == "A" and results[2] == "C"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "b!"
+
+
+def test_a_runner_that_fails_fails_every_item_of_its_batch() -> None:
+    def broken(_items: list[str]) -> list[str | Exception]:
+        raise RuntimeError("the runner broke")
+
+    commit = GroupCommit[str, str](broken, lanes=1, most=8)
+
+    async def both() -> list[object]:
+        return await asyncio.gather(commit("a"), commit("b"), return_exceptions=True)
+
+    results = asyncio.run(both())
+    assert [str(each) for each in results] == ["the runner broke"] * 2
+
+
+def test_a_caller_that_leaves_does_not_stop_the_others() -> None:
+    recorder = Recorder()
+    commit = GroupCommit[str, str](recorder, lanes=1, most=8)
+
+    async def one_leaves() -> list[object]:
+        first = asyncio.ensure_future(commit("a"))
+        await asyncio.sleep(0.01)
+        leaving = asyncio.ensure_future(commit("b"))
+        staying = asyncio.ensure_future(commit("c"))
+        await asyncio.sleep(0.01)
+        leaving.cancel()
+        recorder.go.set()
+        return await asyncio.gather(first, leaving, staying, return_exceptions=True)
+
+    first, leaving, staying = asyncio.run(one_leaves())
+    assert (first, staying) == ("A", "C")
+    assert isinstance(leaving, asyncio.CancelledError)
+    assert recorder.batches == [["a"], ["b", "c"]]  # b was handled all the same
+
+
+def test_a_group_commit_needs_a_lane_and_room_for_an_item() -> None:
+    with pytest.raises(ValueError, match="at least one lane"):
+        GroupCommit[str, str](Recorder(), lanes=0, most=8)
+    with pytest.raises(ValueError, match="at least one lane"):
+        GroupCommit[str, str](Recorder(), lanes=1, most=0)
+
+
+# -- through the tracker ---------------------------------------------------------------------
+
+
+def signed_sms(body: str, from_number: str) -> tuple[bytes, dict[str, str]]:
+    form = {"MessageSid": new_sid(), "From": from_number, "To": "+4599999999", "Body": body}
+    content = httpx.QueryParams(form).__str__().encode()
+    signature = compute_signature(AUTH_TOKEN, PUBLIC_URL + "/twilio/sms", form)
+    return content, {"Content-Type": FORM_TYPE, "X-Twilio-Signature": signature}
+
+
+def test_replies_arriving_together_share_transactions_and_each_get_their_answer(
+    database_url: str, engine: Engine, unit_of_work: UnitOfWorkFactory
+) -> None:
+    count = 12
+    reminders = people_with_an_open_reminder(unit_of_work, engine, count)
+    settings = Settings(
+        database_url=database_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
+    )
+    app = tracker_app(settings, database_on(engine), lambda: NOW, sms_lanes=1)
+
+    async def all_at_once() -> tuple[list[httpx.Response], str]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+            requests = [signed_sms("TAKEN", phone(number)) for number in range(count)]
+            responses = await asyncio.gather(
+                *(client.post("/twilio/sms", content=body, headers=h) for body, h in requests)
+            )
+            metrics = await client.get("/metrics")
+            return list(responses), metrics.text
+
+    responses, metrics = asyncio.run(all_at_once())
+    assert [response.status_code for response in responses] == [200] * count
+    assert all(IRON_TAKEN in response.text for response in responses)
+    assert sorted(confirmations(engine)) == sorted((each, "taken", "sms") for each in reminders)
+    assert f"dosewise_tracker_sms_per_transaction_sum {float(count)}" in metrics
+    transactions = _sample(metrics, "dosewise_tracker_sms_per_transaction_count")
+    assert 1 <= transactions < count  # some went together
+
+
+def _sample(exposition: str, name: str) -> float:
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} is not in the metrics")
