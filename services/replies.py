@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from planner.cold_course import ColdCoursePlan, plan_cold_course
 from planner.plan import PlanRefused
 from planner.rules import RULES, Apart
@@ -47,6 +49,7 @@ from services.reply_words import (
 )
 from services.scheduling import after_quiet_hours
 from services.sending import queue_email_fallback
+from services.stored_regimens import no_longer_accepted, not_accepted_answer
 from services.texts import sms_safe
 
 log = logging.getLogger("dosewise.tracker")
@@ -294,11 +297,21 @@ def _later(handling: _Reply) -> str:
     current = handling.uow.regimens.current(handling.person.id)
     if current is None:
         return f"dosewise has no regimen for you, so it will not remind you again. {TAKE_OR_SKIP}"
+    try:
+        regimen = current.regimen()
+    except ValidationError as error:  # the scheduler would drop the snooze: promise none
+        undone = "no reminder will come again for this dose"
+        return f"{_not_accepted(handling, error, undone)} {TAKE_OR_SKIP}"
+    return _snooze(handling, reminder, regimen, minutes)
+
+
+def _snooze(handling: _Reply, reminder: OpenReminder, regimen: Regimen, minutes: int) -> str:
+    """The Snoozed event and its answer, or why no reminder can come again."""
     asked = handling.now + timedelta(minutes=minutes)
     # what the scheduler will do with the Snoozed event (services.scheduling): the re-send
     # waits for the end of quiet hours, and is dropped once the dose's window has closed
-    again = after_quiet_hours(current.regimen(), asked)
-    unable = _cannot_remind_at(handling, reminder, current.regimen(), minutes, asked, again)
+    again = after_quiet_hours(regimen, asked)
+    unable = _cannot_remind_at(handling, reminder, regimen, minutes, asked, again)
     if unable is not None:
         # promise only what the scheduler will send
         return f"{unable}, so dosewise will not remind you again for this dose. {TAKE_OR_SKIP}"
@@ -346,7 +359,10 @@ def _cold(handling: _Reply) -> str:
     current = uow.regimens.current(person.id)
     if current is None:
         return "dosewise has no regimen for you yet, so no cold course was started."
-    regimen = current.regimen()
+    try:
+        regimen = current.regimen()
+    except ValidationError as error:  # no lozenge could be planned from it
+        return _not_accepted(handling, error, "no cold course was started")
     try:
         course = plan_cold_course(regimen, now.astimezone(handling.zone))
     except PlanRefused as refusal:
@@ -361,6 +377,13 @@ def _cold(handling: _Reply) -> str:
         f"{_clock(first.at, handling.zone, now)}, {_course_days(course, regimen, now)}. "
         "Reply WELL when you feel better."
     )
+
+
+def _not_accepted(handling: _Reply, error: ValidationError, undone: str) -> str:
+    """The answer when the person's stored regimen is refused today (services.stored_regimens):
+    what was not done, and how to put it right; the log says which rule refuses it."""
+    log.warning("person %s: %s: %s", handling.person.id, undone, no_longer_accepted(error))
+    return not_accepted_answer(undone)
 
 
 def _course_days(course: ColdCoursePlan, regimen: Regimen, now: datetime) -> str:

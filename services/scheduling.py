@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from planner.plan import PlanRefused
 from scheduler.reminders import (
     ReminderTiming,
     dose_reminders,
@@ -37,6 +38,7 @@ from services.scheduling_ports import (
     ScheduledReminder,
     SchedulingRepository,
 )
+from services.stored_regimens import no_longer_accepted
 from services.texts import Purpose, email_text, pack_email, sms_body
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ class PlanCache:
             except ValidationError as error:
                 # stored by an earlier dosewise whose rules let it in: plan nothing rather than
                 # guess, and say why, instead of failing everyone's materialisation
-                self._plans[key], self._refusals[key] = [], [_no_longer_accepted(error)]
+                self._plans[key], self._refusals[key] = [], [no_longer_accepted(error)]
             else:
                 zone = ZoneInfo(regimen.person.timezone)
                 today = datetime.combine(self.start.astimezone(zone).date(), time(0), tzinfo=zone)
@@ -93,15 +95,6 @@ class PlanCache:
             if plan.due_at >= self.start
         ]
         return plans, self._refusals[key]
-
-
-def _no_longer_accepted(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    return (
-        f"the stored regimen is not accepted any more ({where}: {first['msg']}); nothing is "
-        "planned until `dosewise people add` enrols a corrected file"
-    )
 
 
 # the reminders that may have gone out on the person's current local day (and the next): a
@@ -340,7 +333,18 @@ class _EventHandler:
         if not people:
             return  # opted out or inactive: nothing more goes to them
         minutes = int(payload.get("minutes") or DEFAULT_SNOOZE_MINUTES)
-        regimen = Regimen.model_validate(people[0].body)
+        try:
+            regimen = Regimen.model_validate(people[0].body)
+        except ValidationError as error:
+            # skipped, not raised: a raise would roll back every event of this consumption
+            # and stop the cursor at this one for good
+            log.warning(
+                "person %s: snooze of reminder %s dropped: %s",
+                reminder.plan.person_id,
+                reminder.id,
+                no_longer_accepted(error),
+            )
+            return
         # from when the person asked, so a backlog of events does not stretch the snooze; the
         # notifier holds a message through quiet hours, so it goes at their end
         due = after_quiet_hours(regimen, at + timedelta(minutes=minutes))
@@ -407,10 +411,23 @@ def replan(
 def _lozenges(
     who: Plannable, course_id: int, onset: datetime, start: datetime, config: SchedulerConfig
 ) -> list[ReminderPlan]:
-    regimen = Regimen.model_validate(who.body)
-    return lozenge_reminders(
-        who.person_id, course_id, regimen, onset, start, start + config.horizon, config.timing
+    """The course's lozenges due in [start, start + horizon). None, with a warning, when
+    the stored regimen is refused today or the planner refuses a day of the course: one
+    person's course must not fail everyone's materialisation, nor the consumption of every
+    event read with its ColdOnset."""
+    try:
+        regimen = Regimen.model_validate(who.body)
+        return lozenge_reminders(
+            who.person_id, course_id, regimen, onset, start, start + config.horizon, config.timing
+        )
+    except ValidationError as error:
+        reason = no_longer_accepted(error)
+    except PlanRefused as refusal:
+        reason = f"plan refused: {refusal}"
+    log.warning(
+        "person %s: lozenges of cold course %s not planned: %s", who.person_id, course_id, reason
     )
+    return []
 
 
 def _enqueue(
