@@ -215,7 +215,7 @@ async def open_loop(
 async def max_throughput(
     port: int, prepared: list[bytes], concurrency: int, seconds: float, meter: CpuMeter
 ) -> None:
-    before = meter.sample()
+    before, batches = meter.sample(), meter.transactions()
     latencies: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
@@ -226,6 +226,7 @@ async def max_throughput(
     elapsed = time.perf_counter() - started
     report(f"closed loop, {concurrency} connections", latencies, errors, elapsed)
     print_cpu(before, meter.sample(), len(latencies))
+    print_batches(meter, batches)
     if not prepared:
         print("note: ran out of prepared replies before the time was up; use more --people")
 
@@ -238,7 +239,7 @@ async def fixed_rate(
     seconds: float,
     meter: CpuMeter,
 ) -> tuple[float, float]:
-    before = meter.sample()
+    before, batches = meter.sample(), meter.transactions()
     count = min(len(prepared), int(rate * seconds))
     start = time.perf_counter() + 0.2
     schedules: list[list[tuple[float, bytes]]] = [[] for _ in range(connections)]
@@ -250,6 +251,7 @@ async def fixed_rate(
     elapsed = time.perf_counter() - start
     figures = report(f"open loop at {rate:.0f}/s offered", latencies, errors, elapsed)
     print_cpu(before, meter.sample(), len(latencies))
+    print_batches(meter, batches)
     return figures
 
 
@@ -307,10 +309,24 @@ class CpuMeter:
     database and this client: a per-reply cost that other load on the machine does not skew
     the way it skews replies/s."""
 
-    def __init__(self, server_pid: int, admin: sqlalchemy.Engine, database: str) -> None:
+    def __init__(self, server_pid: int, admin: sqlalchemy.Engine, database: str, port: int) -> None:
         self.server_pid = server_pid
         self.admin = admin
         self.database = database
+        self.port = port
+
+    def transactions(self) -> tuple[float, float]:
+        """(inbound SMS, transactions they took) so far, from the tracker's /metrics (every
+        worker's, summed)."""
+        import httpx
+
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics").text
+        found = dict.fromkeys(("sum", "count"), 0.0)
+        for line in text.splitlines():
+            for part in found:
+                if line.startswith(f"dosewise_tracker_sms_per_transaction_{part} "):
+                    found[part] = float(line.split()[1])
+        return found["sum"], found["count"]
 
     def sample(self) -> dict[str, float]:
         tracker = [self.server_pid, *_children(self.server_pid)]
@@ -341,6 +357,13 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_batches(meter: CpuMeter, before: tuple[float, float]) -> None:
+    now = meter.transactions()
+    replies, transactions = now[0] - before[0], now[1] - before[1]
+    if transactions:
+        print(f"  replies per transaction (group commit): {replies / transactions:.2f}")
 
 
 def print_cpu(before: dict[str, float], after: dict[str, float], replies: int) -> None:
@@ -415,7 +438,7 @@ def main() -> None:
         wait_for(arguments.port, child)
         workers = "default" if arguments.workers is None else arguments.workers
         print(f"dosewise tracker, workers: {workers}; load average {load_average()}")
-        meter = CpuMeter(child.pid, admin, name)
+        meter = CpuMeter(child.pid, admin, name, arguments.port)
         run_client(drive(arguments.port, prepared, arguments, meter))
     finally:
         if child is not None:

@@ -35,10 +35,11 @@ DEFAULT_PORT = 8000
 # per worker: requests that use the database at once, each in a thread on its own connection;
 # more only queue for the GIL and the CPU
 DATABASE_THREADS = 4
-# inbound SMS transactions at once per worker (tracker.group_commit); the SMS that arrive
-# meanwhile wait and share the next one. Under bench/webhook.py two lanes gave 954 replies/s
-# and four 727: fewer transactions, each of more replies, cost less CPU per reply
-SMS_LANES = 2
+# inbound SMS transactions at once per worker (tracker.group_commit): one as a rule, whose
+# batches take the SMS that arrive meanwhile (under bench/webhook.py one lane gave 1,056
+# replies/s and 1.84 CPU ms per reply, two 954 and 2.02, four 727 and 2.51); more only while
+# it is slow. One thread stays for the other routes.
+SMS_LANES = DATABASE_THREADS - 1
 # how long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
 # event loop (parsing requests, sending answers) shares the GIL with the store's threads; at
 # 1 ms it waits less for them: under bench/webhook.py at 1,000 replies/s offered, p99 52-63 ms

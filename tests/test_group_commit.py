@@ -208,11 +208,32 @@ def test_a_batch_holds_at_most_most_items() -> None:
 
 def test_lanes_run_batches_side_by_side_and_no_more() -> None:
     recorder = Recorder()
-    commit = GroupCommit[str, str](recorder, lanes=2, most=8)
+    commit = GroupCommit[str, str](recorder, lanes=2, most=8, patience=0.0)
     results = asyncio.run(submit_while_held(commit, recorder, list("abcde")))
     assert results == list("ABCDE")
     assert recorder.batches[:2] == [["a"], ["b"]]
     assert recorder.batches[2:] == [["c", "d", "e"]]
+    assert recorder.most_running == 2
+
+
+def test_another_lane_starts_only_once_the_running_batch_has_outrun_patience() -> None:
+    recorder = Recorder()
+    commit = GroupCommit[str, str](recorder, lanes=2, most=8, patience=0.3)
+
+    async def one_slow_batch() -> list[object]:
+        held = asyncio.ensure_future(commit("a"))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(commit("b"))  # a's batch is young: b waits for it
+        await asyncio.sleep(0.05)
+        assert recorder.batches == [["a"]]
+        await asyncio.sleep(0.4)
+        arriving = asyncio.ensure_future(commit("c"))  # a's batch is slow: a second lane
+        await asyncio.sleep(0.05)
+        recorder.go.set()
+        return await asyncio.gather(held, waiting, arriving)
+
+    assert asyncio.run(one_slow_batch()) == ["A", "B", "C"]
+    assert recorder.batches == [["a"], ["b", "c"]]
     assert recorder.most_running == 2
 
 

@@ -83,6 +83,9 @@ MAX_TOKEN_LENGTH = 200
 # inbound SMS handled together in one transaction at most (tracker.group_commit): past about
 # 8 the batch's rows and locks cost more than the shared commit saves (bench/webhook.py)
 MOST_REPLIES_PER_TRANSACTION = 8
+# a batch of replies normally takes a few ms; one that runs longer waits on something (a row
+# lock of another service's transaction), and the next replies get a lane of their own
+SLOW_BATCH_S = 0.05
 _LINK_ACTIONS: dict[str, Outcome] = {"taken": "taken", "skip": "skipped"}
 _LINK_STATUS_CODES = {"recorded": 200, "used": 410, "expired": 410, "closed": 410, "unknown": 404}
 
@@ -180,8 +183,9 @@ def create_app(
     lifespan: Lifespan | None = None,
     sms_lanes: int = 1,
 ) -> FastAPI:
-    """`sms_lanes`: transactions of inbound SMS at once (tracker.group_commit), at most the
-    threads and pooled connections the store has."""
+    """`sms_lanes`: transactions of inbound SMS at once at most (tracker.group_commit), fewer
+    than the threads and pooled connections the store has, so that the other routes find one;
+    past the first, only while the running ones are slow (SLOW_BATCH_S)."""
     app = TrackerApp(
         title="dosewise tracker",
         description="Twilio webhooks, e-mail confirm links, health and metrics.",
@@ -193,6 +197,7 @@ def create_app(
         lambda replies: receive_sms_together(uow_factory, replies),
         lanes=sms_lanes,
         most=MOST_REPLIES_PER_TRANSACTION,
+        patience=SLOW_BATCH_S,
         on_batch=metrics.sms_batches.observe,
     )
     webhooks = _webhooks(settings, twilio, sms, uow_factory, clock, metrics)
