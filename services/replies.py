@@ -47,7 +47,7 @@ from services.reply_words import (
     Reply,
     read_reply,
 )
-from services.scheduling import after_quiet_hours
+from services.scheduling import after_quiet_hours, lozenges_given
 from services.sending import queue_email_fallback
 from services.stored_regimens import no_longer_accepted, not_accepted_answer
 from services.texts import sms_safe
@@ -363,8 +363,10 @@ def _cold(handling: _Reply) -> str:
         regimen = current.regimen()
     except ValidationError as error:  # no lozenge could be planned from it
         return _not_accepted(handling, error, "no cold course was started")
+    # an earlier course's lozenges today (COLD after WELL) count against today's limit
+    given = lozenges_given(uow.scheduling, person.id, now)
     try:
-        course = plan_cold_course(regimen, now.astimezone(handling.zone))
+        course = plan_cold_course(regimen, now.astimezone(handling.zone), given=given)
     except PlanRefused as refusal:
         return f"dosewise could not start a cold course: {refusal.reason}."
     if not course.doses:

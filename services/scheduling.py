@@ -204,7 +204,7 @@ def materialise(
         for course in repo.running_courses(now):
             if course.person_id in by_person:
                 lozenges = _lozenges(
-                    by_person[course.person_id], course.id, course.onset_at, now, config
+                    repo, by_person[course.person_id], course.id, course.onset_at, now, config
                 )
                 wanted += not_yet_reminded(lozenges, reminded.get(course.person_id, ()))
         repo.save_reminders(wanted, now)
@@ -312,7 +312,9 @@ class _EventHandler:
         if people:
             # from the onset's minute on: the first lozenge is due at onset, a moment ago
             start = min(self._now, course.onset_at.replace(second=0, microsecond=0))
-            plans = _lozenges(people[0], course.id, course.onset_at, start, self._config)
+            plans = _lozenges(
+                self._repo, people[0], course.id, course.onset_at, start, self._config
+            )
             self._repo.save_reminders(plans, self._now)
 
     def _on_ColdEnded(self, person_id: int | None, payload: Any, at: datetime) -> None:
@@ -400,7 +402,7 @@ def replan(
     for reason in refusals:
         log.warning("person %s: plan refused: %s", person_id, reason)
     for course in repo.running_courses(now, person_id):
-        lozenges = _lozenges(who, course.id, course.onset_at, now, config)
+        lozenges = _lozenges(repo, who, course.id, course.onset_at, now, config)
         plans += not_yet_reminded(lozenges, reminded)
     repo.save_reminders(plans, now)
     # lozenges too: their times follow the day's iron and copper doses
@@ -409,16 +411,29 @@ def replan(
 
 
 def _lozenges(
-    who: Plannable, course_id: int, onset: datetime, start: datetime, config: SchedulerConfig
+    repo: SchedulingRepository,
+    who: Plannable,
+    course_id: int,
+    onset: datetime,
+    start: datetime,
+    config: SchedulerConfig,
 ) -> list[ReminderPlan]:
-    """The course's lozenges due in [start, start + horizon). None, with a warning, when
-    the stored regimen is refused today or the planner refuses a day of the course: one
-    person's course must not fail everyone's materialisation, nor the consumption of every
-    event read with its ColdOnset."""
+    """The course's lozenges due in [start, start + horizon), kept from the lozenges earlier
+    courses gave. None, with a warning, when the stored regimen is refused today or the
+    planner refuses a day of the course: one person's course must not fail everyone's
+    materialisation, nor the consumption of every event read with its ColdOnset."""
+    given = lozenges_given(repo, who.person_id, onset)
     try:
         regimen = Regimen.model_validate(who.body)
         return lozenge_reminders(
-            who.person_id, course_id, regimen, onset, start, start + config.horizon, config.timing
+            who.person_id,
+            course_id,
+            regimen,
+            onset,
+            start,
+            start + config.horizon,
+            config.timing,
+            given=given,
         )
     except ValidationError as error:
         reason = no_longer_accepted(error)
@@ -428,6 +443,19 @@ def _lozenges(
         "person %s: lozenges of cold course %s not planned: %s", who.person_id, course_id, reason
     )
     return []
+
+
+# an earlier course's lozenges that a new one is kept from: on the new onset's local day and
+# the day before (a local day is at most 25 hours long)
+GIVEN_LOOKBACK = timedelta(hours=50)
+
+
+def lozenges_given(repo: SchedulingRepository, person_id: int, onset: datetime) -> list[datetime]:
+    """When the person's lozenges of earlier courses were given, for a course starting at
+    `onset` (its own are all due from then on): plan_cold_course(given=...) keeps the
+    shortest interval from them and counts them against their day's limit, so a COLD after
+    WELL on one day gives no more lozenges that day than one course would."""
+    return repo.lozenges_given(person_id, onset - GIVEN_LOOKBACK, onset)
 
 
 def _enqueue(

@@ -94,6 +94,13 @@ class SchedulingRepository(Protocol):
         """Reminders due at or after `since` that went out (REMINDED_STATUSES), by due time."""
         ...
 
+    def lozenges_given(self, person_id: int, since: datetime, before: datetime) -> list[datetime]:
+        """The due instants, in order, of the person's lozenge reminders due in [since,
+        before): given once due, whatever their status became (it changes after a new onset,
+        which must not move the new course's lozenges), unless cancelled, or waiting to be
+        because their course ended before them."""
+        ...
+
     def save_reminders(self, plans: Sequence[ReminderPlan], now: datetime) -> None: ...
 
     def cancel_planned_reminders_except(

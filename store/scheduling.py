@@ -124,6 +124,29 @@ class SqlScheduling:
             for row in rows
         ]
 
+    def lozenges_given(self, person_id: int, since: datetime, before: datetime) -> list[datetime]:
+        # a pending lozenge due after its course ended is cancelled once the scheduler reads
+        # the ColdEnded (cancel_course_reminders): not given, even before it does
+        to_be_cancelled = and_(
+            ReminderRow.status.in_(_PENDING),
+            ColdCourseRow.ended_at.is_not(None),
+            ReminderRow.due_at >= ColdCourseRow.ended_at,
+        )
+        query = (
+            select(ReminderRow.due_at)
+            .join(ColdCourseRow, ColdCourseRow.id == ReminderRow.cold_course_id)
+            .where(
+                ReminderRow.person_id == person_id,
+                ReminderRow.kind == "lozenge",
+                ReminderRow.due_at >= since,
+                ReminderRow.due_at < before,
+                ReminderRow.status != "cancelled",
+                ~to_be_cancelled,
+            )
+            .order_by(ReminderRow.due_at)
+        )
+        return list(self._session.scalars(query))
+
     def save_reminders(self, plans: Sequence[ReminderPlan], now: datetime) -> None:
         """Make each reminder exist once; refresh it only while it is planned (or cancelled:
         planning it again, after an opt-in or a regimen changed back, revives it)."""
