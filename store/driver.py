@@ -96,11 +96,13 @@ class DriverStatement:
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> psycopg.Cursor[Any]:
         """Run in the connection's transaction; a driver error comes out as SQLAlchemy's own
-        (the unit of work turns a lost connection into DatabaseUnavailable)."""
-        send_staged(connection)
+        (the unit of work turns a lost connection into DatabaseUnavailable). Staged writes go
+        in the same message, ahead of it: one round trip for both."""
+        parameters = {**self.fixed, **values}
+        if connection.info.get(_STAGED):
+            return _send_staged(connection, then=(self, parameters))
         driver = driver_connection(connection)
         cursor = driver.cursor()
-        parameters = {**self.fixed, **values}
         with _driver_errors(connection, self.sql, parameters):
             cursor.execute(self.sql, parameters, prepare=True)
         return cursor
@@ -124,14 +126,24 @@ def send_staged(connection: Connection, *, then_commit: bool = False) -> None:
     16% less client and 6% less database CPU than psycopg's pipeline of bound statements
     (interleaved A/B, one request at a time). A message that fails leaves the connection
     unknown to us (which PREPAREs ran?), so it is invalidated, never reused."""
-    staged: list[tuple[DriverStatement, dict[str, Any]]] = connection.info.pop(_STAGED, [])
-    if not staged:
-        return
+    if connection.info.get(_STAGED):
+        _send_staged(connection, then_commit=then_commit)
+
+
+_Execution = tuple["DriverStatement", Mapping[str, Any]]
+
+
+def _send_staged(
+    connection: Connection, *, then: _Execution | None = None, then_commit: bool = False
+) -> psycopg.Cursor[Any]:
+    """The staged writes and then `then` (a statement whose rows the cursor holds) or COMMIT,
+    in one message."""
+    staged: list[_Execution] = connection.info.pop(_STAGED)
     driver = driver_connection(connection)
     prepared = _prepared_here(connection, driver)
     literal = _Literals(pq.Escaping(driver.pgconn), driver.info.encoding)
     script = []
-    for statement, parameters in staged:
+    for statement, parameters in [*staged, *([then] if then else [])]:
         server = statement.server_side
         if server.name not in prepared:
             # noted now: should the message fail, the connection and this note go together
@@ -141,8 +153,12 @@ def send_staged(connection: Connection, *, then_commit: bool = False) -> None:
         script.append(f"EXECUTE {server.name}({values})")
     if then_commit:
         script.append("COMMIT")
+    cursor = driver.cursor()
     with _driver_errors(connection, "(staged writes)", invalidate=True):
-        driver.execute(";".join(script).encode(literal.encoding))
+        cursor.execute(";".join(script).encode(literal.encoding))
+    while cursor.nextset():  # to the last statement's result: `then`'s rows
+        pass
+    return cursor
 
 
 @dataclass(frozen=True)

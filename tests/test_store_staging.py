@@ -58,6 +58,37 @@ def test_a_staged_write_is_seen_by_the_next_statement(
         uow.commit()
 
 
+def test_a_claim_after_staged_writes_sees_them_and_reads_its_own_rows(
+    unit_of_work: UnitOfWorkFactory, open_reminder: OpenReminder
+) -> None:
+    # the claim goes in the staged writes' message (store.driver): its rows are the last
+    # result of that message, read after the writes
+    with unit_of_work() as uow:
+        uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", None)
+        claimed = uow.replies.claim(
+            InboundReply(new_sid(), PHONE, "TAKEN", "taken"), NOW, with_open_reminder=True
+        )
+        assert claimed is not None and claimed.person is not None
+        assert claimed.person.id == open_reminder.person_id
+        assert claimed.open_reminder is None  # the staged write answered it
+        uow.commit()
+
+
+def test_an_error_in_staged_writes_ahead_of_a_claim_fails_the_claim_and_keeps_nothing(
+    unit_of_work: UnitOfWorkFactory, engine: Engine, open_reminder: OpenReminder
+) -> None:
+    with pytest.raises(IntegrityError), unit_of_work() as uow:
+        uow.replies.record_outcome(open_reminder, "taken", NOW, "sms", 999_999)
+        uow.replies.claim(InboundReply(new_sid(), PHONE, "TAKEN", "taken"), NOW)
+    assert reminder_status(engine, open_reminder.id) == "sent"
+    with unit_of_work() as uow:  # a connection that works: the failed one was not reused
+        claimed = uow.replies.claim(
+            InboundReply(new_sid(), PHONE, "TAKEN", "taken"), NOW, with_open_reminder=True
+        )
+        assert claimed is not None and claimed.open_reminder is not None
+        assert claimed.open_reminder.id == open_reminder.id
+
+
 def test_a_rollback_forgets_staged_writes_and_the_next_transaction_does_not_run_them(
     unit_of_work: UnitOfWorkFactory, engine: Engine, open_reminder: OpenReminder
 ) -> None:
