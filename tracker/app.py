@@ -80,12 +80,14 @@ MAX_FIELDS = 100  # Twilio sends about 20
 _SID = re.compile(r"[A-Za-z0-9]{1,64}")
 MAX_FROM_LENGTH = 32
 MAX_TOKEN_LENGTH = 200
-# inbound SMS handled together in one transaction at most (tracker.group_commit): past about
-# 8 the batch's rows and locks cost more than the shared commit saves (bench/webhook.py)
-MOST_REPLIES_PER_TRANSACTION = 8
-# a batch of replies normally takes a few ms; one that runs longer waits on something (a row
-# lock of another service's transaction), and the next replies get a lane of their own
-SLOW_BATCH_S = 0.05
+# inbound SMS handled together in one transaction at most (tracker.group_commit). Past a
+# backlog, large batches drain it: under bench/webhook.py at 1,000 replies/s offered, 32 gave
+# 1.59-1.70 CPU ms per reply in the closed loop against 1.72-1.78 for 8
+MOST_REPLIES_PER_TRANSACTION = 32
+# a batch of replies normally takes a few ms, a large one tens; one that runs longer waits on
+# something (a row lock of another service's transaction), and the next replies get a lane
+# of their own
+SLOW_BATCH_S = 0.2
 _LINK_ACTIONS: dict[str, Outcome] = {"taken": "taken", "skip": "skipped"}
 _LINK_STATUS_CODES = {"recorded": 200, "used": 410, "expired": 410, "closed": 410, "unknown": 404}
 
