@@ -7,10 +7,12 @@ import asyncio
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from dosewise.cmd_tracker import tracker_app
@@ -18,6 +20,8 @@ from dosewise.settings import Settings
 from dosewise.wiring import database_on
 from notifier.twilio_webhooks import compute_signature
 from services.replies import InboundSms, SmsAnswer, receive_sms_together
+from store.engine import session_factory
+from store.errors import DatabaseUnavailable, StoreError
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import (
     add_reminder,
@@ -143,6 +147,55 @@ def test_a_reply_that_fails_fails_alone_and_the_others_are_kept(
         "ReplyReceived",
         "DoseConfirmed",
     ]
+
+
+def test_when_the_database_is_down_the_batch_fails_as_one_without_a_try_each(
+    tmp_path: Path,
+) -> None:
+    missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
+    sessions = session_factory(missing)
+    opened: list[SqlUnitOfWork] = []
+
+    def new_uow() -> SqlUnitOfWork:
+        opened.append(SqlUnitOfWork(sessions))
+        return opened[-1]
+
+    replies = [(InboundSms(new_sid(), phone(number), "TAKEN"), NOW) for number in range(3)]
+    outcomes = receive_sms_together(
+        new_uow, replies, each_alone_after=lambda error: not isinstance(error, StoreError)
+    )
+    assert [type(each) for each in outcomes] == [DatabaseUnavailable] * 3
+    assert len(opened) == 1  # one attempt for the three, not one more each
+    missing.dispose()
+
+
+def test_batches_that_cross_each_other_settle_every_reply_once(
+    unit_of_work: UnitOfWorkFactory, engine: Engine
+) -> None:
+    # two batches at once, each with a reply from both people in the other order: on
+    # PostgreSQL they may deadlock on the two reminders, and the one the database aborts is
+    # handled again reply by reply
+    first, second = people_with_an_open_reminder(unit_of_work, engine, 2)
+    batches = [
+        [(InboundSms(new_sid(), phone(number), "TAKEN"), NOW) for number in order]
+        for order in ((0, 1), (1, 0))
+    ]
+    results: list[list[SmsAnswer | Exception]] = [[], []]
+
+    def run(index: int) -> None:
+        results[index] = receive_sms_together(unit_of_work, batches[index])
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    outcomes = results[0] + results[1]
+    assert all(isinstance(each, SmsAnswer) for each in outcomes), outcomes
+    texts = sorted(each.text or "" for each in outcomes if isinstance(each, SmsAnswer))
+    assert texts.count(IRON_TAKEN) == 2  # one per reminder; the later reply finds none open
+    assert sorted(confirmations(engine)) == [(first, "taken", "sms"), (second, "taken", "sms")]
+    assert count_replies(engine) == 4
 
 
 # -- the batches -----------------------------------------------------------------------------
@@ -290,7 +343,7 @@ def test_a_group_commit_needs_a_lane_and_room_for_an_item() -> None:
 
 def signed_sms(body: str, from_number: str) -> tuple[bytes, dict[str, str]]:
     form = {"MessageSid": new_sid(), "From": from_number, "To": "+4599999999", "Body": body}
-    content = httpx.QueryParams(form).__str__().encode()
+    content = urlencode(form).encode()
     signature = compute_signature(AUTH_TOKEN, PUBLIC_URL + "/twilio/sms", form)
     return content, {"Content-Type": FORM_TYPE, "X-Twilio-Signature": signature}
 
@@ -329,3 +382,26 @@ def _sample(exposition: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} is not in the metrics")
+
+
+def test_replies_together_while_the_database_is_down_are_each_answered_503(
+    tmp_path: Path,
+) -> None:
+    missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
+    settings = Settings(public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN)
+    app = tracker_app(settings, database_on(missing), lambda: NOW, sms_lanes=1)
+
+    async def all_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+            requests = [signed_sms("TAKEN", phone(number)) for number in range(6)]
+            return list(
+                await asyncio.gather(
+                    *(client.post("/twilio/sms", content=body, headers=h) for body, h in requests)
+                )
+            )
+
+    responses = asyncio.run(all_at_once())
+    assert [response.status_code for response in responses] == [503] * 6
+    assert all(response.text == "the database is unavailable\n" for response in responses)
+    missing.dispose()
