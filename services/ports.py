@@ -124,6 +124,11 @@ class RecordedEvent:
 EventHandler = Callable[[RecordedEvent], None]
 
 
+class StoreUnusable(Exception):
+    """The database cannot be used at all (the store's errors derive from this): the same
+    for every use case, not the fault of the one that met it."""
+
+
 class PeopleRepository(Protocol):
     def by_phone(self, phone: str) -> PersonRecord | None: ...
 

@@ -30,7 +30,7 @@ from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds_around
 from schemas.regimen import Regimen
 from services.clock import require_aware
-from services.ports import Event, EventType, PersonRecord, UnitOfWork
+from services.ports import Event, EventType, PersonRecord, StoreUnusable, UnitOfWork
 from services.reply_ports import (
     InboundReply,
     MessageRecord,
@@ -124,25 +124,22 @@ def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
 
 
 def receive_sms_together(
-    new_uow: Callable[[], UnitOfWork],
-    replies: Sequence[tuple[InboundSms, datetime]],
-    *,
-    each_alone_after: Callable[[Exception], bool] = lambda _error: True,
+    new_uow: Callable[[], UnitOfWork], replies: Sequence[tuple[InboundSms, datetime]]
 ) -> list[SmsAnswer | Exception]:
     """Several inbound SMS, each at its own `now`, in one transaction: a group commit (the
     tracker's, for replies that arrive together), all or none. Each reply is still one use
     case with the effects and events of receive_sms; they share a BEGIN and a COMMIT and
     their round trips, about a third of the CPU per reply (bench/webhook.py). When any of
     them fails, all are rolled back and each is handled again in a transaction of its own,
-    so only the failing one fails; unless `each_alone_after(error)` says the failure is
-    everyone's (the database is down: each would fail the same way, after its own attempt).
-    The answers, or what each raised, in order."""
+    so only the failing one fails; unless the database cannot be used (StoreUnusable), which
+    fails each alike, after an attempt of its own. The answers, or what each raised, in order.
+    """
     if len(replies) > 1:
         try:
             return list(_receive_in_one_transaction(new_uow(), replies))
+        except StoreUnusable as error:
+            return [error] * len(replies)
         except Exception as error:  # which reply failed is found by handling each alone
-            if not each_alone_after(error):
-                return [error] * len(replies)
             log.warning("%d replies together failed (%s); handling each alone", len(replies), error)
     outcomes: list[SmsAnswer | Exception] = []
     for sms, now in replies:

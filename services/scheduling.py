@@ -28,7 +28,7 @@ from scheduler.reminders import (
 )
 from schemas.regimen import Regimen
 from services.clock import quiet_end, require_aware
-from services.ports import RecordedEvent, ReminderPlan, UnitOfWork
+from services.ports import RecordedEvent, ReminderPlan, StoreUnusable, UnitOfWork
 from services.reply_ports import ANSWERABLE_STATUSES
 from services.scheduling_ports import (
     ConfirmToken,
@@ -218,13 +218,79 @@ def consume_events(
     config: SchedulerConfig = SchedulerConfig(),
     limit: int = 100,
 ) -> int:
-    """Act on up to `limit` unseen events in one transaction with the cursor; how many."""
+    """Act on up to `limit` unseen events in one transaction with the cursor; how many.
+
+    An event whose handling fails must not stop every later one: the events are then taken
+    one at a time, and one that fails alone too is passed over, its error logged. Not when
+    the database cannot be used (StoreUnusable: raised, and the events wait for it)."""
     require_aware(now)
-    with uow:
-        handler = _EventHandler(uow.scheduling, now, config)
-        seen = uow.events.consume(CONSUMER, handler, limit)
-        uow.commit()
+    handling = _Handling(now, config)
+    try:
+        return handling.consume(uow, limit)
+    except StoreUnusable:
+        raise
+    except Exception as error:  # which event failed is found by taking them one at a time
+        if limit > 1:
+            log.warning("%d events failed together (%r): taking them one at a time", limit, error)
+    try:
+        return handling.consume(uow, 1)
+    except StoreUnusable:
+        raise
+    except Exception as error:  # that event fails alone: its effect cannot be had
+        if handling.failed is None:
+            raise  # not an event's handling: the cursor's own
+        return _pass_over(uow, handling.failed, error)
+
+
+class _Handling:
+    """The scheduler's handler over one consumption, noting the event it failed on."""
+
+    def __init__(self, now: datetime, config: SchedulerConfig) -> None:
+        self._now, self._config = now, config
+        self.failed: RecordedEvent | None = None
+
+    def consume(self, uow: UnitOfWork, limit: int) -> int:
+        self.failed = None
+        with uow:
+            handler = _EventHandler(uow.scheduling, self._now, self._config)
+
+            def handle(recorded: RecordedEvent) -> None:
+                self.failed = recorded
+                handler(recorded)
+                self.failed = None
+
+            seen = uow.events.consume(CONSUMER, handle, limit)
+            uow.commit()
+        return seen
+
+
+def _pass_over(uow: UnitOfWork, failed: RecordedEvent, error: Exception) -> int:
+    """Move the cursor past `failed`, if it is still the next event (another scheduler may
+    have moved on meanwhile): 1, or 0 when it was not."""
+
+    def pass_over(recorded: RecordedEvent) -> None:
+        if recorded.id != failed.id:
+            raise _NotTheFailedEvent
+        event = recorded.event
+        log.error(
+            "event %s (%s, person %s) passed over: its handling failed: %r",
+            recorded.id,
+            event.type,
+            event.person_id,
+            error,
+        )
+
+    try:
+        with uow:
+            seen = uow.events.consume(CONSUMER, pass_over, 1)
+            uow.commit()
+    except _NotTheFailedEvent:
+        return 0
     return seen
+
+
+class _NotTheFailedEvent(Exception):
+    """The next event is not the one that failed: nothing is passed over."""
 
 
 def send_followups(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from services.ports import StoreUnusable
 
-class StoreError(Exception):
+
+class StoreError(StoreUnusable):
     """The database cannot be used; the message is one line that names the problem."""
 
 

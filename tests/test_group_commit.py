@@ -21,7 +21,7 @@ from dosewise.wiring import database_on
 from notifier.twilio_webhooks import compute_signature
 from services.replies import InboundSms, SmsAnswer, receive_sms_together
 from store.engine import session_factory
-from store.errors import DatabaseUnavailable, StoreError
+from store.errors import DatabaseUnavailable
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import (
     add_reminder,
@@ -161,9 +161,7 @@ def test_when_the_database_is_down_the_batch_fails_as_one_without_a_try_each(
         return opened[-1]
 
     replies = [(InboundSms(new_sid(), phone(number), "TAKEN"), NOW) for number in range(3)]
-    outcomes = receive_sms_together(
-        new_uow, replies, each_alone_after=lambda error: not isinstance(error, StoreError)
-    )
+    outcomes = receive_sms_together(new_uow, replies)
     assert [type(each) for each in outcomes] == [DatabaseUnavailable] * 3
     assert len(opened) == 1  # one attempt for the three, not one more each
     missing.dispose()

@@ -196,9 +196,7 @@ def create_app(
     )
     metrics = Metrics.create()
     sms = GroupCommit[tuple[InboundSms, datetime], SmsAnswer](
-        lambda replies: receive_sms_together(
-            uow_factory, replies, each_alone_after=_one_replys_fault
-        ),
+        lambda replies: receive_sms_together(uow_factory, replies),
         lanes=sms_lanes,
         most=MOST_REPLIES_PER_TRANSACTION,
         patience=SLOW_BATCH_S,
@@ -212,12 +210,6 @@ def create_app(
     _add_operations(app, uow_factory, metrics)
     app.include_router(admin_router(settings, clock, queries))
     return app
-
-
-def _one_replys_fault(error: Exception) -> bool:
-    """Whether a batch of replies may have failed for one of them (so each is tried alone):
-    not when the database cannot be used, which fails every one of them alike."""
-    return not isinstance(error, StoreError)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
