@@ -341,6 +341,24 @@ def day_references(regimen: Regimen, day: date, zone: ZoneInfo) -> list[Referenc
     return references
 
 
+def fixed_dose_references(regimen: Regimen, day: date, zone: ZoneInfo) -> list[Reference]:
+    """The doses fixed at a time (`at`) on `day`, as references: what they are to the day
+    before and the day after, which plan their own doses around them."""
+    return [
+        Reference(
+            entry.name, wall_minute(day, entry.at, zone)[0], frozenset({entry.key}), dose=True
+        )
+        for entry in regimen.supplements
+        if entry.at is not None
+    ]
+
+
+def neighbour_references(regimen: Regimen, day: date, zone: ZoneInfo) -> list[Reference]:
+    """Everything of `day` a dose of the day before or after keeps its gaps from: the meals,
+    the medicines and the fixed-time doses."""
+    return day_references(regimen, day, zone) + fixed_dose_references(regimen, day, zone)
+
+
 def adjacent_references(regimen: Regimen, day: date, frame: Day, gaps: GapRules) -> list[Reference]:
     """The meals, medicines and fixed-time doses of the day before and the day after that are
     near enough to this day's waking window for a gap to reach into it: they happen every day,
@@ -353,20 +371,9 @@ def adjacent_references(regimen: Regimen, day: date, frame: Day, gaps: GapRules)
         (day - timedelta(days=1), "the day before"),
         (day + timedelta(days=1), "the next day"),
     ):
-        zone = frame.zone
         candidates = [
             replace(reference, label=f"{reference.label}, {whose}")
-            for reference in day_references(regimen, other, zone)
-        ]
-        candidates += [
-            Reference(
-                f"{entry.name}, {whose}",
-                wall_minute(other, entry.at, zone)[0],
-                frozenset({entry.key}),
-                dose=True,
-            )
-            for entry in regimen.supplements
-            if entry.at is not None
+            for reference in neighbour_references(regimen, other, frame.zone)
         ]
         found += [
             reference
