@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from planner.day import day_references
+from planner.day import Reference, day_references, neighbour_references
 from planner.rules import RULES, Apart
 from planner.timeline import instant_of
 from schemas.regimen import Regimen
@@ -27,43 +27,64 @@ def iron_rule() -> Apart:
 
 
 class IronGaps:
-    """Checks iron confirmations against the day's planned meals, medicines and calcium doses.
+    """Checks iron confirmations against the planned meals, medicines and calcium doses.
 
-    The meal and medicine instants come from the regimen version that planned the dose; they
-    are computed once per (meals and medicines, zone, day), so people who share a routine share
-    the work.
+    As the planner does, a dose keeps its gap across midnight: it is judged against the
+    references of its own day and of the day before and the day after (their meals, medicines
+    and fixed-time doses; the same day's doses are the `calcium_doses` given). The instants come
+    from the regimen version that planned the dose; they are computed once per (routine, day),
+    a routine being the zone, meals, medicines and fixed-time calcium doses, so people who
+    share a routine share the work.
     """
 
     def __init__(self) -> None:
         self.rule = iron_rule()
         self._gap = timedelta(hours=self.rule.min_hours)
-        self._routines: dict[int, tuple[str, Regimen]] = {}
+        self._routines: dict[int, tuple[str, Regimen, ZoneInfo]] = {}
         self._references: dict[tuple[str, date], tuple[datetime, ...]] = {}
+        self._neighbours: dict[tuple[str, date], tuple[datetime, ...]] = {}
+        self._around: dict[tuple[str, date], tuple[datetime, ...]] = {}
 
     def add_regimen(self, regimen_id: int, regimen: Regimen) -> None:
+        fixed = sorted(
+            (entry.key, entry.at.isoformat())
+            for entry in regimen.supplements
+            if entry.at is not None and entry.key in self.rule.others
+        )
         routine = json.dumps(
             [
                 regimen.person.timezone,
                 regimen.model_dump(mode="json", include={"meals", "medications"}),
+                fixed,
             ],
             sort_keys=True,
         )
-        self._routines[regimen_id] = (routine, regimen)
+        self._routines[regimen_id] = (routine, regimen, ZoneInfo(regimen.person.timezone))
 
     def references(self, regimen_id: int | None, day: date) -> tuple[datetime, ...]:
+        """The instants (UTC) of `day` that a dose of the same day keeps iron from."""
+        return self._cached(self._references, regimen_id, day, day_references)
+
+    def neighbour_references(self, regimen_id: int | None, day: date) -> tuple[datetime, ...]:
+        """The instants (UTC) of `day` that a dose of the day before or after keeps iron from:
+        its fixed-time calcium doses too (their reminders are not among the dose's day's)."""
+        return self._cached(self._neighbours, regimen_id, day, neighbour_references)
+
+    def references_around(self, regimen_id: int | None, day: date) -> tuple[datetime, ...]:
+        """What an iron dose of `day` keeps its gap from: the day's references and those of
+        the day before and the day after."""
         known = self._routines.get(regimen_id) if regimen_id is not None else None
         if known is None:
             return ()
-        routine, regimen = known
-        cached = self._references.get((routine, day))
+        key = (known[0], day)
+        cached = self._around.get(key)
         if cached is None:
-            zone = ZoneInfo(regimen.person.timezone)
-            cached = tuple(
-                instant_of(reference.minute, zone).astimezone(UTC)
-                for reference in day_references(regimen, day, zone)
-                if reference.tags & self.rule.others
+            cached = (
+                *self.neighbour_references(regimen_id, day - timedelta(days=1)),
+                *self.references(regimen_id, day),
+                *self.neighbour_references(regimen_id, day + timedelta(days=1)),
             )
-            self._references[(routine, day)] = cached
+            self._around[key] = cached
         return cached
 
     def kept(
@@ -73,9 +94,34 @@ class IronGaps:
         taken_at: datetime,
         calcium_doses: Iterable[datetime] = (),
     ) -> bool:
-        """True when `taken_at` is at least the rule's gap from everything it keeps iron from."""
+        """True when `taken_at` is at least the rule's gap from everything it keeps iron from:
+        the references around `day` (the dose's local day) and the `calcium_doses` given."""
         gap = self._gap
-        for other in (*self.references(regimen_id, day), *calcium_doses):
+        # a dose is confirmed within its reminder's window, hours after it was due on `day`:
+        # whatever lies within the gap of it is on `day` or the day before or after
+        for other in (*self.references_around(regimen_id, day), *calcium_doses):
             if abs(taken_at - other) < gap:
                 return False
         return True
+
+    def _cached(
+        self,
+        cache: dict[tuple[str, date], tuple[datetime, ...]],
+        regimen_id: int | None,
+        day: date,
+        of_day: Callable[[Regimen, date, ZoneInfo], list[Reference]],
+    ) -> tuple[datetime, ...]:
+        """The instants (UTC) of the day's references `of_day` finds that iron keeps from."""
+        known = self._routines.get(regimen_id) if regimen_id is not None else None
+        if known is None:
+            return ()
+        routine, regimen, zone = known
+        cached = cache.get((routine, day))
+        if cached is None:
+            cached = tuple(
+                instant_of(reference.minute, zone).astimezone(UTC)
+                for reference in of_day(regimen, day, zone)
+                if reference.tags & self.rule.others
+            )
+            cache[(routine, day)] = cached
+        return cached

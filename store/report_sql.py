@@ -242,9 +242,15 @@ def load_regimens(connection: Connection, gaps: IronGaps, ids: Iterable[int | No
     validated: dict[str, Regimen | None] = {}
     for row in connection.execute(query, {"ids": wanted}):
         body = row.body if isinstance(row.body, dict) else json.loads(row.body)
-        # people with one routine (zone, meals, medicines) share one validated regimen
+        # people with one routine (zone, meals, medicines, fixed-time doses: the iron gaps
+        # read those of the day before and after) share one validated regimen
+        fixed = [
+            [entry.get("name"), entry.get("at")]
+            for entry in body.get("supplements") or ()
+            if entry.get("at") is not None
+        ]
         routine = json.dumps(
-            [body["person"]["timezone"], body.get("meals"), body.get("medications")],
+            [body["person"]["timezone"], body.get("meals"), body.get("medications"), fixed],
             sort_keys=True,
         )
         if routine not in validated:
