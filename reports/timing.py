@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -72,17 +73,21 @@ class IronGaps:
 
     def references_around(self, regimen_id: int | None, day: date) -> tuple[datetime, ...]:
         """What an iron dose of `day` keeps its gap from: the day's references and those of
-        the day before and the day after."""
+        the day before and the day after, in time order."""
         known = self._routines.get(regimen_id) if regimen_id is not None else None
         if known is None:
             return ()
         key = (known[0], day)
         cached = self._around.get(key)
         if cached is None:
-            cached = (
-                *self.neighbour_references(regimen_id, day - timedelta(days=1)),
-                *self.references(regimen_id, day),
-                *self.neighbour_references(regimen_id, day + timedelta(days=1)),
+            cached = tuple(
+                sorted(
+                    (
+                        *self.neighbour_references(regimen_id, day - timedelta(days=1)),
+                        *self.references(regimen_id, day),
+                        *self.neighbour_references(regimen_id, day + timedelta(days=1)),
+                    )
+                )
             )
             self._around[key] = cached
         return cached
@@ -99,10 +104,13 @@ class IronGaps:
         gap = self._gap
         # a dose is confirmed within its reminder's window, hours after it was due on `day`:
         # whatever lies within the gap of it is on `day` or the day before or after
-        for other in (*self.references_around(regimen_id, day), *calcium_doses):
-            if abs(taken_at - other) < gap:
-                return False
-        return True
+        references = self.references_around(regimen_id, day)
+        # the first reference after taken_at - gap is the only one that may lie within the gap
+        after = bisect_right(references, taken_at - gap)
+        if after < len(references) and references[after] < taken_at + gap:
+            return False
+        # most days have no calcium dose: no generator for them
+        return not calcium_doses or all(abs(taken_at - other) >= gap for other in calcium_doses)
 
     def _cached(
         self,
