@@ -125,8 +125,15 @@ EventHandler = Callable[[RecordedEvent], None]
 
 
 class StoreUnusable(Exception):
-    """The database cannot be used at all (the store's errors derive from this): the same
-    for every use case, not the fault of the one that met it."""
+    """The database cannot be used (a store error derives from this): the same for every use
+    case, not the fault of the one that met it. A lost connection may be one of a pool's,
+    which a fresh connection does not share."""
+
+
+class StoreConflict(Exception):
+    """The database aborted this transaction (a deadlock, a lock or statement timeout, a
+    serialization failure; a store error derives from this): the same work, tried again,
+    may well succeed."""
 
 
 class PeopleRepository(Protocol):

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -30,7 +30,14 @@ from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds_around
 from schemas.regimen import Regimen
 from services.clock import require_aware
-from services.ports import Event, EventType, PersonRecord, StoreUnusable, UnitOfWork
+from services.logs import error_line
+from services.ports import (
+    Event,
+    EventType,
+    PersonRecord,
+    StoreUnusable,
+    UnitOfWork,
+)
 from services.reply_ports import (
     InboundReply,
     MessageRecord,
@@ -113,9 +120,15 @@ class _Reply:
         self.events.append(Event(type_, self.person.id, self.now, payload))
 
 
-def receive_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> SmsAnswer:
-    """Handle one inbound SMS once: a redelivery of its MessageSid gets the stored answer."""
+def receive_sms(
+    uow: UnitOfWork, sms: InboundSms, now: datetime, *, lock_wait: float | None = None
+) -> SmsAnswer:
+    """Handle one inbound SMS once: a redelivery of its MessageSid gets the stored answer.
+    `lock_wait`: how long it may wait for a row lock before the database aborts it
+    (StoreConflict); None: as long as it takes."""
     with uow:
+        if lock_wait is not None:
+            uow.replies.limit_lock_waits(lock_wait)
         handled = _handle_sms(uow, sms, now)
         # in one go, as the last write: the event log serialises its writers (store.events)
         uow.events.append_many(handled.events)
@@ -129,37 +142,78 @@ def receive_sms_together(
     """Several inbound SMS, each at its own `now`, in one transaction: a group commit (the
     tracker's, for replies that arrive together), all or none. Each reply is still one use
     case with the effects and events of receive_sms; they share a BEGIN and a COMMIT and
-    their round trips, about a third of the CPU per reply (bench/webhook.py). When any of
-    them fails, all are rolled back and each is handled again in a transaction of its own,
-    so only the failing one fails; unless the database cannot be used (StoreUnusable), which
-    fails each alike, after an attempt of its own. The answers, or what each raised, in order.
-    """
-    if len(replies) > 1:
-        try:
-            return list(_receive_in_one_transaction(new_uow(), replies))
-        except StoreUnusable as error:
-            return [error] * len(replies)
-        except Exception as error:  # which reply failed is found by handling each alone
-            log.warning("%d replies together failed (%s); handling each alone", len(replies), error)
-    outcomes: list[SmsAnswer | Exception] = []
-    for sms, now in replies:
-        try:
-            outcomes.append(receive_sms(new_uow(), sms, now))
-        except Exception as error:  # this reply's own failure, for its caller to answer
-            outcomes.append(error)
+    their round trips, about a third of the CPU per reply (bench/webhook.py).
+
+    When any reply fails, or the batch waits for a row lock over LOCK_WAIT_S, or the
+    database aborts it (StoreConflict: a deadlock), all are rolled back and each is handled
+    again in a transaction of its own, so only what is really wrong with one reply fails it.
+    A reply that waits for a row lock over LOCK_WAIT_S alone too comes back as its
+    StoreConflict, for the caller to handle with receive_sms, unhurried, where it holds up
+    no other reply. A database that cannot be used (StoreUnusable) fails them all alike,
+    once a second try (a fresh connection) has failed too. The answers, or what each raised,
+    in order."""
+    if len(replies) == 1:
+        return [_alone(new_uow, *replies[0])]
+    # by sender (stably: one sender's replies keep their order), so that two batches lock
+    # the same people's rows in the same order and do not deadlock on them
+    order = sorted(range(len(replies)), key=lambda index: replies[index][0].from_number)
+    try:
+        answers = _tried_twice(
+            lambda: _receive_in_one_transaction(new_uow(), [replies[i] for i in order]),
+            StoreUnusable,  # a conflict (a lock waited for too long) goes reply by reply
+        )
+    except StoreUnusable as error:
+        return [error] * len(replies)
+    except Exception as error:  # which reply failed is found by handling each alone
+        log.warning("%d replies together failed (%s): each alone", len(replies), error_line(error))
+        return [_alone(new_uow, sms, now) for sms, now in replies]
+    outcomes: list[SmsAnswer | Exception] = list(answers)
+    for position, index in enumerate(order):
+        outcomes[index] = answers[position]
     return outcomes
+
+
+# how long a group commit's transaction waits for a row lock (another service's transaction
+# holding a reminder) before its replies go one by one, the others not held up by the one
+LOCK_WAIT_S = 0.5
 
 
 def _receive_in_one_transaction(
     uow: UnitOfWork, replies: Sequence[tuple[InboundSms, datetime]]
 ) -> list[SmsAnswer]:
     with uow:
+        uow.replies.limit_lock_waits(LOCK_WAIT_S)
         handled = [_handle_sms(uow, sms, now) for sms, now in replies]
         # every reply's events after every reply's rows: the event log's writers hold its
         # lock only while they commit (store.events), not while the next reply waits for a row
         uow.events.append_many([event for each in handled for event in each.events])
         uow.commit()
     return [each.answer for each in handled]
+
+
+def _alone(
+    new_uow: Callable[[], UnitOfWork], sms: InboundSms, now: datetime
+) -> SmsAnswer | Exception:
+    try:
+        return _tried_twice(
+            lambda: receive_sms(new_uow(), sms, now, lock_wait=LOCK_WAIT_S), StoreUnusable
+        )
+    except Exception as error:  # this reply's own failure (or conflict), for its caller
+        return error
+
+
+T = TypeVar("T")
+
+
+def _tried_twice(work: Callable[[], T], *again_after: type[Exception]) -> T:
+    """`work`, again once after one of `again_after`: a connection the database dropped (a
+    restart, a failover; StoreUnusable) fails the first try and the pool gives the second a
+    fresh one; a deadlock (StoreConflict) is undone. Safe to repeat: a reply whose commit did
+    land is found by its MessageSid and answered as stored."""
+    try:
+        return work()
+    except again_after:
+        return work()
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,10 @@ class ReplyRepository(Protocol):
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None: ...
 
+    def limit_lock_waits(self, seconds: float) -> None:
+        """Abort the transaction (StoreConflict) when it waits for a row lock longer."""
+        ...
+
     # reminders and their outcomes
     def open_reminder(self, person_id: int, now: datetime) -> OpenReminder | None: ...
 

@@ -28,7 +28,14 @@ from scheduler.reminders import (
 )
 from schemas.regimen import Regimen
 from services.clock import quiet_end, require_aware
-from services.ports import RecordedEvent, ReminderPlan, StoreUnusable, UnitOfWork
+from services.logs import error_line
+from services.ports import (
+    RecordedEvent,
+    ReminderPlan,
+    StoreConflict,
+    StoreUnusable,
+    UnitOfWork,
+)
 from services.reply_ports import ANSWERABLE_STATUSES
 from services.scheduling_ports import (
     ConfirmToken,
@@ -222,19 +229,20 @@ def consume_events(
 
     An event whose handling fails must not stop every later one: the events are then taken
     one at a time, and one that fails alone too is passed over, its error logged. Not when
-    the database cannot be used (StoreUnusable: raised, and the events wait for it)."""
+    the database cannot be used or aborted the transaction (StoreUnusable, StoreConflict:
+    raised, and the events wait for the next try)."""
     require_aware(now)
     handling = _Handling(now, config)
     try:
         return handling.consume(uow, limit)
-    except StoreUnusable:
+    except (StoreUnusable, StoreConflict):
         raise
     except Exception as error:  # which event failed is found by taking them one at a time
         if limit > 1:
-            log.warning("%d events failed together (%r): taking them one at a time", limit, error)
+            log.warning("events failed together (%s): one at a time", error_line(error))
     try:
         return handling.consume(uow, 1)
-    except StoreUnusable:
+    except (StoreUnusable, StoreConflict):
         raise
     except Exception as error:  # that event fails alone: its effect cannot be had
         if handling.failed is None:
@@ -273,11 +281,11 @@ def _pass_over(uow: UnitOfWork, failed: RecordedEvent, error: Exception) -> int:
             raise _NotTheFailedEvent
         event = recorded.event
         log.error(
-            "event %s (%s, person %s) passed over: its handling failed: %r",
+            "event %s (%s, person %s) passed over: its handling failed: %s",
             recorded.id,
             event.type,
             event.person_id,
-            error,
+            error_line(error),
         )
 
     try:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from services.ports import StoreUnusable
+from services.ports import StoreConflict, StoreUnusable
 
 
-class StoreError(StoreUnusable):
-    """The database cannot be used; the message is one line that names the problem."""
+class StoreError(Exception):
+    """The database did not do the work; the message is one line that names the problem."""
 
 
-class DatabaseUnavailable(StoreError):
+class DatabaseUnavailable(StoreError, StoreUnusable):
     """The URL is unusable, or the database cannot be reached or refuses us."""
 
 
-class SchemaNotCurrent(StoreError):
+class TransactionAborted(StoreError, StoreConflict):
+    """The database aborted the transaction: a deadlock, a lock or statement timeout, a
+    serialization failure (PostgreSQL), a database locked too long (SQLite)."""
+
+
+class SchemaNotCurrent(StoreError, StoreUnusable):
     """The database has no schema yet, or an older one: `dosewise db upgrade` fixes it."""
 
 

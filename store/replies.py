@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -163,6 +173,11 @@ def _record_in_one_statement() -> Any:
 _RECORD_PARAMETERS = ("reminder", "new_status", "confirmed", "now", "person", "result", "origin")
 _RECORD_POSTGRES = DriverStatement.compile(_record_in_one_statement(), *_RECORD_PARAMETERS, "reply")
 _SET_ANSWER_POSTGRES = DriverStatement.compile(_SET_ANSWER, "reply", "read_as", "text")
+# lock_timeout for the rest of the transaction, as a statement that can be staged
+_LIMIT_LOCK_WAITS = DriverStatement.compile(
+    select(func.set_config("lock_timeout", bindparam("limit", type_=String()), true())),
+    "limit",
+)
 
 
 class SqlReplies:
@@ -212,6 +227,12 @@ class SqlReplies:
         if with_open_reminder and person is not None:
             reminder = self.open_reminder(person.id, now)
         return ClaimedReply(claimed, person, reminder)
+
+    def limit_lock_waits(self, seconds: float) -> None:
+        """A row lock this transaction waits for longer than `seconds` aborts it
+        (TransactionAborted). PostgreSQL only: SQLite's writers wait at BEGIN."""
+        if self._postgres:
+            stage(self._session, _LIMIT_LOCK_WAITS, {"limit": f"{round(seconds * 1000)}ms"})
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None:
         values = {"reply": reply_id, "read_as": kind, "text": answer}

@@ -9,12 +9,18 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.engine import url_for_humans
-from store.errors import DatabaseUnavailable, first_line
+from store.errors import DatabaseUnavailable, TransactionAborted, first_line
 from store.events import SqlEventLog
 from store.outbox import SqlOutbox
 from store.replies import SqlReplies
 from store.repositories import SqlPeople, SqlRegimens, SqlReminders
 from store.scheduling import SqlScheduling
+
+# SQLSTATEs of a transaction the database aborted, not of a database that failed us: class 40
+# (serialization failure, deadlock), lock_not_available (lock_timeout), query_canceled
+# (statement_timeout)
+_ABORTED_CLASS = "40"
+_ABORTED_STATES = frozenset({"55P03", "57014"})
 
 
 class SqlUnitOfWork:
@@ -57,6 +63,8 @@ class SqlUnitOfWork:
             exc = exc or error
         finally:
             session.close()
+        if isinstance(exc, OperationalError) and _aborted(exc):
+            raise TransactionAborted(f"transaction aborted: {first_line(exc)}") from exc
         if isinstance(exc, OperationalError | InterfaceError):
             # the connection failed or the database refused: one line for the caller
             where = url_for_humans(session.get_bind().engine.url)
@@ -75,3 +83,11 @@ class SqlUnitOfWork:
         if self._session is None:
             raise RuntimeError("use the unit of work inside `with uow:`")
         return self._session
+
+
+def _aborted(error: OperationalError) -> bool:
+    """Whether the database aborted the transaction rather than failing us."""
+    state = getattr(error.orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith(_ABORTED_CLASS) or state in _ABORTED_STATES
+    return "database is locked" in str(error.orig)  # SQLite's busy timeout ran out

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import httpx
@@ -20,6 +21,7 @@ from dosewise.settings import Settings
 from dosewise.wiring import database_on
 from notifier.twilio_webhooks import compute_signature
 from services.replies import InboundSms, SmsAnswer, receive_sms_together
+from store.engine import create_engine as create_store_engine
 from store.engine import session_factory
 from store.errors import DatabaseUnavailable
 from store.unit_of_work import SqlUnitOfWork
@@ -33,6 +35,9 @@ from tests.seeding import (
 )
 from tests.tracker_client import AUTH_TOKEN, FORM_TYPE, NOW, PUBLIC_URL, new_sid
 from tracker.group_commit import GroupCommit
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 IRON_TAKEN = "Iron logged at 11:42. Dairy, calcium and medicines from 14:42."
@@ -149,7 +154,7 @@ def test_a_reply_that_fails_fails_alone_and_the_others_are_kept(
     ]
 
 
-def test_when_the_database_is_down_the_batch_fails_as_one_without_a_try_each(
+def test_when_the_database_is_down_the_batch_fails_as_one_after_a_second_try(
     tmp_path: Path,
 ) -> None:
     missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
@@ -163,7 +168,8 @@ def test_when_the_database_is_down_the_batch_fails_as_one_without_a_try_each(
     replies = [(InboundSms(new_sid(), phone(number), "TAKEN"), NOW) for number in range(3)]
     outcomes = receive_sms_together(new_uow, replies)
     assert [type(each) for each in outcomes] == [DatabaseUnavailable] * 3
-    assert len(opened) == 1  # one attempt for the three, not one more each
+    # the batch, and once more on a fresh connection; not one try more for each reply
+    assert len(opened) == 2
     missing.dispose()
 
 
@@ -267,7 +273,7 @@ def test_lanes_run_batches_side_by_side_and_no_more() -> None:
     assert recorder.most_running == 2
 
 
-def test_another_lane_starts_only_once_the_running_batch_has_outrun_patience() -> None:
+def test_another_lane_starts_once_the_running_batch_has_outrun_patience() -> None:
     recorder = Recorder()
     commit = GroupCommit[str, str](recorder, lanes=2, most=8, patience=0.3)
 
@@ -275,17 +281,57 @@ def test_another_lane_starts_only_once_the_running_batch_has_outrun_patience() -
         held = asyncio.ensure_future(commit("a"))
         await asyncio.sleep(0.05)
         waiting = asyncio.ensure_future(commit("b"))  # a's batch is young: b waits for it
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
         assert recorder.batches == [["a"]]
-        await asyncio.sleep(0.4)
-        arriving = asyncio.ensure_future(commit("c"))  # a's batch is slow: a second lane
+        await asyncio.sleep(0.35)  # a's batch is slow: b gets a lane, no arrival needed
+        assert recorder.batches == [["a"], ["b"]]
+        arriving = asyncio.ensure_future(commit("c"))  # both lanes are busy: c waits
         await asyncio.sleep(0.05)
+        assert recorder.batches == [["a"], ["b"]]
         recorder.go.set()
         return await asyncio.gather(held, waiting, arriving)
 
     assert asyncio.run(one_slow_batch()) == ["A", "B", "C"]
-    assert recorder.batches == [["a"], ["b", "c"]]
+    assert recorder.batches == [["a"], ["b"], ["c"]]
     assert recorder.most_running == 2
+
+
+def test_each_event_loop_has_lanes_of_its_own() -> None:
+    # an app may serve several loops (a test client each): a lane of one loop must never take
+    # another's item, whose future only its own loop may resolve
+    recorder = Recorder()
+    recorder.go.set()
+    commit = GroupCommit[str, str](recorder, lanes=1, most=8)
+    answers: dict[str, list[str]] = {}
+
+    def serve(name: str) -> None:
+        async def many() -> list[str]:
+            return list(await asyncio.gather(*(commit(f"{name}{n}") for n in range(20))))
+
+        answers[name] = asyncio.run(asyncio.wait_for(many(), 10))
+
+    threads = [threading.Thread(target=serve, args=(name,)) for name in ("x", "y")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert answers == {name: [f"{name.upper()}{n}" for n in range(20)] for name in ("x", "y")}
+    assert all(len({item[0] for item in batch}) == 1 for batch in recorder.batches)
+
+
+def test_a_runner_that_gives_too_few_outcomes_fails_the_rest_and_strands_none() -> None:
+    commit = GroupCommit[str, str](
+        lambda items: [item.upper() for item in items[:1]], lanes=1, most=8
+    )
+
+    async def three() -> list[object]:
+        first = asyncio.ensure_future(commit("a"))
+        await asyncio.sleep(0)
+        return await asyncio.gather(first, commit("b"), commit("c"), return_exceptions=True)
+
+    results = asyncio.run(asyncio.wait_for(three(), 10))
+    assert results[0] == "A"
+    assert [type(each) for each in results[1:]] in ([str, RuntimeError], [RuntimeError] * 2)
 
 
 def test_an_item_that_fails_raises_for_its_caller_only() -> None:
@@ -346,6 +392,20 @@ def signed_sms(body: str, from_number: str) -> tuple[bytes, dict[str, str]]:
     return content, {"Content-Type": FORM_TYPE, "X-Twilio-Signature": signature}
 
 
+async def replies_at_once(
+    app: FastAPI, senders: list[str], body: str = "TAKEN"
+) -> list[httpx.Response]:
+    """Signed replies, all sent at once, through the app's ASGI interface."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+        requests = [signed_sms(body, sender) for sender in senders]
+        return list(
+            await asyncio.gather(
+                *(client.post("/twilio/sms", content=data, headers=h) for data, h in requests)
+            )
+        )
+
+
 def test_replies_arriving_together_share_transactions_and_each_get_their_answer(
     database_url: str, engine: Engine, unit_of_work: UnitOfWorkFactory
 ) -> None:
@@ -403,3 +463,59 @@ def test_replies_together_while_the_database_is_down_are_each_answered_503(
     assert [response.status_code for response in responses] == [503] * 6
     assert all(response.text == "the database is unavailable\n" for response in responses)
     missing.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    engine = create_store_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+def test_a_batch_held_up_by_a_row_lock_lets_the_others_through_and_waits_for_its_own(
+    postgres_url: str, postgres_engine: Engine
+) -> None:
+    # PostgreSQL: SQLite has no row locks (its writers wait at BEGIN)
+    engine = postgres_engine
+    sessions = session_factory(engine)
+    reminders = people_with_an_open_reminder(lambda: SqlUnitOfWork(sessions), engine, 5)
+    settings = Settings(
+        database_url=postgres_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
+    )
+    app = tracker_app(settings, database_on(engine), lambda: NOW, sms_lanes=1)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_third_reminder() -> None:  # as another service's long transaction would
+        with engine.begin() as connection:
+            connection.execute(
+                text("SELECT id FROM reminders WHERE id = :id FOR UPDATE"), {"id": reminders[2]}
+            )
+            locked.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold_the_third_reminder)
+    holder.start()
+    assert locked.wait(timeout=10)
+
+    async def timed(client: httpx.AsyncClient, sender: str) -> tuple[float, httpx.Response]:
+        body, headers = signed_sms("TAKEN", sender)
+        response = await client.post("/twilio/sms", content=body, headers=headers)
+        return asyncio.get_running_loop().time(), response
+
+    async def all_at_once() -> tuple[float, list[tuple[float, httpx.Response]]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+            start = asyncio.get_running_loop().time()
+            asyncio.get_running_loop().call_later(3.0, release.set)
+            answered = await asyncio.gather(*(timed(client, phone(n)) for n in range(5)))
+            return start, list(answered)
+
+    start, answered = asyncio.run(all_at_once())
+    holder.join(timeout=30)
+    waits = [at - start for at, _ in answered]
+    assert [response.status_code for _, response in answered] == [200] * 5
+    assert all(IRON_TAKEN in response.text for _, response in answered)
+    # the four others within the batch's lock wait (and a little), the third after the lock
+    assert all(wait < 2.0 for index, wait in enumerate(waits) if index != 2), waits
+    assert waits[2] >= 3.0
+    assert sorted(confirmations(engine)) == sorted((each, "taken", "sms") for each in reminders)
