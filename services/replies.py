@@ -207,9 +207,9 @@ T = TypeVar("T")
 
 def _tried_twice(work: Callable[[], T], *again_after: type[Exception]) -> T:
     """`work`, again once after one of `again_after`: a connection the database dropped (a
-    restart, a failover; StoreUnusable) fails the first try and the pool gives the second a
-    fresh one; a deadlock (StoreConflict) is undone. Safe to repeat: a reply whose commit did
-    land is found by its MessageSid and answered as stored."""
+    restart, a failover: StoreUnusable) fails the first try, and the pool gives the second a
+    fresh one. Safe to repeat: a reply whose commit did land is found by its MessageSid and
+    answered as stored."""
     try:
         return work()
     except again_after:
