@@ -41,9 +41,15 @@ def _workers(pid: int) -> list[int]:
     children = [
         int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     ]
-    return [
-        child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
-    ]
+    return [child for child in children if b"spawn_main" in _command_line(child)]
+
+
+def _command_line(pid: int) -> bytes:
+    """The process's command line; empty once it has gone (a worker that dies as we look)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 ESTABLISHED, LISTEN = "01", "0A"  # the kernel's TCP states, as /proc/net/tcp writes them
