@@ -277,6 +277,9 @@ def report(
 ) -> tuple[float, float]:
     """Print one phase's figures; (replies/s, p99 ms)."""
     ordered = sorted(latencies)
+    if not ordered:
+        print(f"{title}: no replies (no prepared replies left: use more --people)")
+        return 0.0, float("inf")
 
     def percentile(share: float) -> float:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
@@ -396,6 +399,15 @@ def serve(url: str, port: int, workers: int | None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, env=environment, stderr=subprocess.DEVNULL)
 
 
+def port_is_free(port: int) -> None:
+    """Another server on the port would answer /healthz and every request in our stead."""
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(f"port {port} is in use: choose another with --port")
+
+
 def wait_for(port: int, child: subprocess.Popen[bytes]) -> None:
     import httpx
 
@@ -421,6 +433,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=40000)
     parser.add_argument("--port", type=int, default=8765)
     arguments = parser.parse_args()
+    port_is_free(arguments.port)
     server = make_url(SERVER)
     admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     name = f"dosewise_bench_{os.getpid()}"
