@@ -238,7 +238,7 @@ async def fixed_rate(
     connections: int,
     seconds: float,
     meter: CpuMeter,
-) -> tuple[float, float]:
+) -> tuple[float, float, int]:
     before, batches = meter.sample(), meter.transactions()
     count = min(len(prepared), int(rate * seconds))
     start = time.perf_counter() + 0.2
@@ -252,7 +252,7 @@ async def fixed_rate(
     figures = report(f"open loop at {rate:.0f}/s offered", latencies, errors, elapsed)
     print_cpu(before, meter.sample(), len(latencies))
     print_batches(meter, batches)
-    return figures
+    return (*figures, len(errors))
 
 
 async def drive(
@@ -264,10 +264,10 @@ async def drive(
         *(closed_loop(port, warmup, time.perf_counter() + 30, [], []) for _ in range(8))
     )
     await max_throughput(port, prepared, arguments.concurrency, arguments.seconds, meter)
-    rate, p99 = await fixed_rate(
+    rate, p99, errors = await fixed_rate(
         port, prepared, arguments.rate, arguments.connections, arguments.seconds, meter
     )
-    met = rate >= 0.98 * arguments.rate and arguments.rate >= 1000 and p99 < 50
+    met = rate >= 0.98 * arguments.rate and arguments.rate >= 1000 and p99 < 50 and not errors
     print(f"goal (>= 1000 replies/s sustained with p99 < 50 ms): {'met' if met else 'NOT met'}")
     return met
 
