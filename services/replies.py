@@ -144,16 +144,16 @@ def receive_sms_together(
     case with the effects and events of receive_sms; they share a BEGIN and a COMMIT and
     their round trips, about a third of the CPU per reply (bench/webhook.py).
 
-    When any reply fails, or the batch waits for a row lock over LOCK_WAIT_S, or the
+    When any reply fails, or the batch waits for a row lock over BATCH_LOCK_WAIT_S, or the
     database aborts it (StoreConflict: a deadlock), all are rolled back and each is handled
     again in a transaction of its own, so only what is really wrong with one reply fails it.
-    A reply that waits for a row lock over LOCK_WAIT_S alone too comes back as its
-    StoreConflict, for the caller to handle with receive_sms, unhurried, where it holds up
-    no other reply. A database that cannot be used (StoreUnusable) fails them all alike,
-    once a second try (a fresh connection) has failed too. The answers, or what each raised,
-    in order."""
+    Alone, a reply waits ALONE_LOCK_WAIT_S at most: one still held up comes back as its
+    StoreConflict, for the caller to handle apart (receive_sms_one_by_one, a longer wait),
+    where it holds up no other reply. A database that cannot be used (StoreUnusable) fails
+    them all alike, once a second try (a fresh connection) has failed too. The answers, or
+    what each raised, in order."""
     if len(replies) == 1:
-        return [_alone(new_uow, *replies[0])]
+        return receive_sms_one_by_one(new_uow, replies, ALONE_LOCK_WAIT_S)
     # by sender (stably: one sender's replies keep their order), so that two batches lock
     # the same people's rows in the same order and do not deadlock on them
     order = sorted(range(len(replies)), key=lambda index: replies[index][0].from_number)
@@ -166,23 +166,27 @@ def receive_sms_together(
         return [error] * len(replies)
     except Exception as error:  # which reply failed is found by handling each alone
         log.warning("%d replies together failed (%s): each alone", len(replies), error_line(error))
-        return [_alone(new_uow, sms, now) for sms, now in replies]
+        return receive_sms_one_by_one(new_uow, replies, ALONE_LOCK_WAIT_S)
     outcomes: list[SmsAnswer | Exception] = list(answers)
     for position, index in enumerate(order):
         outcomes[index] = answers[position]
     return outcomes
 
 
-# how long a group commit's transaction waits for a row lock (another service's transaction
-# holding a reminder) before its replies go one by one, the others not held up by the one
-LOCK_WAIT_S = 0.5
+# How long a reply's transaction waits for a row lock (another service's transaction holding
+# a reminder): a batch briefly, then its replies one by one more briefly still, so the others
+# are not held up by the one; that one is then handled apart, for up to 10 s (Twilio waits
+# 15 s for an answer).
+BATCH_LOCK_WAIT_S = 0.2
+ALONE_LOCK_WAIT_S = 0.05
+HELD_UP_LOCK_WAIT_S = 10.0
 
 
 def _receive_in_one_transaction(
     uow: UnitOfWork, replies: Sequence[tuple[InboundSms, datetime]]
 ) -> list[SmsAnswer]:
     with uow:
-        uow.replies.limit_lock_waits(LOCK_WAIT_S)
+        uow.replies.limit_lock_waits(BATCH_LOCK_WAIT_S)
         handled = [_handle_sms(uow, sms, now) for sms, now in replies]
         # every reply's events after every reply's rows: the event log's writers hold its
         # lock only while they commit (store.events), not while the next reply waits for a row
@@ -191,12 +195,23 @@ def _receive_in_one_transaction(
     return [each.answer for each in handled]
 
 
+def receive_sms_one_by_one(
+    new_uow: Callable[[], UnitOfWork],
+    replies: Sequence[tuple[InboundSms, datetime]],
+    lock_wait: float,
+) -> list[SmsAnswer | Exception]:
+    """Each reply in a transaction of its own (receive_sms), waiting `lock_wait` at most for
+    a row lock, and tried once more after a lost connection. The answers, or what each
+    raised (StoreConflict for one held up longer), in order."""
+    return [_alone(new_uow, sms, now, lock_wait) for sms, now in replies]
+
+
 def _alone(
-    new_uow: Callable[[], UnitOfWork], sms: InboundSms, now: datetime
+    new_uow: Callable[[], UnitOfWork], sms: InboundSms, now: datetime, lock_wait: float
 ) -> SmsAnswer | Exception:
     try:
         return _tried_twice(
-            lambda: receive_sms(new_uow(), sms, now, lock_wait=LOCK_WAIT_S), StoreUnusable
+            lambda: receive_sms(new_uow(), sms, now, lock_wait=lock_wait), StoreUnusable
         )
     except Exception as error:  # this reply's own failure (or conflict), for its caller
         return error

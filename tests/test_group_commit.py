@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -518,4 +518,64 @@ def test_a_batch_held_up_by_a_row_lock_lets_the_others_through_and_waits_for_its
     # the four others within the batch's lock wait (and a little), the third after the lock
     assert all(wait < 2.0 for index, wait in enumerate(waits) if index != 2), waits
     assert waits[2] >= 3.0
+    assert sorted(confirmations(engine)) == sorted((each, "taken", "sms") for each in reminders)
+
+
+def test_replies_held_up_by_row_locks_take_one_thread_and_hold_up_nothing_else(
+    postgres_url: str, postgres_engine: Engine
+) -> None:
+    engine = postgres_engine
+    sessions = session_factory(engine)
+    reminders = people_with_an_open_reminder(lambda: SqlUnitOfWork(sessions), engine, 6)
+    settings = Settings(
+        database_url=postgres_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
+    )
+    # the tracker's own pool: 4 connections, as each worker has
+    store = database_on(create_store_engine(postgres_url, pool_size=4, pre_ping=False))
+    app = tracker_app(settings, store, lambda: NOW, sms_lanes=3)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_every_reminder() -> None:  # as another service's long transaction would
+        with engine.begin() as connection:
+            connection.execute(
+                text("SELECT id FROM reminders WHERE id = ANY(:ids) FOR UPDATE"),
+                {"ids": reminders},
+            )
+            locked.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold_every_reminder)
+    holder.start()
+    assert locked.wait(timeout=10)
+
+    async def timed(request: Awaitable[httpx.Response]) -> tuple[float, httpx.Response]:
+        response = await request
+        return asyncio.get_running_loop().time(), response
+
+    async def all_at_once() -> tuple[float, list[tuple[float, httpx.Response]]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            loop.call_later(4.0, release.set)
+            held = [signed_sms("TAKEN", phone(n)) for n in range(6)]
+            others = [signed_sms("HELP", f"+4599{n:06d}") for n in range(4)]
+            requests = [
+                client.post("/twilio/sms", content=body, headers=h) for body, h in held + others
+            ]
+            await asyncio.sleep(0.5)  # the held-up replies are waiting apart by now
+            requests.append(client.get("/healthz"))
+            requests += [
+                client.post("/twilio/sms", content=body, headers=h)
+                for body, h in [signed_sms("HELP", f"+4598{n:06d}") for n in range(4)]
+            ]
+            answered = await asyncio.gather(*(timed(each) for each in requests))
+            return start, list(answered)
+
+    start, answered = asyncio.run(all_at_once())
+    holder.join(timeout=30)
+    waits = [at - start for at, _ in answered]
+    assert [response.status_code for _, response in answered] == [200] * 15
+    assert all(wait >= 4.0 for wait in waits[:6])  # the locked ones, once the lock went
+    assert all(wait < 2.5 for wait in waits[6:]), waits  # HELP and /healthz meanwhile
     assert sorted(confirmations(engine)) == sorted((each, "taken", "sms") for each in reminders)

@@ -48,11 +48,12 @@ from reports.ports import AdherenceQueries
 from services.health import check_database
 from services.ports import StoreConflict, UnitOfWork
 from services.replies import (
+    HELD_UP_LOCK_WAIT_S,
     DeliveryStatus,
     InboundSms,
     SmsAnswer,
     confirm_by_link,
-    receive_sms,
+    receive_sms_one_by_one,
     receive_sms_together,
     record_delivery_status,
 )
@@ -203,7 +204,14 @@ def create_app(
         patience=SLOW_BATCH_S,
         on_batch=metrics.sms_batches.observe,
     )
-    webhooks = _webhooks(settings, twilio, sms, uow_factory, clock, metrics)
+    # replies a row lock held up past the batches' short waits: one at a time, apart, so
+    # that however many are held up they take one thread and connection, not all of them
+    held_up = GroupCommit[tuple[InboundSms, datetime], SmsAnswer](
+        lambda replies: receive_sms_one_by_one(uow_factory, replies, HELD_UP_LOCK_WAIT_S),
+        lanes=1,
+        most=1,
+    )
+    webhooks = _webhooks(settings, twilio, SmsLanes(sms, held_up), uow_factory, clock, metrics)
     app.front = BodySizeLimit(WebhookRoutes(app.behind_the_webhooks, webhooks))
     _add_error_handlers(app)
     _document_webhooks(app, webhooks)
@@ -236,6 +244,14 @@ class TrackerApp(FastAPI):
 
     async def behind_the_webhooks(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class SmsLanes:
+    """Inbound SMS's two group commits: batches, and the replies a row lock held up."""
+
+    batches: GroupCommit[tuple[InboundSms, datetime], SmsAnswer]
+    held_up: GroupCommit[tuple[InboundSms, datetime], SmsAnswer]
 
 
 @dataclass(frozen=True)
@@ -327,7 +343,7 @@ _PLAIN_TEXT = b"text/plain; charset=utf-8"
 def _webhooks(
     settings: Settings,
     twilio: TwilioWebhooks,
-    sms_batches: GroupCommit[tuple[InboundSms, datetime], SmsAnswer],
+    sms_lanes: SmsLanes,
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     metrics: Metrics,
@@ -356,9 +372,9 @@ def _webhooks(
         )
         now = clock()
         try:
-            answer = await sms_batches((sms, now))
-        except StoreConflict:  # held up by a row lock: alone, as long as it takes
-            answer = await _in_thread(receive_sms, uow_factory(), sms, now)
+            answer = await sms_lanes.batches((sms, now))
+        except StoreConflict:  # held up by a row lock: apart, waiting longer
+            answer = await sms_lanes.held_up((sms, now))
         outcome = "duplicate" if answer.duplicate else answer.kind
         metrics.webhooks.labels("/twilio/sms", outcome).inc()
         log.info("sms %s from %s: %s", sms.provider_id, mask_phone(sms.from_number), outcome)
