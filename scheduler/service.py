@@ -17,7 +17,8 @@ from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from services.ports import UnitOfWork
+from services.logs import error_line
+from services.ports import StoreConflict, UnitOfWork
 from services.reporting import ReportRollup, catch_up_report_rollup
 from services.scheduling import SchedulerConfig, materialise, tick
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 STANDBY_RETRY_S = 2.0  # a standby asks for the lock this often: takeover well inside 10 s
 LEADER_CHECK_S = 2.0  # the leader checks its lock connection this often
+RETRY_AFTER = timedelta(seconds=10)  # a job the database aborted (a deadlock) runs again then
 
 
 def _utc_now() -> datetime:
@@ -64,6 +66,7 @@ class SchedulerService:
         self._config = config
         self._leading = threading.Event()
         self._woken = threading.Event()
+        self._ticking = threading.Event()
         self._clock = BackgroundScheduler(
             timezone=UTC,
             job_defaults={
@@ -78,17 +81,22 @@ class SchedulerService:
             },
         )
         self._clock.add_job(
-            self._materialise,
+            self._guarded("materialise", self._materialise),
             "interval",
             id="materialise",
             seconds=materialise_every.total_seconds(),
         )
-        self._clock.add_job(self._tick, "interval", id="tick", seconds=tick_every.total_seconds())
+        self._clock.add_job(
+            self._guarded("tick", self._tick),
+            "interval",
+            id="tick",
+            seconds=tick_every.total_seconds(),
+        )
         # the adherence report's rollup: exact without this job, faster with it
         self._report_rollup = report_rollup
         if report_rollup is not None:
             self._clock.add_job(
-                self._refresh_reports,
+                self._guarded("report_rollup", self._refresh_reports),
                 "interval",
                 id="report_rollup",
                 seconds=rollup_every.total_seconds(),
@@ -133,13 +141,19 @@ class SchedulerService:
     def _lead_a_while(self) -> None:
         if self._coordinator.wait_for_events(LEADER_CHECK_S / 4):
             self._woken.set()
-            self._wake("tick")
+            # a running tick runs once more for it (APScheduler would refuse a second one
+            # with a warning a time: hundreds a minute in a burst of replies)
+            if not self._ticking.is_set():
+                self._wake("tick")
         elif not self._coordinator.still_leading():
             log.warning("scheduler: lost the leader lock; standing by")
             self._leading.clear()
 
-    def _wake(self, job_id: str) -> None:
-        self._clock.modify_job(job_id, next_run_time=datetime.now(UTC))
+    def _wake(self, job_id: str, after: timedelta = timedelta(0)) -> None:
+        self._clock.modify_job(job_id, next_run_time=datetime.now(UTC) + after)
+
+    def _guarded(self, job_id: str, job: Callable[[], None]) -> Callable[[], None]:
+        return logged_job(job_id, job, lambda: self._wake(job_id, RETRY_AFTER))
 
     def _materialise(self) -> None:
         if self._leading.is_set():
@@ -157,8 +171,32 @@ class SchedulerService:
     def _tick(self) -> None:
         # an event that arrives while a tick runs sets _woken again: run once more for it
         # instead of waiting for the next interval
-        while self._leading.is_set():
-            self._woken.clear()
-            tick(self._unit_of_work, self._now(), self._config)
-            if not self._woken.is_set():
-                break
+        self._ticking.set()
+        try:
+            while self._leading.is_set():
+                self._woken.clear()
+                tick(self._unit_of_work, self._now(), self._config)
+                if not self._woken.is_set():
+                    break
+        finally:
+            self._ticking.clear()
+
+
+def logged_job(
+    job_id: str, job: Callable[[], None], again_soon: Callable[[], None]
+) -> Callable[[], None]:
+    """The job as APScheduler runs it: a failure is one log line and the next run tries
+    again (`again_soon` after a conflict, such as a deadlock); never a traceback, which would
+    carry the SQL and its parameters (phone numbers) into the log (it is there at DEBUG)."""
+
+    def run() -> None:
+        try:
+            job()
+        except StoreConflict as error:
+            log.warning("%s: %s; running again soon", job_id, error_line(error))
+            again_soon()
+        except Exception as error:  # the next run tries again
+            log.error("%s failed: %s", job_id, error_line(error))
+            log.debug("%s failed", job_id, exc_info=True)
+
+    return run

@@ -173,8 +173,11 @@ def _keys_in_order(reminders: Sequence[ReminderPlan | RemindedDose]) -> list[lis
     return keys
 
 
-def _planning_key(body: dict[str, Any]) -> str:
-    person = body.get("person", {})
+def _planning_key(body: Any) -> str:
+    person = body.get("person") if isinstance(body, dict) else None
+    if not isinstance(person, dict):
+        # not a regimen at all (a stored body no dosewise wrote): refused when validated
+        return json.dumps(body, sort_keys=True, default=str)
     planning = {key: value for key, value in body.items() if key != "person"}
     # the person's name, phone and channel do not move a dose; zone, waking and quiet do
     planning["person"] = {key: person.get(key) for key in ("timezone", "waking", "quiet")}

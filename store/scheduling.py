@@ -152,6 +152,9 @@ class SqlScheduling:
         planning it again, after an opt-in or a regimen changed back, revives it)."""
         if not plans:
             return
+        # rows in key order, whoever writes them (materialise, an event's re-plan): two
+        # writers lock reminders in one order, so they wait for each other, never deadlock
+        plans = sorted(plans, key=lambda plan: (plan.person_id, plan.due_at, plan.slot_key))
         if self._postgres and len(plans) > COPY_THRESHOLD:
             self._save_by_copy(plans, now)
             return
@@ -197,6 +200,7 @@ class SqlScheduling:
         connection.exec_driver_sql(
             f"INSERT INTO reminders ({columns}, status, created_at, updated_at)"
             f" SELECT {columns}, 'planned', %(now)s, %(now)s FROM reminders_incoming"
+            " ORDER BY person_id, due_at, slot_key"
             " ON CONFLICT (person_id, due_at, slot_key) DO UPDATE SET "
             + ", ".join(f"{name} = EXCLUDED.{name}" for name in _REPLANNED)
             + ", status = 'planned', updated_at = EXCLUDED.updated_at"
