@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from dosewise.cmd_tracker import tracker_app
 from dosewise.settings import Settings
-from dosewise.wiring import database_on
+from dosewise.wiring import Database, database_on
 from notifier.twilio_webhooks import compute_signature
 from services.replies import InboundSms, SmsAnswer, receive_sms_together
 from store.engine import create_engine as create_store_engine
@@ -45,6 +45,16 @@ IRON_TAKEN = "Iron logged at 11:42. Dairy, calcium and medicines from 14:42."
 
 def phone(number: int) -> str:
     return f"+45201234{number:02d}"
+
+
+def signed_tracker(
+    store: Database, database_url: str = "sqlite://", *, sms_lanes: int = 1
+) -> FastAPI:
+    """The real tracker on `store`, its webhooks signed with the test token, the clock at NOW."""
+    settings = Settings(
+        database_url=database_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
+    )
+    return tracker_app(settings, store, lambda: NOW, sms_lanes=sms_lanes)
 
 
 def people_with_an_open_reminder(
@@ -411,10 +421,7 @@ def test_replies_arriving_together_share_transactions_and_each_get_their_answer(
 ) -> None:
     count = 12
     reminders = people_with_an_open_reminder(unit_of_work, engine, count)
-    settings = Settings(
-        database_url=database_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
-    )
-    app = tracker_app(settings, database_on(engine), lambda: NOW, sms_lanes=1)
+    app = signed_tracker(database_on(engine), database_url, sms_lanes=1)
 
     async def all_at_once() -> tuple[list[httpx.Response], str]:
         transport = httpx.ASGITransport(app=app)
@@ -446,8 +453,7 @@ def test_replies_together_while_the_database_is_down_are_each_answered_503(
     tmp_path: Path,
 ) -> None:
     missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
-    settings = Settings(public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN)
-    app = tracker_app(settings, database_on(missing), lambda: NOW, sms_lanes=1)
+    app = signed_tracker(database_on(missing))
 
     async def all_at_once() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
@@ -479,10 +485,7 @@ def test_a_batch_held_up_by_a_row_lock_lets_the_others_through_and_waits_for_its
     engine = postgres_engine
     sessions = session_factory(engine)
     reminders = people_with_an_open_reminder(lambda: SqlUnitOfWork(sessions), engine, 5)
-    settings = Settings(
-        database_url=postgres_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
-    )
-    app = tracker_app(settings, database_on(engine), lambda: NOW, sms_lanes=1)
+    app = signed_tracker(database_on(engine), postgres_url, sms_lanes=1)
     locked, release = threading.Event(), threading.Event()
 
     def hold_the_third_reminder() -> None:  # as another service's long transaction would
@@ -527,12 +530,9 @@ def test_replies_held_up_by_row_locks_take_one_thread_and_hold_up_nothing_else(
     engine = postgres_engine
     sessions = session_factory(engine)
     reminders = people_with_an_open_reminder(lambda: SqlUnitOfWork(sessions), engine, 6)
-    settings = Settings(
-        database_url=postgres_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
-    )
     # the tracker's own pool: 4 connections, as each worker has
     store = database_on(create_store_engine(postgres_url, pool_size=4, pre_ping=False))
-    app = tracker_app(settings, store, lambda: NOW, sms_lanes=3)
+    app = signed_tracker(store, postgres_url, sms_lanes=3)
     locked, release = threading.Event(), threading.Event()
 
     def hold_every_reminder() -> None:  # as another service's long transaction would

@@ -16,19 +16,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
-from dosewise.cmd_tracker import tracker_app
-from dosewise.settings import Settings
 from dosewise.wiring import database_on
 from store.engine import session_factory
 from store.unit_of_work import SqlUnitOfWork
 from tests.conftest import end_other_backends
 from tests.seeding import add_reminder, confirmations, enrol
-from tests.test_group_commit import people_with_an_open_reminder, phone, replies_at_once
+from tests.test_group_commit import (
+    people_with_an_open_reminder,
+    phone,
+    replies_at_once,
+    signed_tracker,
+)
 from tests.tracker_client import (
-    AUTH_TOKEN,
     NOW,
     PHONE,
-    PUBLIC_URL,
     Tracker,
     make_tracker,
     new_sid,
@@ -68,10 +69,7 @@ def test_a_batch_that_meets_a_dropped_connection_goes_again_and_every_reply_coun
 ) -> None:
     unit_of_work = lambda: SqlUnitOfWork(session_factory(one_connection))  # noqa: E731
     reminders = people_with_an_open_reminder(unit_of_work, one_connection, 8)
-    settings = Settings(
-        database_url=postgres_url, public_url=PUBLIC_URL, twilio_auth_token=AUTH_TOKEN
-    )
-    app = tracker_app(settings, database_on(one_connection), lambda: NOW, sms_lanes=1)
+    app = signed_tracker(database_on(one_connection), postgres_url)
     with unit_of_work() as uow:  # the pool's one connection, used once
         uow.people.by_phone(PHONE)
     assert end_other_backends(postgres_url) >= 1
