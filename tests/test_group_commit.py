@@ -423,17 +423,14 @@ def test_replies_arriving_together_share_transactions_and_each_get_their_answer(
     reminders = people_with_an_open_reminder(unit_of_work, engine, count)
     app = signed_tracker(database_on(engine), database_url, sms_lanes=1)
 
-    async def all_at_once() -> tuple[list[httpx.Response], str]:
+    async def all_at_once_then_metrics() -> tuple[list[httpx.Response], str]:
+        responses = await replies_at_once(app, [phone(number) for number in range(count)])
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
-            requests = [signed_sms("TAKEN", phone(number)) for number in range(count)]
-            responses = await asyncio.gather(
-                *(client.post("/twilio/sms", content=body, headers=h) for body, h in requests)
-            )
             metrics = await client.get("/metrics")
-            return list(responses), metrics.text
+        return responses, metrics.text
 
-    responses, metrics = asyncio.run(all_at_once())
+    responses, metrics = asyncio.run(all_at_once_then_metrics())
     assert [response.status_code for response in responses] == [200] * count
     assert all(IRON_TAKEN in response.text for response in responses)
     assert sorted(confirmations(engine)) == sorted((each, "taken", "sms") for each in reminders)
@@ -454,18 +451,7 @@ def test_replies_together_while_the_database_is_down_are_each_answered_503(
 ) -> None:
     missing = create_engine(f"sqlite:///{tmp_path}/no/such/dir/dosewise.db")
     app = signed_tracker(database_on(missing))
-
-    async def all_at_once() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tracker") as client:
-            requests = [signed_sms("TAKEN", phone(number)) for number in range(6)]
-            return list(
-                await asyncio.gather(
-                    *(client.post("/twilio/sms", content=body, headers=h) for body, h in requests)
-                )
-            )
-
-    responses = asyncio.run(all_at_once())
+    responses = asyncio.run(replies_at_once(app, [phone(number) for number in range(6)]))
     assert [response.status_code for response in responses] == [503] * 6
     assert all(response.text == "the database is unavailable\n" for response in responses)
     missing.dispose()
