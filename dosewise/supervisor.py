@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableSequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -36,6 +36,7 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from dosewise.connection_share import ConnectionShare, EvenConnections
 from dosewise.errors import UserError
 
 log = logging.getLogger("dosewise.tracker")
@@ -150,33 +151,35 @@ class _Supervisor:
         self._workers = workers
         self._context = multiprocessing.get_context("spawn")
         self._stop = threading.Event()
+        # each worker's open connections (dosewise.connection_share), in shared memory
+        self._connections = self._context.RawArray("i", workers)
 
     def on_signal(self, number: int, _frame: FrameType | None) -> None:
         log.info("%s: stopping the workers", signal.Signals(number).name)
         self._stop.set()
 
     def run(self) -> int:
-        slots = [_Slot(self._start(), time.monotonic()) for _ in range(self._workers)]
+        slots = [_Slot(self._start(number), time.monotonic()) for number in range(self._workers)]
         status = 0
         while not self._stop.wait(_WATCH_INTERVAL_S):
             now = time.monotonic()  # the outermost loop reads the clock
-            for slot in slots:
+            for number, slot in enumerate(slots):
                 if self._stop.is_set():
                     break
                 if slot.process is None:
                     if now >= slot.restart_at:
-                        slot.process, slot.started_at = self._start(), now
+                        slot.process, slot.started_at = self._start(number), now
                 elif not slot.process.is_alive():
                     if slot.process.exitcode == STARTUP_FAILURE:
                         log.error("a worker could not start; stopping")
                         status = 1
                         self._stop.set()
                         break
-                    self._replace(slot, now)
+                    self._replace(slot, number, now)
         _stop_all([slot.process for slot in slots if slot.process is not None])
         return status
 
-    def _replace(self, slot: _Slot, now: float) -> None:
+    def _replace(self, slot: _Slot, number: int, now: float) -> None:
         died = slot.process
         assert died is not None
         early = now - slot.started_at < STABLE_AFTER_S
@@ -186,11 +189,13 @@ class _Supervisor:
             "worker %s ended (exit %s); starting another in %.1f s", died.pid, died.exitcode, delay
         )
         slot.process, slot.restart_at = None, now + delay
+        self._connections[number] = 0  # its connections ended with it
         if delay == 0:
-            slot.process, slot.started_at = self._start(), now
+            slot.process, slot.started_at = self._start(number), now
 
-    def _start(self) -> BaseProcess:
-        process = self._context.Process(target=_worker, args=(self._serving,), daemon=False)
+    def _start(self, number: int) -> BaseProcess:
+        share = (self._connections, number)
+        process = self._context.Process(target=_worker, args=(self._serving, share), daemon=False)
         process.start()
         return process
 
@@ -224,7 +229,27 @@ class SignalledServer(uvicorn.Server):
                 signal.signal(signum, handler)
 
 
-def _worker(serving: Serving) -> None:
+class _EvenServer(uvicorn.Server):
+    """A worker's uvicorn, its app behind EvenConnections (dosewise.connection_share)."""
+
+    def __init__(self, config: uvicorn.Config, share: ConnectionShare) -> None:
+        super().__init__(config)
+        self._share = share
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # the app is loaded by now, and each connection's protocol takes it from the config
+        self.config.loaded_app = EvenConnections(
+            self.config.loaded_app, self._share, self._open_connections
+        )
+        await super().startup(sockets)
+
+    def _open_connections(self) -> int:
+        # one already told `connection: close` is closing: it must not count, or every answer
+        # before it is gone would close another
+        return sum(not each.transport.is_closing() for each in self.server_state.connections)
+
+
+def _worker(serving: Serving, share: tuple[MutableSequence[int], int]) -> None:
     """One worker process: its own listening socket, one uvicorn server."""
     config = uvicorn.Config(
         serving.app_factory,
@@ -233,7 +258,7 @@ def _worker(serving: Serving) -> None:
         port=serving.port,
         **serving.options,
     )
-    server = uvicorn.Server(config)
+    server = _EvenServer(config, ConnectionShare(*share))
     try:
         sock = listening_socket(serving.host, serving.port)
     except OSError as error:
