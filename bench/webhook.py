@@ -156,60 +156,83 @@ def requests(people: int) -> list[bytes]:
     return prepared
 
 
-async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port)
+class Connection:
+    """One HTTP/1.1 keep-alive connection to the tracker, opened again when an answer says
+    `connection: close` (as Twilio's client would; the tracker's workers close some to even
+    out their shares of the connections). The reconnection counts in the latency."""
 
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.reconnections = 0
 
-async def exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> str | None:
-    """Send one request and read its answer: None when it is the expected TwiML."""
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    body = await reader.readexactly(length)
-    if head.startswith(b"HTTP/1.1 200") and b"Iron logged" in body:
-        return None
-    return head.split(b"\r\n", 1)[0].decode() + " " + body[:80].decode()
+    async def exchange(self, request: bytes) -> str | None:
+        """Send one request and read its answer: None when it is the expected TwiML."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        closing = False
+        for line in head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+            elif line.startswith(b"connection:") and b"close" in line:
+                closing = True
+        body = await self.reader.readexactly(length)
+        if closing:
+            self.close()
+            self.reconnections += 1
+        if head.startswith(b"HTTP/1.1 200") and b"Iron logged" in body:
+            return None
+        return head.split(b"\r\n", 1)[0].decode() + " " + body[:80].decode()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
 async def closed_loop(
     port: int, queue: list[bytes], deadline: float, latencies: list[float], errors: list[str]
-) -> None:
-    """One keep-alive connection sending its next request as soon as the last is answered."""
-    reader, writer = await connect(port)
+) -> int:
+    """One keep-alive connection sending its next request as soon as the last is answered;
+    how many times it was opened again."""
+    connection = Connection(port)
     try:
         while queue and time.perf_counter() < deadline:
             request = queue.pop()
             started = time.perf_counter()
-            error = await exchange(reader, writer, request)
+            error = await connection.exchange(request)
             latencies.append(time.perf_counter() - started)
             if error:
                 errors.append(error)
     finally:
-        writer.close()
+        connection.close()
+    return connection.reconnections
 
 
 async def open_loop(
     port: int, schedule: list[tuple[float, bytes]], latencies: list[float], errors: list[str]
-) -> None:
+) -> int:
     """One connection sending each request at its scheduled instant (or as soon as the one
-    before is answered); latency counts from the schedule, so a backlog shows in the figure."""
-    reader, writer = await connect(port)
+    before is answered); latency counts from the schedule, so a backlog shows in the figure.
+    How many times it was opened again."""
+    connection = Connection(port)
     try:
         for due, request in schedule:
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            error = await exchange(reader, writer, request)
+            error = await connection.exchange(request)
             latencies.append(time.perf_counter() - due)
             if error:
                 errors.append(error)
     finally:
-        writer.close()
+        connection.close()
+    return connection.reconnections
 
 
 async def max_throughput(
@@ -220,11 +243,12 @@ async def max_throughput(
     errors: list[str] = []
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(
+    reconnections = await asyncio.gather(
         *(closed_loop(port, prepared, deadline, latencies, errors) for _ in range(concurrency))
     )
     elapsed = time.perf_counter() - started
     report(f"closed loop, {concurrency} connections", latencies, errors, elapsed)
+    print(f"  connections opened again (the tracker closed them): {sum(reconnections)}")
     print_cpu(before, meter.sample(), len(latencies))
     print_batches(meter, batches)
     if not prepared:
@@ -247,9 +271,12 @@ async def fixed_rate(
         schedules[index % connections].append((start + index / rate, prepared.pop()))
     latencies: list[float] = []
     errors: list[str] = []
-    await asyncio.gather(*(open_loop(port, each, latencies, errors) for each in schedules))
+    reconnections = await asyncio.gather(
+        *(open_loop(port, each, latencies, errors) for each in schedules)
+    )
     elapsed = time.perf_counter() - start
     figures = report(f"open loop at {rate:.0f}/s offered", latencies, errors, elapsed)
+    print(f"  connections opened again (the tracker closed them): {sum(reconnections)}")
     print_cpu(before, meter.sample(), len(latencies))
     print_batches(meter, batches)
     return (*figures, len(errors))
