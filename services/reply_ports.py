@@ -6,6 +6,7 @@ services.ports only names it on the unit of work.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -25,6 +26,15 @@ class InboundReply:
     from_number: str
     body: str
     kind: str
+
+
+@dataclass(frozen=True)
+class ReplyClaim:
+    """One reply to claim (ReplyRepository.claim), at `now`."""
+
+    reply: InboundReply
+    now: datetime
+    with_open_reminder: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,11 @@ class ReplyRepository(Protocol):
     def claim(
         self, reply: InboundReply, now: datetime, *, with_open_reminder: bool = False
     ) -> ClaimedReply | None: ...
+
+    def claim_together(self, claims: Sequence[ReplyClaim]) -> list[ClaimedReply | None]:
+        """Each as claim would, in order, in one round trip where the store can: for replies
+        whose claims do not depend on each other (different senders)."""
+        ...
 
     def set_answer(self, reply_id: int, kind: str, answer: str | None) -> None: ...
 

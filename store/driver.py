@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,32 +133,64 @@ def send_staged(connection: Connection, *, then_commit: bool = False) -> None:
 _Execution = tuple["DriverStatement", Mapping[str, Any]]
 
 
+def execute_together(
+    connection: Connection, executions: Sequence[tuple[DriverStatement, Mapping[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """Each statement's rows, the statements run in order in the connection's transaction in
+    one message with the staged writes ahead of them: one round trip for them all. For
+    statements that do not depend on each other's results (nor on Python in between)."""
+    if not executions:
+        return []
+    staged: list[_Execution] = connection.info.pop(_STAGED, [])
+    fixed = [(statement, {**statement.fixed, **values}) for statement, values in executions]
+    cursor, positions = _send(connection, [*staged, *fixed])
+    rows = []
+    at = 0
+    for position in positions[len(staged) :]:
+        for _ in range(position - at):
+            cursor.nextset()
+        at = position
+        rows.append(cursor.fetchall())
+    return rows
+
+
 def _send_staged(
     connection: Connection, *, then: _Execution | None = None, then_commit: bool = False
 ) -> psycopg.Cursor[Any]:
     """The staged writes and then `then` (a statement whose rows the cursor holds) or COMMIT,
     in one message."""
     staged: list[_Execution] = connection.info.pop(_STAGED)
+    cursor, _positions = _send(connection, [*staged, *([then] if then else [])], then_commit)
+    while cursor.nextset():  # to the last statement's result: `then`'s rows
+        pass
+    return cursor
+
+
+def _send(
+    connection: Connection, executions: list[_Execution], then_commit: bool = False
+) -> tuple[psycopg.Cursor[Any], list[int]]:
+    """`executions` (and COMMIT, if asked) as one simple-query message; the cursor on its first
+    result, and the position of each execution's result among the message's results."""
     driver = driver_connection(connection)
     prepared = _prepared_here(connection, driver)
     literal = _Literals(pq.Escaping(driver.pgconn), driver.info.encoding)
     script = []
-    for statement, parameters in [*staged, *([then] if then else [])]:
+    positions = []
+    for statement, parameters in executions:
         server = statement.server_side
         if server.name not in prepared:
             # noted now: should the message fail, the connection and this note go together
             script.append(f"PREPARE {server.name} AS {server.sql}")
             prepared.add(server.name)
         values = ", ".join(literal(parameters[name]) for name in server.names)
+        positions.append(len(script))
         script.append(f"EXECUTE {server.name}({values})")
     if then_commit:
         script.append("COMMIT")
     cursor = driver.cursor()
     with _driver_errors(connection, "(staged writes)", invalidate=True):
         cursor.execute(";".join(script).encode(literal.encoding))
-    while cursor.nextset():  # to the last statement's result: `then`'s rows
-        pass
-    return cursor
+    return cursor, positions
 
 
 @dataclass(frozen=True)

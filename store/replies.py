@@ -7,6 +7,7 @@ other: the second finds it answered and moves on to the next open one, or to non
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -34,9 +35,10 @@ from services.reply_ports import (
     OpenReminder,
     Outcome,
     OutcomeSource,
+    ReplyClaim,
     StoredReply,
 )
-from store.driver import DriverStatement, stage, utc
+from store.driver import DriverStatement, execute_together, stage, utc
 from store.models import (
     ColdCourseRow,
     ConfirmTokenRow,
@@ -205,16 +207,9 @@ class SqlReplies:
         ON CONFLICT DO NOTHING waits for a concurrent insert of the same sid to commit or roll
         back, so of two simultaneous deliveries exactly one claims the reply.
         """
-        values = {
-            "sid": reply.provider_id,
-            "sender": reply.from_number,
-            "text": reply.body,
-            "read_as": reply.kind,
-            "now": now,
-        }
+        values = _claim_values(reply, now)
         connection = self._connection()
         if self._postgres:
-            require_aware(now)
             row = _CLAIM_POSTGRES[with_open_reminder].execute(connection, values).fetchone()
             return None if row is None else _claimed(row)
         found_person = connection.execute(_PERSON_BY_PHONE, {"sender": reply.from_number}).first()
@@ -227,6 +222,19 @@ class SqlReplies:
         if with_open_reminder and person is not None:
             reminder = self.open_reminder(person.id, now)
         return ClaimedReply(claimed, person, reminder)
+
+    def claim_together(self, claims: Sequence[ReplyClaim]) -> list[ClaimedReply | None]:
+        if not self._postgres:  # SQLite: no round trips to save
+            return [
+                self.claim(each.reply, each.now, with_open_reminder=each.with_open_reminder)
+                for each in claims
+            ]
+        executions = [
+            (_CLAIM_POSTGRES[each.with_open_reminder], _claim_values(each.reply, each.now))
+            for each in claims
+        ]
+        results = execute_together(self._connection(), executions)
+        return [_claimed(rows[0]) if rows else None for rows in results]
 
     def limit_lock_waits(self, seconds: float) -> None:
         """A row lock this transaction waits for longer than `seconds` aborts it
@@ -402,6 +410,16 @@ class SqlReplies:
         self._session.execute(
             update(OutgoingMessageRow).where(OutgoingMessageRow.id == message_id).values(values)
         )
+
+
+def _claim_values(reply: InboundReply, now: datetime) -> dict[str, Any]:
+    return {
+        "sid": reply.provider_id,
+        "sender": reply.from_number,
+        "text": reply.body,
+        "read_as": reply.kind,
+        "now": require_aware(now),
+    }
 
 
 def _claimed(row: tuple[Any, ...]) -> ClaimedReply:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from services.ports import Event
-from services.reply_ports import InboundReply, OpenReminder
+from services.reply_ports import InboundReply, OpenReminder, ReplyClaim
 from store.engine import session_factory
 from store.errors import DatabaseUnavailable
 from store.unit_of_work import SqlUnitOfWork
@@ -72,6 +72,36 @@ def test_a_claim_after_staged_writes_sees_them_and_reads_its_own_rows(
         assert claimed.person.id == open_reminder.person_id
         assert claimed.open_reminder is None  # the staged write answered it
         uow.commit()
+
+
+def test_claims_together_see_the_staged_writes_and_each_get_their_own_rows(
+    unit_of_work: UnitOfWorkFactory, open_reminder: OpenReminder
+) -> None:
+    # one message: the staged writes, then each claim; each claim's rows its own result
+    stored_sid, stranger = new_sid(), "+4599000001"
+    with unit_of_work() as uow:
+        uow.replies.claim(InboundReply(stored_sid, PHONE, "HELP", "help"), NOW)
+        uow.commit()
+    with unit_of_work() as uow:
+        uow.replies.limit_lock_waits(0.5)  # a staged write ahead of them
+        claimed = uow.replies.claim_together(
+            [
+                ReplyClaim(InboundReply(new_sid(), PHONE, "TAKEN", "taken"), NOW, True),
+                ReplyClaim(InboundReply(stored_sid, PHONE, "HELP", "help"), NOW),
+                ReplyClaim(InboundReply(new_sid(), stranger, "TAKEN", "taken"), NOW, True),
+                ReplyClaim(InboundReply(new_sid(), PHONE, "HELP", "help"), NOW),
+            ]
+        )
+        uow.commit()
+    first, again, unknown, without_reminder = claimed
+    assert first is not None and first.person is not None
+    assert first.open_reminder is not None and first.open_reminder.id == open_reminder.id
+    assert again is None  # its MessageSid was stored before
+    assert unknown is not None and unknown.person is None and unknown.open_reminder is None
+    assert without_reminder is not None and without_reminder.open_reminder is None
+    assert len({first.id, unknown.id, without_reminder.id}) == 3
+    with unit_of_work() as uow:
+        assert uow.replies.claim_together([]) == []
 
 
 def test_an_error_in_staged_writes_ahead_of_a_claim_fails_the_claim_and_keeps_nothing(
