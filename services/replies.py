@@ -39,11 +39,13 @@ from services.ports import (
     UnitOfWork,
 )
 from services.reply_ports import (
+    ClaimedReply,
     InboundReply,
     MessageRecord,
     OpenReminder,
     Outcome,
     OutcomeSource,
+    ReplyClaim,
     StoredReply,
 )
 from services.reply_words import (
@@ -187,7 +189,14 @@ def _receive_in_one_transaction(
 ) -> list[SmsAnswer]:
     with uow:
         uow.replies.limit_lock_waits(BATCH_LOCK_WAIT_S)
-        handled = [_handle_sms(uow, sms, now) for sms, now in replies]
+        read = [(sms, now, read_reply(sms.body)) for sms, now in replies]
+        ahead = _claimed_ahead(uow, read)
+        handled = [
+            _handle_claimed(uow, sms, now, reply, ahead[index])
+            if index in ahead
+            else _handle_read(uow, sms, now, reply)
+            for index, (sms, now, reply) in enumerate(read)
+        ]
         # every reply's events after every reply's rows: the event log's writers hold its
         # lock only while they commit (store.events), not while the next reply waits for a row
         uow.events.append_many([event for each in handled for event in each.events])
@@ -237,15 +246,42 @@ class _Handled:
     events: list[Event]
 
 
-def _handle_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> _Handled:
-    """One inbound SMS in the caller's transaction: its answer and the events to append."""
-    require_aware(now)
-    reply = read_reply(sms.body)
-    claimed = uow.replies.claim(
+def _claimed_ahead(
+    uow: UnitOfWork, read: Sequence[tuple[InboundSms, datetime, Reply]]
+) -> dict[int, ClaimedReply | None]:
+    """The claims of each sender's first reply, by position, made together (one round trip):
+    they do not depend on each other. A sender's later replies are claimed in turn, after
+    what the earlier ones did (a TAKEN confirms the reminder a second TAKEN would find)."""
+    firsts: dict[str, int] = {}
+    for index, (sms, _now, _reply) in enumerate(read):
+        firsts.setdefault(sms.from_number, index)
+    claims = [_claim(*read[index]) for index in firsts.values()]
+    return dict(zip(firsts.values(), uow.replies.claim_together(claims), strict=True))
+
+
+def _claim(sms: InboundSms, now: datetime, reply: Reply) -> ReplyClaim:
+    return ReplyClaim(
         InboundReply(sms.provider_id, sms.from_number, sms.body, reply.kind),
-        now,
+        require_aware(now),
         with_open_reminder=reply.kind in _ANSWER_A_REMINDER,
     )
+
+
+def _handle_sms(uow: UnitOfWork, sms: InboundSms, now: datetime) -> _Handled:
+    """One inbound SMS in the caller's transaction: its answer and the events to append."""
+    return _handle_read(uow, sms, now, read_reply(sms.body))
+
+
+def _handle_read(uow: UnitOfWork, sms: InboundSms, now: datetime, reply: Reply) -> _Handled:
+    claim = _claim(sms, now, reply)
+    claimed = uow.replies.claim(claim.reply, now, with_open_reminder=claim.with_open_reminder)
+    return _handle_claimed(uow, sms, now, reply, claimed)
+
+
+def _handle_claimed(
+    uow: UnitOfWork, sms: InboundSms, now: datetime, reply: Reply, claimed: ClaimedReply | None
+) -> _Handled:
+    """The rest of _handle_sms once the reply is claimed (None: its MessageSid was stored)."""
     if claimed is None:
         stored = uow.replies.stored(sms.provider_id)
         if stored is None:  # pragma: no cover - the conflicting row exists by definition

@@ -112,6 +112,31 @@ def test_one_sid_twice_in_one_transaction_confirms_once_and_answers_the_same(
     assert count_replies(engine) == 1
 
 
+def test_a_senders_second_reply_in_a_batch_sees_what_the_first_did(
+    unit_of_work: UnitOfWorkFactory, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first reply of each sender is claimed ahead, together; a sender's later reply in
+    the same batch only after the earlier one's effects (one TAKEN confirms the reminder)."""
+    first, second = people_with_an_open_reminder(unit_of_work, engine, 2)
+    replies = [
+        (InboundSms(new_sid(), phone(0), "TAKEN"), NOW),
+        (InboundSms(new_sid(), phone(1), "SKIP"), NOW),
+        (InboundSms(new_sid(), phone(0), "TAKEN"), NOW + timedelta(seconds=1)),
+        (InboundSms(new_sid(), phone(1), "TAKEN"), NOW + timedelta(seconds=1)),
+    ]
+    outcomes = receive_sms_together(unit_of_work, replies)
+    answers = [each for each in outcomes if isinstance(each, SmsAnswer)]
+    assert len(answers) == 4
+    assert answers[0].text == IRON_TAKEN
+    assert answers[1].text is not None and answers[1].text.startswith("Skipped: iron")
+    # the later ones found their reminder answered already: no second confirmation
+    assert answers[2].text != IRON_TAKEN and answers[3].text != IRON_TAKEN
+    assert sorted(confirmations(engine)) == [(first, "taken", "sms"), (second, "skipped", "sms")]
+    assert count_replies(engine) == 4
+    # in the one transaction, not by falling back to each reply alone
+    assert "each alone" not in caplog.text
+
+
 def refuse_replies_saying(engine: Engine, body: str) -> None:
     """A fault of the database's own: it refuses to store a reply with this body."""
     with engine.begin() as connection:
