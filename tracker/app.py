@@ -475,11 +475,6 @@ def _unknown_link() -> HTMLResponse:
 
 
 def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metrics) -> None:
-    @app.api_route(
-        "/healthz",
-        methods=["GET", "HEAD"],  # HEAD: load balancers' and uptime checkers' probe
-        responses={503: {"description": "the database does not answer"}},
-    )
     async def healthz() -> JSONResponse:
         try:
             await run_in_threadpool(check_database, uow_factory())
@@ -487,6 +482,17 @@ def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metri
             log.error("health check: %s", str(error).splitlines()[0] if str(error) else error)
             return JSONResponse({"status": "unavailable", "database": "down"}, 503)
         return JSONResponse({"status": "ok", "database": "up"})
+
+    # HEAD too: load balancers' and uptime checkers' probe; a route each, as one route with
+    # both methods gives both operations one OpenAPI operationId (FastAPI warns of it)
+    for method in ("GET", "HEAD"):
+        app.add_api_route(
+            "/healthz",
+            healthz,
+            methods=[method],
+            operation_id=f"healthz_{method.lower()}",
+            responses={503: {"description": "the database does not answer"}},
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
