@@ -159,6 +159,18 @@ def test_a_window_the_report_cannot_cover_is_a_400_naming_why(
         assert words in answer.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "path", ["/admin/api/adherence", "/admin/api/adherence.csv", "/admin/", "/admin/people/1"]
+)
+def test_a_query_parameter_given_twice_is_a_400_naming_it(client: TestClient, path: str) -> None:
+    query = f"person={ANA}&person={BO}&from=2026-01-01&to=2026-01-05&from=2026-01-02"
+    answer = client.get(f"{path}?{query}", headers=_bearer())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"] == "give each query parameter once: from, person"
+    once = client.get(f"{path}?from=2026-01-01&to=2026-01-05", headers=_bearer())
+    assert once.status_code != 400, once.text
+
+
 def test_the_longest_window_is_answered(client: TestClient) -> None:
     window = {"from": "2020-01-01", "to": "2030-01-07"}  # 3660 days
     answer = client.get("/admin/api/adherence", params=window, headers=_bearer())

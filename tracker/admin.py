@@ -78,10 +78,19 @@ def _signed_in(request: Request, token: str | None) -> bool:
     return hmac.compare_digest(presented.encode(), session_value(token).encode())
 
 
+def given_once(request: Request) -> None:
+    """400 for a query parameter given twice (`?person=1&person=2`): which one was meant
+    would be a guess, and a report for the wrong one looks like the right one."""
+    given = [key for key, _value in request.query_params.multi_items()]
+    repeated = sorted({key for key in given if given.count(key) > 1})
+    if repeated:
+        raise HTTPException(400, f"give each query parameter once: {', '.join(repeated)}")
+
+
 def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) -> APIRouter:
     """The admin routes, reading the report through `queries`."""
     token = settings.admin_token
-    router = APIRouter(prefix="/admin", tags=["admin"])
+    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(given_once)])
     bearer = Depends(require_admin(token))
 
     def window(start: str | None, end: str | None) -> tuple[date, date]:
