@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import textwrap
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import date, timedelta
@@ -84,6 +85,7 @@ def render_table(report: AdherenceReport) -> str:
         ),
         "",
         "streak: current/longest days with every dose taken",
+        *_opted_out_note(report),
         "",
         f"{'supplement':<20} {'plan':>6} {'taken':>6} {'late':>5} {'skip':>5} {'miss':>5} "
         f"{'adh':>5}",
@@ -104,6 +106,20 @@ def render_table(report: AdherenceReport) -> str:
         f"{colds.ended_early} ended early",
     ]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _opted_out_note(report: AdherenceReport) -> list[str]:
+    """Who was opted out (STOP) on whole days of the window: those days count nowhere above,
+    which the figures alone do not show."""
+    stopped = [person for person in report.by_attention() if person.opted_out_days]
+    if not stopped:
+        return []
+    days = [
+        f"{_clip(person.name, 20)} {person.opted_out_days} "
+        + ("day" if person.opted_out_days == 1 else "days")
+        for person in stopped
+    ]
+    return textwrap.wrap("opted out, not counted: " + ", ".join(days), 80)
 
 
 def _row(*cells: str) -> str:

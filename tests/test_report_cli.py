@@ -62,6 +62,7 @@ def test_json_csv_table_agree(engine: Engine, database_url: str) -> None:
     assert all(len(line) <= 80 for line in table.splitlines()), table
     assert "Ana Jensen" in table
     assert "iron timing: 7 of 8 taken kept 3 h" in table
+    assert "opted out, not counted: Ana Jensen 1 day\n" in table  # her opted-out day
 
     html = _run(database_url, *WINDOW, "--format", "html", "--person", ANA_PHONE).stdout
     assert html.startswith("<!doctype html>")
