@@ -139,7 +139,9 @@ def receive_sms(
 
 
 def receive_sms_together(
-    new_uow: Callable[[], UnitOfWork], replies: Sequence[tuple[InboundSms, datetime]]
+    new_uow: Callable[[], UnitOfWork],
+    replies: Sequence[tuple[InboundSms, datetime]],
+    on_commit: Callable[[int], None] = lambda _replies: None,
 ) -> list[SmsAnswer | Exception]:
     """Several inbound SMS, each at its own `now`, in one transaction: a group commit (the
     tracker's, for replies that arrive together), all or none. Each reply is still one use
@@ -153,9 +155,10 @@ def receive_sms_together(
     StoreConflict, for the caller to handle apart (receive_sms_one_by_one, a longer wait),
     where it holds up no other reply. A database that cannot be used (StoreUnusable) fails
     them all alike, once a second try (a fresh connection) has failed too. The answers, or
-    what each raised, in order."""
+    what each raised, in order. `on_commit` hears how many replies each transaction that
+    committed held (a metric: a batch that fell back to its replies alone is that many)."""
     if len(replies) == 1:
-        return receive_sms_one_by_one(new_uow, replies, ALONE_LOCK_WAIT_S)
+        return receive_sms_one_by_one(new_uow, replies, ALONE_LOCK_WAIT_S, on_commit)
     # by sender (stably: one sender's replies keep their order), so that two batches lock
     # the same people's rows in the same order and do not deadlock on them
     order = sorted(range(len(replies)), key=lambda index: replies[index][0].from_number)
@@ -168,7 +171,8 @@ def receive_sms_together(
         return [error] * len(replies)
     except Exception as error:  # which reply failed is found by handling each alone
         log.warning("%d replies together failed (%s): each alone", len(replies), error_line(error))
-        return receive_sms_one_by_one(new_uow, replies, ALONE_LOCK_WAIT_S)
+        return receive_sms_one_by_one(new_uow, replies, ALONE_LOCK_WAIT_S, on_commit)
+    on_commit(len(replies))
     outcomes: list[SmsAnswer | Exception] = list(answers)
     for position, index in enumerate(order):
         outcomes[index] = answers[position]
@@ -208,22 +212,30 @@ def receive_sms_one_by_one(
     new_uow: Callable[[], UnitOfWork],
     replies: Sequence[tuple[InboundSms, datetime]],
     lock_wait: float,
+    on_commit: Callable[[int], None] = lambda _replies: None,
 ) -> list[SmsAnswer | Exception]:
     """Each reply in a transaction of its own (receive_sms), waiting `lock_wait` at most for
     a row lock, and tried once more after a lost connection. The answers, or what each
-    raised (StoreConflict for one held up longer), in order."""
-    return [_alone(new_uow, sms, now, lock_wait) for sms, now in replies]
+    raised (StoreConflict for one held up longer), in order; `on_commit(1)` for each that
+    committed."""
+    return [_alone(new_uow, sms, now, lock_wait, on_commit) for sms, now in replies]
 
 
 def _alone(
-    new_uow: Callable[[], UnitOfWork], sms: InboundSms, now: datetime, lock_wait: float
+    new_uow: Callable[[], UnitOfWork],
+    sms: InboundSms,
+    now: datetime,
+    lock_wait: float,
+    on_commit: Callable[[int], None],
 ) -> SmsAnswer | Exception:
     try:
-        return _tried_twice(
+        answer = _tried_twice(
             lambda: receive_sms(new_uow(), sms, now, lock_wait=lock_wait), StoreUnusable
         )
     except Exception as error:  # this reply's own failure (or conflict), for its caller
         return error
+    on_commit(1)
+    return answer
 
 
 T = TypeVar("T")

@@ -81,7 +81,9 @@ def test_replies_together_each_have_their_own_effects_answers_and_events(
         (InboundSms(new_sid(), phone(2), "what?"), NOW + timedelta(seconds=2)),
         (InboundSms(new_sid(), "+4599000000", "TAKEN"), NOW + timedelta(seconds=3)),
     ]
-    outcomes = receive_sms_together(unit_of_work, replies)
+    committed: list[int] = []
+    outcomes = receive_sms_together(unit_of_work, replies, committed.append)
+    assert committed == [4]
     assert all(isinstance(each, SmsAnswer) for each in outcomes)
     answers = [each for each in outcomes if isinstance(each, SmsAnswer)]
     assert [each.kind for each in answers] == ["taken", "skip", "unparsed", "taken"]
@@ -173,10 +175,12 @@ def test_a_reply_that_fails_fails_alone_and_the_others_are_kept(
         (InboundSms(new_sid(), phone(1), "BOOM"), NOW),
         (InboundSms(new_sid(), phone(2), "TAKEN"), NOW),
     ]
-    outcomes = receive_sms_together(unit_of_work, replies)
+    committed: list[int] = []
+    outcomes = receive_sms_together(unit_of_work, replies, committed.append)
     assert outcomes[0] == SmsAnswer(IRON_TAKEN, "taken")
     assert isinstance(outcomes[1], Exception)
     assert outcomes[2] == SmsAnswer(IRON_TAKEN, "taken")
+    assert committed == [1, 1]  # the two that committed, each in a transaction of its own
     # the two others once each, nothing of the failed one
     assert sorted(confirmations(engine)) == [(first, "taken", "sms"), (third, "taken", "sms")]
     assert reminder_status(engine, second) == "sent"

@@ -197,17 +197,21 @@ def create_app(
         lifespan=lifespan,
     )
     metrics = Metrics.create()
+    # the metric counts the transactions that committed, so a batch that fell back to its
+    # replies alone counts as that many
+    committed = metrics.sms_batches.observe
     sms = GroupCommit[tuple[InboundSms, datetime], SmsAnswer](
-        lambda replies: receive_sms_together(uow_factory, replies),
+        lambda replies: receive_sms_together(uow_factory, replies, committed),
         lanes=sms_lanes,
         most=MOST_REPLIES_PER_TRANSACTION,
         patience=SLOW_BATCH_S,
-        on_batch=metrics.sms_batches.observe,
     )
     # replies a row lock held up past the batches' short waits: one at a time, apart, so
     # that however many are held up they take one thread and connection, not all of them
     held_up = GroupCommit[tuple[InboundSms, datetime], SmsAnswer](
-        lambda replies: receive_sms_one_by_one(uow_factory, replies, HELD_UP_LOCK_WAIT_S),
+        lambda replies: receive_sms_one_by_one(
+            uow_factory, replies, HELD_UP_LOCK_WAIT_S, committed
+        ),
         lanes=1,
         most=1,
     )
