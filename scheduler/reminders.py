@@ -21,10 +21,16 @@ from services.ports import ReminderPlan
 
 @dataclass(frozen=True)
 class ReminderTiming:
-    """When an unanswered reminder is re-sent, and when it counts as missed."""
+    """When an unanswered reminder is re-sent, and when it counts as missed: `window` after
+    it is due, or at the end of the waking day if sooner, but never less than `least_window`
+    (a dose planned at the waking window's last minute is still sent, and can be answered)."""
 
     followup_after: timedelta = timedelta(minutes=30)
     window: timedelta = timedelta(hours=2)
+    least_window: timedelta = timedelta(minutes=30)
+
+    def closes(self, due: datetime, waking_end: datetime) -> datetime:
+        return max(due + self.least_window, min(due + self.window, waking_end))
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ def lozenge_reminders(
                 slot_key=key,
                 kind="lozenge",
                 due_at=due,
-                window_closes_at=min(due + timing.window, waking_end),
+                window_closes_at=timing.closes(due, waking_end),
                 items=items,
                 followup_due_at=None,  # the next lozenge is the follow-up
                 cold_course_id=course_id,
@@ -126,7 +132,7 @@ def _reminder(
     timing: ReminderTiming,
     regimen_id: int | None,
 ) -> ReminderPlan:
-    closes = max(due, min(due + timing.window, waking_end))
+    closes = timing.closes(due, waking_end)
     followup = due + timing.followup_after
     return ReminderPlan(
         person_id=person_id,
