@@ -52,7 +52,10 @@ class Counts:
 
     @property
     def adherence(self) -> float | None:
-        return None if self.planned == 0 else self.taken / self.planned
+        """Taken of those come due: an open reminder (its window still open, or not yet due)
+        counts neither way until it closes, so this evening's dose does not lower today."""
+        due = self.planned - self.open
+        return None if due <= 0 else self.taken / due
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Counts)))

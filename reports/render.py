@@ -48,8 +48,9 @@ def render_table(report: AdherenceReport) -> str:
     totals = report.totals
     lines = [
         f"Adherence {report.start.isoformat()} to {report.end.isoformat()}: "
-        f"{len(report.people)} people, {totals.planned} doses planned, "
-        f"{totals.taken} taken ({percent(totals.adherence)})",
+        f"{len(report.people)} people",
+        f"{totals.planned} reminders planned, {totals.taken} taken: "
+        f"{percent(totals.adherence)} of those due",
         "",
         _row("id", "name", "plan", "sent", "ontime", "late", "skip", "miss", "adh", "streak"),
         _row("----", "-" * 20, "----", "----", "------", "----", "----", "----", "----", "-----"),
