@@ -16,12 +16,12 @@ _WRITTEN = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def checked_date(raw: str) -> date:
     """A YYYY-MM-DD date in FIRST_YEAR..LAST_YEAR; ValueError with the one-line reason."""
+    if not _WRITTEN.fullmatch(raw):
+        raise ValueError(f"a date is written YYYY-MM-DD, not {raw!r}")
     try:
-        if not _WRITTEN.fullmatch(raw):
-            raise ValueError(raw)
         day = date.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"a date is written YYYY-MM-DD, not {raw!r}") from None
+    except ValueError:  # written right, but no such day (2026-02-30, 2026-13-01)
+        raise ValueError(f"{raw} is not a date: there is no such day") from None
     if not FIRST_YEAR <= day.year <= LAST_YEAR:
         raise ValueError(
             f"{raw} is out of range: a date must be between {FIRST_YEAR} and {LAST_YEAR}"

@@ -440,7 +440,7 @@ def _snooze(handling: _Reply, reminder: OpenReminder, regimen: Regimen, minutes:
     if again > asked:
         at = _clock(again, handling.zone, handling.now)
         return f"OK: your quiet hours last until {at}, so dosewise will remind you again at {at}."
-    return f"OK: dosewise will remind you again in {minutes} minutes."
+    return f"OK: dosewise will remind you again in {minutes} minute{'' if minutes == 1 else 's'}."
 
 
 def _cannot_remind_at(

@@ -74,7 +74,8 @@ def test_json_csv_table_agree(engine: Engine, database_url: str) -> None:
 def test_one_line_errors(engine: Engine, database_url: str) -> None:
     seed(engine)
     for args, words in (
-        (("--from", "2026-13-01"), "YYYY-MM-DD"),
+        (("--from", "2026-13-01"), "no such day"),
+        (("--from", "1/12/2026"), "YYYY-MM-DD"),
         (("--person", "+4500000000"), "no person"),
         (("--from", "2026-11-05", "--to", "2026-11-01"), "before"),
     ):

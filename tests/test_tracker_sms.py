@@ -205,11 +205,19 @@ def test_skip_records_a_skipped_dose(tracker: Tracker, reminder: int) -> None:
     assert events(tracker.engine)[-1] == ("DoseSkipped", {"reminder_id": reminder})
 
 
-@pytest.mark.parametrize(("body", "minutes"), [("LATER", 30), ("later 20", 20), ("3", 30)])
+@pytest.mark.parametrize(
+    ("body", "minutes", "said"),
+    [
+        ("LATER", 30, "30 minutes"),
+        ("later 20", 20, "20 minutes"),
+        ("3", 30, "30 minutes"),
+        ("LATER 1", 1, "1 minute"),
+    ],
+)
 def test_later_snoozes_the_reminder(
-    tracker: Tracker, reminder: int, body: str, minutes: int
+    tracker: Tracker, reminder: int, body: str, minutes: int, said: str
 ) -> None:
-    assert answer(tracker.sms(body)) == f"OK: dosewise will remind you again in {minutes} minutes."
+    assert answer(tracker.sms(body)) == f"OK: dosewise will remind you again in {said}."
     assert events(tracker.engine)[-1] == ("Snoozed", {"reminder_id": reminder, "minutes": minutes})
     assert confirmations(tracker.engine) == []
     assert reminder_status(tracker.engine, reminder) == "sent"
