@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -40,8 +41,14 @@ class Settings:
         if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
             raise ValueError(f"SMTP_PORT must be a port number (1-65535), not {port!r}")
         sms_rate = _rate(text("DOSEWISE_SMS_RATE"))
+        if text("TWILIO_ACCOUNT_SID") and not text("TWILIO_AUTH_TOKEN"):
+            # else the notifier would quietly "send" every SMS to its console
+            raise ValueError(
+                "TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is not: set both to send SMS "
+                "through Twilio, or neither to print them"
+            )
         return cls(
-            database_url=text("DOSEWISE_DATABASE_URL") or cls.database_url,
+            database_url=_database_url(text("DOSEWISE_DATABASE_URL"), cls.database_url),
             public_url=_base_url(
                 "DOSEWISE_PUBLIC_URL", text("DOSEWISE_PUBLIC_URL"), cls.public_url
             ),
@@ -69,6 +76,21 @@ class Settings:
     @property
     def smtp_configured(self) -> bool:
         return self.smtp_host is not None
+
+
+# what SQLAlchemy takes for a URL: a dialect name, "://", then the rest
+_DATABASE_URL = re.compile(r"[A-Za-z][\w+.-]*://.*", re.DOTALL)
+
+
+def _database_url(value: str | None, default: str) -> str:
+    if value is None:
+        return default
+    if not _DATABASE_URL.fullmatch(value):  # not echoed: it may hold a password
+        raise ValueError(
+            "DOSEWISE_DATABASE_URL is not a database URL: write one such as "
+            "sqlite:///dosewise.db or postgresql+psycopg://user@host:5432/dosewise"
+        )
+    return value
 
 
 def _base_url(name: str, value: str | None, default: str) -> str:

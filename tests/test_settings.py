@@ -33,6 +33,9 @@ from dosewise.settings import Settings
         ("DOSEWISE_PUBLIC_URL", "https://example.com/?a=1", "must be an http:// or https:// URL"),
         ("TWILIO_API_BASE_URL", "localhost:8080", "TWILIO_API_BASE_URL must be an http://"),
         ("SMTP_STARTTLS", "maybe", "SMTP_STARTTLS must be true or false, not 'maybe'"),
+        ("DOSEWISE_DATABASE_URL", "garbage", "DOSEWISE_DATABASE_URL is not a database URL"),
+        ("DOSEWISE_DATABASE_URL", "dosewise.db", "DOSEWISE_DATABASE_URL is not a database URL"),
+        ("TWILIO_ACCOUNT_SID", "AC1", "TWILIO_ACCOUNT_SID is set but TWILIO_AUTH_TOKEN is not"),
     ],
 )
 def test_a_bad_value_is_refused_naming_it(name: str, value: str, said: str) -> None:
@@ -54,6 +57,12 @@ def test_good_values_are_read() -> None:
     assert settings.smtp_port == 2525
     assert settings.smtp_starttls is False
     assert Settings.from_environment({}).smtp_starttls is True
+    for url in ("sqlite://", "sqlite:///dosewise.db", "postgresql+psycopg://u:p@h:5432/d"):
+        assert Settings.from_environment({"DOSEWISE_DATABASE_URL": url}).database_url == url
+    # the tracker needs only the token (it checks signatures); SID and token send by Twilio
+    assert Settings.from_environment({"TWILIO_AUTH_TOKEN": "t"}).twilio_configured is False
+    both = {"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}
+    assert Settings.from_environment(both).twilio_configured is True
 
 
 def test_a_command_says_it_in_one_line(tmp_path: Path) -> None:
