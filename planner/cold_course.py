@@ -206,6 +206,12 @@ def _clock(minute: int, frame: Day) -> str:
     return f"{instant_of(minute, frame.zone):%H:%M}"
 
 
+def course_policy_warnings(regimen: Regimen, table: RuleTable = RULES) -> list[str]:
+    """What the regimen's cold-course policy would give, said before any cold: a course whose
+    daily zinc falls outside the studied range (enrolment shows it, not only the first COLD)."""
+    return [f"a cold course: {warning}" for warning in _total_warnings(regimen, table)]
+
+
 def _total_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
     policy, rule = regimen.policy, table.cold_course
     course = (policy.lozenge_dose.milligrams or Decimal(0)) * policy.lozenges_per_day

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from planner.cold_course import course_policy_warnings
 from planner.day import plan_day
 from planner.plan import DayPlan, PlanRefused
 from schemas.regimen import Regimen
@@ -116,7 +117,7 @@ def plan_warnings(regimen: Regimen, now: datetime) -> tuple[str, ...]:
     today = now.astimezone(ZoneInfo(regimen.person.timezone)).date()
     days = [today + timedelta(days=offset) for offset in range(DAYS_PLANNED_BEFORE_ENROLMENT)]
     plans = [_plan(regimen, day) for day in days]  # every day must plan, not just the first
-    return plans[0].warnings
+    return plans[0].warnings + tuple(course_policy_warnings(regimen))
 
 
 def _plan(regimen: Regimen, day: date) -> DayPlan:

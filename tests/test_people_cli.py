@@ -155,6 +155,20 @@ def test_the_first_days_plan_warnings_are_shown(
     assert any(line.startswith("warning: ") and "iron" in line for line in lines[1:])
 
 
+def test_a_cold_course_policy_outside_the_studied_dose_is_a_warning_at_enrolment(
+    on_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    heavy = GOOD + 'policy: {lozenge_dose: "100 mg", lozenges_per_day: 12}\n'
+    status, out, _ = run(capsys, "people", "add", regimen_file(tmp_path, heavy))
+    assert status == 0, out
+    assert (
+        "warning: a cold course: zinc during the course totals 1200 mg/day; the studies used "
+        "80 to 92 mg/day"
+    ) in out
+    status, out, _ = run(capsys, "people", "add", regimen_file(tmp_path, GOOD, "bo.yaml"))
+    assert "cold course" not in out  # the default policy: 6 lozenges of 14 mg, 84 mg/day
+
+
 def test_a_missing_file_is_one_line(on_database: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "people", "add", "/nonexistent/ana.yaml")
     assert (status, err) == (2, "dosewise: /nonexistent/ana.yaml: no such file\n")
