@@ -7,6 +7,7 @@ kept from the day's iron and copper doses and from lozenges already given.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -90,8 +91,25 @@ def plan_cold_course(
         instant_of(start, frame_zone),
         instant_of(end, frame_zone),
         tuple(doses),
-        tuple(_total_warnings(regimen, table)),
+        tuple(_total_warnings(regimen, table) + _fewer_fit_warnings(regimen, doses, table)),
     )
+
+
+def _fewer_fit_warnings(regimen: Regimen, doses: list[CourseDose], table: RuleTable) -> list[str]:
+    """When no day of the course gets the lozenges the policy asks for (the gaps from iron,
+    quiet hours and a short waking day leave no room), what the fullest day gives instead."""
+    policy = regimen.policy
+    fullest = max(Counter(dose.day for dose in doses).values(), default=0)
+    if not doses or fullest >= policy.lozenges_per_day:
+        return []
+    daily = (policy.lozenge_dose.milligrams or Decimal(0)) * fullest
+    low, high = table.cold_course.daily_range_mg
+    below = f", below the {low} to {high} mg/day the studies used" if daily < low else ""
+    return [
+        f"only {fullest} of the {policy.lozenges_per_day} lozenges a day fit around the other "
+        f"doses and the waking day: {format(daily.normalize(), 'f')} mg of zinc a day{below} "
+        f"[{table.cold_course.label}]"
+    ]
 
 
 def _after_last(doses: list[CourseDose], policy: Policy) -> int:

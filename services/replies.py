@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -497,8 +498,24 @@ def _cold(handling: _Reply) -> str:
     first = course.doses[0]
     return (
         f"Get well soon. Zinc cold course started: first {first.dose} lozenge at "
-        f"{_clock(first.at, handling.zone, now)}, {_course_days(course, regimen, now)}. "
-        "Reply WELL when you feel better."
+        f"{_clock(first.at, handling.zone, now)}, {_course_days(course, regimen, now)}."
+        f"{_fewer_fit(course, regimen)} Reply WELL when you feel better."
+    )
+
+
+def _fewer_fit(course: ColdCoursePlan, regimen: Regimen) -> str:
+    """A note when no day gets the lozenges the policy asks for: the person should know the
+    course is lighter than planned (the plan's warning says why)."""
+    fullest = max(Counter(dose.day for dose in course.doses).values())
+    policy = regimen.policy
+    if fullest >= policy.lozenges_per_day:
+        return ""
+    daily = (policy.lozenge_dose.milligrams or Decimal(0)) * fullest
+    low, high = RULES.cold_course.daily_range_mg
+    studied = f"; the studies used {low}-{high} mg" if daily < low else ""
+    return (
+        f" Only {fullest} a day fit around your other doses ({format(daily.normalize(), 'f')} mg "
+        f"of zinc a day{studied})."
     )
 
 

@@ -96,3 +96,19 @@ def test_lozenge_reminders_pass_the_lozenges_already_given_on() -> None:
     assert _per_day(due)["2026-12-01"] == 3
     with pytest.raises(ValueError):
         lozenge_reminders(1, 2, person, onset, onset, onset, given=[datetime(2026, 12, 1, 6)])
+
+
+def test_a_course_with_fewer_lozenges_a_day_than_asked_warns_with_the_daily_zinc() -> None:
+    iron = {"name": "iron", "dose": "18 mg", "deficiency_confirmed": True, "at": "18:30"}
+    squeezed = regimen(
+        [iron, {"name": "vitamin C", "dose": "250 mg"}], timezone="UTC", waking=("14:00", "00:00")
+    )
+    course = plan_cold_course(squeezed, datetime(2026, 12, 2, 10, tzinfo=UTC))
+    per_day = Counter(dose.day for dose in course.doses)
+    assert max(per_day.values()) == 4  # 14:00-16:30 and 20:30-00:00 around the iron
+    assert course.warnings == (
+        "only 4 of the 6 lozenges a day fit around the other doses and the waking day: 56 mg "
+        "of zinc a day, below the 80 to 92 mg/day the studies used [zinc-cold-course (stated)]",
+    )
+    roomy = regimen([{"name": "vitamin C", "dose": "250 mg"}], timezone="UTC")
+    assert plan_cold_course(roomy, datetime(2026, 12, 2, 6, tzinfo=UTC)).warnings == ()

@@ -272,6 +272,25 @@ def test_cold_starts_a_course_and_says_when_the_first_lozenge_is(
     )
 
 
+def test_cold_says_so_when_fewer_lozenges_fit_each_day_than_the_policy_asks(
+    tracker: Tracker, unit_of_work: UnitOfWorkFactory
+) -> None:
+    body = person_regimen(PHONE).model_dump(mode="json", by_alias=True)
+    # a short waking day, iron fixed in its middle: two hours either side are no lozenge's
+    body["person"]["waking"] = {"from": "11:00", "to": "21:00"}
+    body["supplements"] = [
+        {"name": "iron", "dose": "18 mg", "deficiency_confirmed": True, "at": "16:00"},
+        {"name": "vitamin C", "dose": "250 mg", "at": "16:00"},
+    ]
+    enrol_person(unit_of_work(), Regimen.model_validate(body), NOW - timedelta(days=1))
+    text = answer(tracker.sms("COLD"))
+    assert text is not None and text.startswith("Get well soon. Zinc cold course started")
+    assert (
+        " a day fit around your other doses (" in text
+        and "mg of zinc a day; the studies used 80-92 mg). Reply WELL" in text
+    ), text
+
+
 def test_cold_says_how_many_lozenges_were_planned_when_quiet_hours_leave_fewer(
     tracker: Tracker, unit_of_work: UnitOfWorkFactory
 ) -> None:
