@@ -1,5 +1,8 @@
 import sys
 
-from dosewise.cli import main
+try:
+    from dosewise.cli import main
+except KeyboardInterrupt:  # Ctrl-C while still importing: no traceback, as main() would
+    sys.exit(130)
 
 sys.exit(main())

@@ -48,6 +48,9 @@ GIL_SWITCH_INTERVAL_S = 0.001
 # one worker per CPU this process may run on, but at most 4 by default, so that a big host
 # does not open workers x DATABASE_THREADS connections past the database's max_connections
 DEFAULT_WORKERS = min(len(os.sched_getaffinity(0)), 4)
+# each worker holds DATABASE_THREADS connections: 32 of them take 128, past PostgreSQL's
+# default max_connections (100) already; more is a typo, not a plan
+MAX_WORKERS = 32
 APP_FACTORY = "dosewise.cmd_tracker:app_from_environment"
 
 log = logging.getLogger("dosewise.tracker")
@@ -125,8 +128,8 @@ def app_from_environment() -> FastAPI:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    if arguments.workers < 1:
-        raise UserError("--workers must be at least 1")
+    if not 1 <= arguments.workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be between 1 and {MAX_WORKERS}")
     settings = load_settings()
     supervisor.check_port_is_free(arguments.host, arguments.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

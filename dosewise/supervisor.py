@@ -196,7 +196,14 @@ class _Supervisor:
     def _start(self, number: int) -> BaseProcess:
         share = (self._connections, number)
         process = self._context.Process(target=_worker, args=(self._serving, share), daemon=False)
-        process.start()
+        # started with SIGINT blocked (the mask is inherited): a Ctrl-C reaches the whole
+        # process group, and a worker still importing would die of it with a traceback; the
+        # supervisor gets it and stops the workers with SIGTERM, which they handle
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return process
 
 

@@ -319,10 +319,38 @@ def test_a_port_in_use_is_one_clear_line(database_url: str, engine: Engine) -> N
     assert done.stderr.strip().splitlines() == [f"dosewise: 127.0.0.1:{port} is in use"]
 
 
-def test_workers_must_be_positive(database_url: str, engine: Engine) -> None:
-    done = _tracker_refused(database_url, "--workers", "0")
+@pytest.mark.parametrize("workers", ["0", "-2", "33", "99"])
+def test_workers_must_be_from_1_to_32(database_url: str, engine: Engine, workers: str) -> None:
+    done = _tracker_refused(database_url, "--workers", workers)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["dosewise: --workers must be at least 1"]
+    assert done.stderr.strip().splitlines() == ["dosewise: --workers must be between 1 and 32"]
+
+
+@pytest.mark.parametrize("after", [0.3, 1.5, 3.0])
+def test_ctrl_c_while_starting_ends_without_a_traceback(
+    database_url: str, engine: Engine, after: float
+) -> None:
+    """A terminal's Ctrl-C goes to the whole process group: the supervisor and the workers
+    still importing alike. Whenever it comes, no traceback, and nothing keeps running."""
+    port = free_port()
+    command = [sys.executable, "-m", "dosewise", "tracker", "--port", str(port), "--workers", "2"]
+    child = subprocess.Popen(
+        command,
+        env=_environment(database_url),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+    )
+    try:
+        time.sleep(after)
+        os.killpg(child.pid, signal.SIGINT)
+        _out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode in (0, 130), err
+    assert "Traceback" not in err, err
+    assert not _healthy(port)
 
 
 @pytest.mark.parametrize(
