@@ -105,16 +105,25 @@ class SchedulerService:
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set: lead (or stand by), and wake the tick on each event."""
         self._clock.start()
+        said_standby = False  # once per stretch of standing by, not every retry
         try:
             while not stop.is_set():
                 if self._leading.is_set():
                     self._lead_a_while()
+                    said_standby = False
                 elif self._coordinator.try_lead():
                     log.info("scheduler: leading")
                     self._leading.set()
                     self._wake("materialise")
                     self._wake("tick")
                 else:
+                    if not said_standby:
+                        log.info(
+                            "scheduler: standing by (another scheduler leads); asking again "
+                            "every %.0f s",
+                            STANDBY_RETRY_S,
+                        )
+                        said_standby = True
                     stop.wait(STANDBY_RETRY_S)
         finally:
             self._leading.clear()

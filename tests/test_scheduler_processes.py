@@ -77,6 +77,9 @@ def test_one_leader_and_a_takeover_within_10_s(postgres_url: str, tmp_path: Path
         leading = [i for i, log in enumerate(logs) if "scheduler: leading" in log.read_text()]
         assert len(leading) == 1, [log.read_text() for log in logs]
         leader, standby = leading[0], 1 - leading[0]
+        wait_for(lambda: "scheduler: standing by" in logs[standby].read_text(), within=10)
+        assert logs[standby].read_text().count("scheduler: standing by") == 1  # said once
+        assert "standing by" not in logs[leader].read_text()
         planned = count(ReminderRow)
 
         processes[leader].send_signal(signal.SIGKILL)
