@@ -62,7 +62,13 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def require_current(engine: Engine) -> None:
-    """Refuse a database whose schema is missing or older than this program's."""
+    """Refuse a database whose schema is missing or older than this program's. A SQLite file
+    that is not there is refused before connecting, which would leave an empty file behind."""
+    if _missing_sqlite_file(engine):
+        raise SchemaNotCurrent(
+            f"database {url_for_humans(engine.url)} does not exist yet:"
+            " run `dosewise db upgrade` to create it"
+        )
     try:
         current = current_revision(engine)
     except DBAPIError as error:
@@ -75,6 +81,14 @@ def require_current(engine: Engine) -> None:
             f"database {url_for_humans(engine.url)} {state}, not {head_revision()}:"
             " run `dosewise db upgrade`"
         )
+
+
+def _missing_sqlite_file(engine: Engine) -> bool:
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.query.get("uri"):
+        return False
+    path = url.database
+    return path is not None and path not in ("", ":memory:") and not Path(path).exists()
 
 
 def _refuse_unknown_revision(engine: Engine, current: str | None = None) -> None:

@@ -182,7 +182,10 @@ def test_db_upgrade_on_a_new_sqlite_file(
     status, _, err = run(capsys, "people", "list")
     assert status == 2
     head = head_revision()
-    assert err == f"dosewise: database {url} has no schema, not {head}: run `dosewise db upgrade`\n"
+    assert err == (
+        f"dosewise: database {url} does not exist yet: run `dosewise db upgrade` to create it\n"
+    )
+    assert not (tmp_path / "new.db").exists()  # refused before connecting: no empty file left
     status, out, _ = run(capsys, "db", "upgrade")
     assert (status, out) == (0, f"database {url} is at schema revision {head}\n")
     assert run(capsys, "people", "list")[0] == 0
