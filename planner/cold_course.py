@@ -8,7 +8,7 @@ kept from the day's iron and copper doses and from lozenges already given.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -95,19 +95,45 @@ def plan_cold_course(
     )
 
 
-def _fewer_fit_warnings(regimen: Regimen, doses: list[CourseDose], table: RuleTable) -> list[str]:
-    """When no day of the course gets the lozenges the policy asks for (the gaps from iron,
-    quiet hours and a short waking day leave no room), what the fullest day gives instead."""
+@dataclass(frozen=True)
+class Shortfall:
+    """A course whose fullest day gets fewer lozenges than the policy asks (the gaps from
+    iron, quiet hours and a short waking day leave no room): what that day gives."""
+
+    per_day: int
+    asked: int
+    daily_mg: Decimal
+    studied_mg: tuple[Decimal, Decimal]
+
+    @property
+    def below_studied(self) -> bool:
+        return self.daily_mg < self.studied_mg[0]
+
+    def daily_text(self) -> str:
+        return format(self.daily_mg.normalize(), "f")
+
+
+def lozenge_shortfall(
+    regimen: Regimen, doses: Sequence[CourseDose], table: RuleTable = RULES
+) -> Shortfall | None:
+    """The course's Shortfall, or None when some day gets every lozenge asked for."""
     policy = regimen.policy
     fullest = max(Counter(dose.day for dose in doses).values(), default=0)
     if not doses or fullest >= policy.lozenges_per_day:
-        return []
+        return None
     daily = (policy.lozenge_dose.milligrams or Decimal(0)) * fullest
-    low, high = table.cold_course.daily_range_mg
-    below = f", below the {low} to {high} mg/day the studies used" if daily < low else ""
+    return Shortfall(fullest, policy.lozenges_per_day, daily, table.cold_course.daily_range_mg)
+
+
+def _fewer_fit_warnings(regimen: Regimen, doses: list[CourseDose], table: RuleTable) -> list[str]:
+    short = lozenge_shortfall(regimen, doses, table)
+    if short is None:
+        return []
+    low, high = short.studied_mg
+    below = f", below the {low} to {high} mg/day the studies used" if short.below_studied else ""
     return [
-        f"only {fullest} of the {policy.lozenges_per_day} lozenges a day fit around the other "
-        f"doses and the waking day: {format(daily.normalize(), 'f')} mg of zinc a day{below} "
+        f"only {short.per_day} of the {short.asked} lozenges a day fit around the other "
+        f"doses and the waking day: {short.daily_text()} mg of zinc a day{below} "
         f"[{table.cold_course.label}]"
     ]
 

@@ -19,13 +19,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from planner.cold_course import ColdCoursePlan, plan_cold_course
+from planner.cold_course import ColdCoursePlan, lozenge_shortfall, plan_cold_course
 from planner.plan import PlanRefused
 from planner.rules import RULES, Apart
 from scheduler.reminders import waking_bounds_around
@@ -506,15 +505,13 @@ def _cold(handling: _Reply) -> str:
 def _fewer_fit(course: ColdCoursePlan, regimen: Regimen) -> str:
     """A note when no day gets the lozenges the policy asks for: the person should know the
     course is lighter than planned (the plan's warning says why)."""
-    fullest = max(Counter(dose.day for dose in course.doses).values())
-    policy = regimen.policy
-    if fullest >= policy.lozenges_per_day:
+    short = lozenge_shortfall(regimen, course.doses)
+    if short is None:
         return ""
-    daily = (policy.lozenge_dose.milligrams or Decimal(0)) * fullest
-    low, high = RULES.cold_course.daily_range_mg
-    studied = f"; the studies used {low}-{high} mg" if daily < low else ""
+    low, high = short.studied_mg
+    studied = f"; the studies used {low}-{high} mg" if short.below_studied else ""
     return (
-        f" Only {fullest} a day fit around your other doses ({format(daily.normalize(), 'f')} mg "
+        f" Only {short.per_day} a day fit around your other doses ({short.daily_text()} mg "
         f"of zinc a day{studied})."
     )
 
