@@ -39,7 +39,7 @@ class ConnectionShare:
 
     def should_close(self, mine: int) -> bool:
         """Publish `mine` and say whether one of this worker's connections should end."""
-        self._counts[self._slot] = mine
+        self.publish(mine)
         return over_share(mine, self._counts[:])
 
 
