@@ -348,7 +348,9 @@ def test_ctrl_c_while_starting_ends_without_a_traceback(
     finally:
         child.kill()
         child.wait()
-    assert child.returncode in (0, 130), err
+    # 0: stopped by the supervisor; 130: interrupted while importing; -SIGINT: the signal came
+    # before the interpreter had installed its own handler (Python itself, not ours, yet)
+    assert child.returncode in (0, 130, -signal.SIGINT), err
     assert "Traceback" not in err, err
     assert not _healthy(port)
 
