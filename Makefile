@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports unit bench clean
+.PHONY: demo test lint typecheck imports unit bench clean messages
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -33,6 +33,12 @@ test: lint typecheck imports unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/plan.py
+
+# Refresh the message template and every language's catalogue from the code's texts.
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg --project dosewise --no-location --sort-output -o i18n/dosewise.pot \
+		i18n schemas planner scheduler notifier tracker services store reports dosewise
+	$(BIN)/pybabel update --ignore-obsolete -i i18n/dosewise.pot -d i18n/locales -D dosewise
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from schemas.amounts import Amount, DoseAmount
+from schemas.languages import DEFAULT_LANGUAGE, LANGUAGES
 from schemas.names import SupplementName, identify
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -106,7 +107,19 @@ def check_plain_text(text: str) -> str:
     return text
 
 
+def check_language(code: str) -> str:
+    """A language dosewise writes in: every text the person sees is in it."""
+    if code not in LANGUAGES:
+        raise ValueError(
+            f"language {code!r} is not one dosewise writes: use {' or '.join(LANGUAGES)}"
+        )
+    return code
+
+
 PlainText = Annotated[str, AfterValidator(check_plain_text)]
+Language = Annotated[
+    str, AfterValidator(check_language), WithJsonSchema({"type": "string", "enum": list(LANGUAGES)})
+]
 TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 PhoneNumber = Annotated[str, AfterValidator(check_phone)]
 
@@ -184,6 +197,7 @@ class Person(_Strict):
     email: EmailStr | None = None
     channel: Literal["sms", "email"] = "sms"
     timezone: TimeZoneName
+    language: Language = DEFAULT_LANGUAGE
     waking: TimeWindow = TimeWindow(start=time(7, 0), end=time(22, 0))
     quiet: Annotated[list[TimeWindow], _at_most(MAX_TIMES_A_DAY, "quiet windows")] = Field(
         default_factory=list, max_length=MAX_TIMES_A_DAY

@@ -45,11 +45,19 @@ class PersonDetails:
     email: str | None
     channel: Channel
     timezone: str
+    language: str = "en"  # every text the person sees is in it
 
     @classmethod
     def from_regimen(cls, regimen: Regimen) -> PersonDetails:
         person = regimen.person
-        return cls(person.name, person.phone, person.email, person.channel, person.timezone)
+        return cls(
+            person.name,
+            person.phone,
+            person.email,
+            person.channel,
+            person.timezone,
+            person.language,
+        )
 
 
 @dataclass(frozen=True)
@@ -241,6 +249,7 @@ class Addressee:
     email: str | None
     timezone: str
     quiet: list[dict[str, str]]
+    language: str = "en"
 
 
 @dataclass(frozen=True)

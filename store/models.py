@@ -69,6 +69,7 @@ class PersonRow(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     channel: Mapped[str] = mapped_column(String(8))
     timezone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]

@@ -176,13 +176,16 @@ class SqlOutbox:
                 PersonRow.opted_out,
                 PersonRow.email,
                 PersonRow.timezone,
+                PersonRow.language,
                 quiet.c.quiet,
             )
             .outerjoin(quiet, quiet.c.person_id == PersonRow.id)
             .where(self._among(PersonRow.id, person_ids))
         ).all()
         return {
-            row.id: Addressee(row.id, row.opted_out, row.email, row.timezone, _windows(row.quiet))
+            row.id: Addressee(
+                row.id, row.opted_out, row.email, row.timezone, _windows(row.quiet), row.language
+            )
             for row in people
         }
 

@@ -67,6 +67,7 @@ _PERSON = (
     _people.c.email,
     _people.c.channel,
     _people.c.timezone,
+    _people.c.language,
     _people.c.active,
     _people.c.opted_out,
 )
@@ -426,7 +427,7 @@ def _claimed(row: tuple[Any, ...]) -> ClaimedReply:
     """A ClaimedReply from a row of _claim_in_one_statement: the reply's id, the person's
     columns (all NULL for an unknown number), then the reminder's (NULL when none is open,
     absent when none was asked for)."""
-    reply_id, person_columns, reminder_columns = row[0], row[1:9], row[9:]
+    reply_id, person_columns, reminder_columns = row[0], row[1:10], row[10:]
     person = None
     if person_columns[0] is not None:
         person = person_record(_PersonColumns(*person_columns))
@@ -446,5 +447,6 @@ class _PersonColumns(NamedTuple):
     email: str | None
     channel: str
     timezone: str
+    language: str
     active: bool
     opted_out: bool

@@ -75,6 +75,7 @@ def person_record(row: Any) -> PersonRecord:
         email=row.email,
         channel=cast("Channel", row.channel),
         timezone=row.timezone,
+        language=row.language,
     )
     return PersonRecord(row.id, details, active=row.active, opted_out=row.opted_out)
 

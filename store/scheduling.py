@@ -415,6 +415,11 @@ def _course(row: ColdCourseRow) -> ColdCourseRecord:
 def _scheduled(row: ReminderRow, person: PersonRow) -> ScheduledReminder:
     plan = reminder_plan(row)
     details = PersonDetails(
-        person.name, person.phone, person.email, cast("Channel", person.channel), person.timezone
+        person.name,
+        person.phone,
+        person.email,
+        cast("Channel", person.channel),
+        person.timezone,
+        person.language,
     )
     return ScheduledReminder(row.id, plan, cast("ReminderStatus", row.status), details)
