@@ -29,6 +29,11 @@ def _columns() -> tuple[str, ...]:
 LANGUAGES: tuple[str, ...] = _columns()
 
 
+def has_display_name(key: str) -> bool:
+    """Whether `key` is a supplement the table names, as opposed to a custom item."""
+    return key in _table()
+
+
 def display_name(key: str, language: str) -> str:
     """How a supplement is written for a reader of `language` ("C-vitamin"); a key the table
     does not know (a custom item) is shown as it is, its underscores as spaces."""
