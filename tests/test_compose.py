@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,104 @@ def test_the_one_shot_upgrade_runs_as_compose_runs_it(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "compose.db").stat().st_size > 0
+
+
+_FROM_ENV = re.compile(r"^\$\{(?P<name>[A-Z_]+)(:-(?P<default>.*))?\}$")
+
+
+@pytest.mark.parametrize("name", DOSEWISE_SERVICES)
+def test_every_setting_compose_passes_is_decided_by_the_env_file(name: str) -> None:
+    """A value in `environment:` overrides `env_file:`, so each one reads its own variable from
+    .env (compose's interpolation) and only falls back to wiring the containers together."""
+    for variable, value in SERVICES[name]["environment"].items():
+        match = _FROM_ENV.match(str(value))
+        assert match is not None, f"{variable}: {value!r} is fixed, .env cannot change it"
+        assert match["name"] == variable
+
+
+def test_the_tracker_healthcheck_asks_a_running_tracker(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    env = {"DOSEWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'h.db'}", "PATH": "/usr/bin:/bin"}
+    dosewise = [sys.executable, "-m", "dosewise"]
+    subprocess.run([*dosewise, "db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    check = SERVICES["tracker"]["healthcheck"]["test"]
+    assert check[0] == "CMD"
+    command = [sys.executable if part == "python" else part for part in check[1:]]
+    command = [part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in command]
+    tracker = subprocess.Popen(
+        [*dosewise, "tracker", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if subprocess.run(command, capture_output=True, check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the healthcheck never passed against a running tracker")
+    finally:
+        tracker.terminate()
+        tracker.wait(timeout=10)
+    after = subprocess.run(command, capture_output=True, check=False)
+    assert after.returncode != 0, "the healthcheck passes with no tracker running"
+
+
+def _dockerfile_stages() -> list[list[str]]:
+    stages: list[list[str]] = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            stages.append([])
+        if stages and line and not line.startswith("#"):
+            stages[-1].append(line)
+    return stages
+
+
+def test_the_image_runs_as_a_user_without_privileges_from_built_wheels() -> None:
+    build, image = _dockerfile_stages()
+    assert any("pip wheel" in line and "requirements.lock" in line for line in build)
+    users = [line.split()[1] for line in image if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    installs = [line for line in image if "pip install" in line]
+    assert installs and all("--no-index" in line for line in installs)
+
+
+def _requirement_closure(name: str) -> set[str]:
+    """The distributions installing `name` pulls in, extras asked for included."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    seen: set[tuple[str, frozenset[str]]] = set()
+    wanted: list[tuple[str, frozenset[str]]] = [(name, frozenset())]
+    while wanted:
+        current, extras = wanted.pop()
+        key = current.lower().replace("_", "-")
+        if (key, extras) in seen:
+            continue
+        seen.add((key, extras))
+        try:
+            needs = requires(current) or []
+        except PackageNotFoundError:
+            continue
+        for text in needs:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            if marker is None or any(marker.evaluate({"extra": e}) for e in extras | {""}):
+                wanted.append((requirement.name, frozenset(requirement.extras)))
+    return {key for key, _ in seen}
+
+
+def test_the_image_holds_no_test_or_lint_tool() -> None:
+    """The image installs what dosewise's own requirements pull in (pip wheel ., not the lock)."""
+    closure = _requirement_closure("dosewise")
+    assert {"sqlalchemy", "twilio", "babel", "rapidfuzz"} <= closure
+    assert not closure & {"pytest", "mypy", "ruff", "playwright", "hypothesis", "import-linter"}
+
+
+def test_the_build_context_leaves_out_what_the_image_does_not_need() -> None:
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".venv", ".git", "*.db", "tests", ".env"} <= ignored
