@@ -6,6 +6,7 @@ never trips over a server that dropped an idle one.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -62,6 +63,16 @@ def build_message(
     if html is not None:
         message.add_alternative(html, subtype="html")
     return message
+
+
+_HTML_LANG = re.compile(r'<html lang="([A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*)"')
+
+
+def language_headers(html: str | None) -> dict[str, str]:
+    """Content-Language for an e-mail whose HTML part says its language (`<html lang="da">`),
+    so mail programs read it aloud and offer translation in the right language."""
+    found = _HTML_LANG.match(html) if html else None
+    return {"Content-Language": found.group(1)} if found else {}
 
 
 def _refused_code(refused: Mapping[str, tuple[int, bytes]]) -> int:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from notifier.email import language_headers
 from notifier.ports import AsyncSmsGateway, EmailGateway, SendError, SendResult, SmsGateway
 from notifier.segments import segments
 from services.ports import ClaimedMessage, MessageChannel, OutboxMessage, SentRecord, UnitOfWork
@@ -191,7 +192,14 @@ class Worker:
             # the scheduler packs an e-mail's plain text and HTML into the one body column
             plain, html = unpack_email(body)
             subject = message.subject or DEFAULT_SUBJECT
-            return await asyncio.to_thread(self.email.send, message.recipient, subject, plain, html)
+            return await asyncio.to_thread(
+                self.email.send,
+                message.recipient,
+                subject,
+                plain,
+                html,
+                headers=language_headers(html),
+            )
         callback = self.config.status_callback
         validity = validity_period_s(message, now)
         if self._sms_is_async:

@@ -568,12 +568,17 @@ def _message(
         digest = hashlib.sha256(secret.encode()).hexdigest()
         token = ConfirmToken(digest, reminder.id, close)
         text = email_text(
-            plan.items, plan.due_at, person.timezone, kind, f"{config.public_url}/confirm/{secret}"
+            plan.items,
+            plan.due_at,
+            person.timezone,
+            kind,
+            f"{config.public_url}/confirm/{secret}",
+            language=person.language,
         )
         subject, body, recipient = text.subject, pack_email(text.plain, text.html), person.email
     else:
         subject, recipient = None, person.phone
-        body = sms_body(plan.items, plan.due_at, person.timezone, kind)
+        body = sms_body(plan.items, plan.due_at, person.timezone, kind, language=person.language)
     message = OutgoingMessage(
         reminder_id=reminder.id,
         person_id=plan.person_id,

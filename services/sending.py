@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from i18n import translator
 from services.clock import quiet_end, require_aware
 from services.ports import (
     Addressee,
@@ -37,8 +38,6 @@ log = logging.getLogger("dosewise.notifier")
 MAX_VALIDITY_S = 36_000
 # where the tracker's confirm links point when the caller does not say (the settings' default)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
-# the first line of an e-mail sent because the SMS could not go
-FALLBACK_NOTE = "We could not send this reminder to your phone by SMS, so here it is by e-mail."
 
 
 @dataclass(frozen=True)
@@ -370,7 +369,8 @@ def queue_email_fallback(
         person.timezone,
         kind,
         f"{public_url.rstrip('/')}/confirm/{secret}",
-        note=FALLBACK_NOTE,
+        language=person.language,
+        note=fallback_note(person.language),
     )
     fallback = replace(
         message, subject=text.subject, body=pack_email(text.plain, text.html), channel="email"
@@ -388,6 +388,13 @@ def queue_email_fallback(
         mask_recipient(address),
     )
     return True
+
+
+def fallback_note(language: str) -> str:
+    """The first line of an e-mail sent because the SMS could not go."""
+    return translator(language).gettext(
+        "We could not send this reminder to your phone by SMS, so here it is by e-mail."
+    )
 
 
 def take_expired_leases(

@@ -31,7 +31,7 @@ def test_a_later_sms_counts_the_dairy_gap_from_its_sending(
     engine: Engine, unit_of_work: Factory, twilio: FakeTwilioServer, purpose: str
 ) -> None:
     person = add_person(engine, NOW)
-    body = sms_body(IRON, PLANNED, "Europe/Copenhagen", purpose)  # type: ignore[arg-type]
+    body = sms_body(IRON, PLANNED, "Europe/Copenhagen", purpose, language="en")  # type: ignore[arg-type]
     assert "Keep dairy away until 14:00." in body  # as the scheduler queued it
     sent_at = PLANNED + timedelta(hours=2, minutes=4)  # 13:04 in Copenhagen
     add_message(
@@ -56,7 +56,7 @@ def test_the_gap_is_counted_in_the_persons_zone_across_a_clock_change(
     # New York falls back at 06:00 UTC on 1 November 2026: 01:30 EDT + 3 h is 03:30 EST
     person = add_person(engine, NOW, timezone="America/New_York")
     planned = NOW.replace(month=11, day=1, hour=3, minute=0)
-    body = sms_body(IRON, planned, "America/New_York", "snooze")
+    body = sms_body(IRON, planned, "America/New_York", "snooze", language="en")
     sent_at = planned + timedelta(hours=2, minutes=30)  # 05:30 UTC, 01:30 EDT
     add_message(engine, person, sent_at, body=body, purpose="snooze-1")
     drive(unit_of_work, twilio, steps(sent_at))
@@ -73,7 +73,9 @@ def test_a_later_email_counts_the_dairy_gap_from_its_sending(
 ) -> None:
     mailbox, email = smtp
     person = add_person(engine, NOW, email="ana@example.com")
-    text = email_text(IRON, PLANNED, "Europe/Copenhagen", "snooze", "https://x/confirm/t")
+    text = email_text(
+        IRON, PLANNED, "Europe/Copenhagen", "snooze", "https://x/confirm/t", language="en"
+    )
     sent_at = PLANNED + timedelta(minutes=95)  # 12:35 in Copenhagen
     add_message(
         engine,
@@ -100,7 +102,7 @@ def test_a_restamped_sms_that_twilio_accepted_is_found_by_the_sweeper_not_resent
     engine: Engine, unit_of_work: Factory, twilio: FakeTwilioServer
 ) -> None:
     person = add_person(engine, NOW)
-    body = sms_body(IRON, PLANNED, "Europe/Copenhagen", "snooze")
+    body = sms_body(IRON, PLANNED, "Europe/Copenhagen", "snooze", language="en")
     sent_at = PLANNED + timedelta(minutes=40)
     message_id = add_message(engine, person, sent_at, body=body, purpose="snooze-1")
     twilio.script(ScriptedAnswer(drop_connection=True))  # accepted, then the line dropped

@@ -404,8 +404,10 @@ def test_texts_for_the_example_regimen_fit_one_sms_segment() -> None:
     ]
     due = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
     for purpose in ("initial", "followup", "snooze"):
-        text = sms_body(items, due, "Europe/Copenhagen", purpose)  # type: ignore[arg-type]
+        text = sms_body(items, due, "Europe/Copenhagen", purpose, language="en")  # type: ignore[arg-type]
         count = count_segments(text)
         assert (count.encoding, count.segments) == ("GSM-7", 1), text
-    mail = email_text(items, due, "Europe/Copenhagen", "initial", "https://x/confirm/t")
+    mail = email_text(
+        items, due, "Europe/Copenhagen", "initial", "https://x/confirm/t", language="en"
+    )
     assert mail.subject.startswith("dosewise 11:30: iron 18 mg")

@@ -63,7 +63,7 @@ from tracker.admin import admin_router
 from tracker.group_commit import GroupCommit
 from tracker.limits import BodySizeLimit
 from tracker.logs import mask_phone
-from tracker.pages import link_page
+from tracker.pages import link_page, reader_language, unavailable_page, unknown_link_page
 
 Clock = Callable[[], datetime]
 FormPairs = Sequence[tuple[str, str]]
@@ -454,7 +454,7 @@ def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock
         # actions (skip and taken) would be a guess either way
         actions = request.query_params.getlist("action")
         if len(token) > MAX_TOKEN_LENGTH or action not in _LINK_ACTIONS or len(actions) > 1:
-            return _unknown_link()
+            return _unknown_link(request)
         outcome: Outcome = _LINK_ACTIONS[action]
         try:
             result = await run_in_threadpool(
@@ -462,20 +462,26 @@ def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock
             )
         except StoreError as error:
             log.error("confirm link: %s", error)
-            text = "dosewise cannot record this right now. Please open the link again later."
-            return HTMLResponse(link_page("unavailable", text), 503)
+            reader = reader_language(request.headers.get("accept-language"))
+            return HTMLResponse(unavailable_page(reader), 503)
+        # the person's language when the link is theirs; an unknown link has no person
+        language: str | None = getattr(result, "language", None)
+        if result.status == "unknown" and language is None:
+            return _unknown_link(request)
         return HTMLResponse(
-            link_page(result.status, result.text), _LINK_STATUS_CODES[result.status]
+            link_page(result.status, result.text, language), _LINK_STATUS_CODES[result.status]
         )
 
     @app.get("/confirm/", include_in_schema=False)
     @app.get("/confirm", include_in_schema=False)
-    async def no_token() -> HTMLResponse:
-        return _unknown_link()
+    async def no_token(request: Request) -> HTMLResponse:
+        return _unknown_link(request)
 
 
-def _unknown_link() -> HTMLResponse:
-    return HTMLResponse(link_page("unknown", "This link is not one dosewise sent."), 404)
+def _unknown_link(request: Request) -> HTMLResponse:
+    """A link dosewise did not send: no person to know the language of, so the browser's."""
+    reader = reader_language(request.headers.get("accept-language"))
+    return HTMLResponse(unknown_link_page(reader), 404)
 
 
 def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metrics) -> None:
