@@ -57,11 +57,12 @@ def build_message(
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    for name, value in (headers or {}).items():
-        message[name] = value
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")
+    # after the parts: setting content drops or moves Content-* headers (Content-Language)
+    for name, value in (headers or {}).items():
+        message[name] = value
     return message
 
 

@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from notifier.email import SmtpConfig, SmtpEmailGateway
+from notifier.email import SmtpConfig, SmtpEmailGateway, language_headers
 from notifier.ports import EmailGateway, ErrorKind, SendError
 from tests.conftest import free_port
 
@@ -144,6 +144,42 @@ def test_plain_send_delivers_text_and_html_alternatives(
         "text/plain",
         "text/html",
     ]
+
+
+def test_a_danish_email_arrives_with_its_language_and_letters(
+    plain_server: Controller, mailbox: Mailbox
+) -> None:
+    html = '<html lang="da"><body><p>Ingen mælkeprodukter før 14:30.</p></body></html>'
+    plain_gateway(plain_server).send(
+        TO,
+        "dosewise kl. 11:30: jern 18 mg",
+        "Ingen mælkeprodukter før 14:30.",
+        html,
+        headers=language_headers(html),
+    )
+    message = mailbox.message()
+    assert message["Content-Language"] == "da"  # on the message, not moved into a part
+    assert message["Subject"] == "dosewise kl. 11:30: jern 18 mg"
+    plain, page = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None and page is not None
+    assert plain.get_content().strip() == "Ingen mælkeprodukter før 14:30."
+    assert page.get_content().strip() == html
+
+
+@pytest.mark.parametrize(
+    ("html", "headers"),
+    [
+        ('<html lang="da"><body></body></html>', {"Content-Language": "da"}),
+        ('<html lang="en-GB"><body></body></html>', {"Content-Language": "en-GB"}),
+        ("<html><body></body></html>", {}),
+        ('<html lang="da\r\nBcc: x@y.z"><body></body></html>', {}),
+        (None, {}),
+    ],
+)
+def test_the_language_header_comes_from_the_html_lang(
+    html: str | None, headers: dict[str, str]
+) -> None:
+    assert language_headers(html) == headers
 
 
 def test_text_only_when_no_html(plain_server: Controller, mailbox: Mailbox) -> None:
