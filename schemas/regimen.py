@@ -24,8 +24,9 @@ from pydantic import (
 )
 
 from schemas.amounts import Amount, DoseAmount
+from schemas.contents import content_tag
 from schemas.languages import DEFAULT_LANGUAGE, LANGUAGES
-from schemas.names import SupplementName, identify
+from schemas.names import SupplementName, check_name
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -123,29 +124,6 @@ Language = Annotated[
 TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 PhoneNumber = Annotated[str, AfterValidator(check_phone)]
 
-# what meals may contain, mapped to the tags the rules speak of
-_CONTENT_SYNONYMS = {
-    "milk": "dairy",
-    "cheese": "dairy",
-    "yogurt": "dairy",
-    "yoghurt": "dairy",
-    "skyr": "dairy",
-    "dairy_products": "dairy",
-    "dairy_product": "dairy",
-    "milk_products": "dairy",
-    "milk_product": "dairy",
-    "tea": "black_tea",
-    "calcium_rich": "calcium",
-}
-
-
-def content_tag(raw: str) -> str:
-    tag = "_".join(re.sub(r"[^0-9a-z]+", " ", raw.lower()).split())
-    if not tag:
-        raise ValueError(f"meal contents must be words like dairy or black tea, not {raw!r}")
-    return _CONTENT_SYNONYMS.get(tag, tag)
-
-
 ContentTag = Annotated[str, AfterValidator(content_tag)]
 
 
@@ -242,10 +220,17 @@ class SupplementEntry(_Strict):
     dose: DoseAmount
     at: Clock | None = None
     deficiency_confirmed: bool = False
+    custom: bool = Field(
+        default=False,
+        description=(
+            "the name is a supplement of its own, not a misspelling of one dosewise knows: "
+            "it is planned as a custom item, with no timing rules"
+        ),
+    )
 
     @cached_property
     def identity(self) -> SupplementName:
-        return identify(self.name)
+        return check_name(self.name, custom=self.custom)
 
     @model_validator(mode="after")
     def _identify(self) -> SupplementEntry:

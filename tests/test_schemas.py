@@ -100,13 +100,13 @@ def test_an_unknown_supplement_is_kept_as_a_custom_item_with_a_warning() -> None
 @pytest.mark.parametrize(
     ("written", "named"),
     [
-        ("Iron with vitamin C", "iron, vitamin_c"),
-        ("Vitamin D3 + Calcium", "vitamin_d, calcium"),
-        ("Calcium + Vitamin D3", "calcium, vitamin_d"),
-        ("Vitamin C + zinc", "vitamin_c, zinc"),
+        ("Iron with vitamin C", "iron, vitamin C"),
+        ("Vitamin D3 + Calcium", "vitamin D, calcium"),
+        ("Calcium + Vitamin D3", "calcium, vitamin D"),
+        ("Vitamin C + zinc", "vitamin C, zinc"),
         ("zinc and copper", "zinc, copper"),
         ("Ca/Mg/Zn", "calcium, magnesium, zinc"),
-        ("Vitamin D3 + K2", "vitamin_d, vitamin_k"),
+        ("Vitamin D3 + K2", "vitamin D, vitamin K"),
         ("Iron-free multivitamin with zinc and selenium", "zinc, selenium"),
     ],
 )
