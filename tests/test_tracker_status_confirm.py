@@ -229,6 +229,18 @@ def test_an_unknown_link_is_404(tracker: Tracker, reminder: int) -> None:
     assert confirmations(tracker.engine) == []
 
 
+def test_an_unknown_link_is_answered_in_the_language_the_browser_asks_for(
+    tracker: Tracker, reminder: int
+) -> None:
+    danish = {"Accept-Language": "da-DK,da;q=0.9,en;q=0.8"}
+    for path in ("/confirm/nope", "/confirm/", "/confirm/nope?action=bogus"):
+        page = tracker.client.get(path, headers=danish)
+        assert page.status_code == 404
+        assert '<html lang="da">' in page.text and "<h1>Ukendt link</h1>" in page.text
+    english = tracker.client.get("/confirm/nope", headers={"Accept-Language": "fr, de"})
+    assert '<html lang="en">' in english.text and "<h1>Unknown link</h1>" in english.text
+
+
 def test_a_link_for_a_dose_answered_by_sms_records_nothing_more(
     tracker: Tracker, reminder: int
 ) -> None:
