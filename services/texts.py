@@ -57,7 +57,7 @@ def sms_body(
     (when iron is among them) and the words to reply with."""
     words = translator(language)
     when = _clock(due_at, timezone)
-    what = sms_safe(doses(items, words.language))
+    what = sms_safe(_doses(items, words))
     if purpose == "initial":
         head = words.gettext("dosewise {time}: {doses}.", time=when, doses=what)
     elif purpose == "followup":
@@ -68,13 +68,8 @@ def sms_body(
     keep_away = _keep_away(items, due_at, timezone, words)
     if keep_away:
         parts.append(keep_away)
-    parts.append(reply_hint(words.language))
+    parts.append(words.gettext("Reply TAKEN, SKIP or LATER"))
     return " ".join(parts)
-
-
-def reply_hint(language: str) -> str:
-    """The words a reminder may be answered with, as the SMS's last sentence."""
-    return translator(language).gettext("Reply TAKEN, SKIP or LATER")
 
 
 def email_text(
@@ -91,7 +86,7 @@ def email_text(
     why it came by e-mail."""
     words = translator(language)
     when = _clock(due_at, timezone)
-    what = doses(items, words.language)
+    what = _doses(items, words)
     if purpose == "initial":
         subject = words.gettext("dosewise {time}: {doses}", time=when, doses=what)
     elif purpose == "followup":
@@ -128,7 +123,10 @@ def email_text(
 
 def doses(items: Sequence[dict[str, Any]], language: str) -> str:
     """'jern 18 mg + C-vitamin 250 mg': each item's name and dose for a reader of `language`."""
-    words = translator(language)
+    return _doses(items, translator(language))
+
+
+def _doses(items: Sequence[dict[str, Any]], words: Translator) -> str:
     return " + ".join(f"{_name(item, words)} {_dose(item['dose'], words)}" for item in items)
 
 
@@ -255,7 +253,8 @@ def _with_time(body: str, notes: Sequence[_KeepAwayNote], time: str) -> str:
 
 
 def _clock(instant: datetime, timezone: str) -> str:
-    return instant.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+    local = instant.astimezone(ZoneInfo(timezone))
+    return f"{local.hour:02d}:{local.minute:02d}"
 
 
 def sms_safe(text: str) -> str:
