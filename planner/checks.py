@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from planner.plan import PlanRefused
 from planner.rules import COLD_COURSE, RULES, DailyLimit, RuleTable
+from schemas.languages import DEFAULT_LANGUAGE, display_name
 from schemas.regimen import Regimen, SupplementEntry
 
 
@@ -111,7 +112,7 @@ def _limit_warnings(regimen: Regimen, table: RuleTable) -> list[str]:
         if rule.waived_by_deficiency and all(entry.deficiency_confirmed for entry in entries):
             continue
         message = (
-            f"{rule.subject} {_number(total)} {rule.unit}/day is above {_number(limit)} "
+            f"{_shown(rule.subject)} {_number(total)} {rule.unit}/day is above {_number(limit)} "
             f"{rule.unit}/day: {rule.text} [{rule.label}]"
         )
         if rule.action == "refuse":
@@ -142,10 +143,15 @@ def _form_warnings(supplements: list[SupplementEntry], table: RuleTable) -> list
 def _pairing_warnings(supplements: list[SupplementEntry], table: RuleTable) -> list[str]:
     keys = [entry.key for entry in supplements]
     return [
-        f"{rule.subject} without {rule.partner}: {rule.text} [{rule.label}]"
+        f"{_shown(rule.subject)} without {_shown(rule.partner)}: {rule.text} [{rule.label}]"
         for rule in table.together
         if keys.count(rule.subject) > keys.count(rule.partner)
     ]
+
+
+def _shown(key: str) -> str:
+    """A supplement as the plan's English texts name it ("vitamin C", not "vitamin_c")."""
+    return display_name(key, DEFAULT_LANGUAGE)
 
 
 def _number(value: Decimal) -> str:
