@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from babel.messages.pofile import read_po
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import i18n
 import schemas.languages
 from notifier.segments import GSM7_BASIC, count_segments, is_gsm7
 from scheduler.reminders import LOZENGE_NAME
@@ -132,6 +134,25 @@ def test_a_micro_sign_in_a_custom_name_is_spelled_mcg_for_the_sms() -> None:
     body = sms_body(items, DUE, ZONE, "initial", language="da")
     assert "µ" not in body and is_gsm7(body)
     assert sms_safe("100 μg") == "100 mcg"  # the Greek mu is typed too
+
+
+@pytest.mark.parametrize("language", [code for code in i18n.LANGUAGES if code != "en"])
+def test_a_translation_brings_no_character_outside_gsm7_its_english_lacks(language: str) -> None:
+    """Any catalogue text may reach an SMS (the answers to replies too): a translation keeps
+    to GSM-7 wherever the English text does, so it never turns an SMS into UCS-2."""
+    path = i18n.LOCALES / language / "LC_MESSAGES" / f"{i18n.DOMAIN}.po"
+    with path.open("rb") as po:
+        catalogue = read_po(po, locale=language)
+    added = {}
+    for message in catalogue:
+        if not message.id:
+            continue  # the header
+        english = "".join(message.id) if isinstance(message.id, tuple) else message.id
+        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+        outside = {ch for form in forms for ch in form or "" if not is_gsm7(ch)}
+        if outside - {ch for ch in english if not is_gsm7(ch)}:
+            added[english] = sorted(outside)
+    assert not added, added
 
 
 def test_the_gsm7_alphabet_has_the_danish_letters() -> None:
