@@ -7,8 +7,13 @@ writers hold its lock from the first append to the commit (store.events), so it 
 
 Which reminder a reply answers: the person's most recent reminder that has gone out (status
 queued or sent), is due (due_at <= now) and whose window has not closed (window_closes_at >
-now). An older open reminder stays open; a late reply after the window closed records nothing
-and says so, because guessing which dose was meant would be worse than asking.
+now). An older open reminder stays open. A TAKEN (or YES) with no open reminder confirms, late,
+the person's most recent reminder that closed without an answer, if it arrives within
+LATE_CONFIRMATION of that reminder's due time and before the same supplement's next reminder is
+due (late_confirmable); SKIP and LATER after the window record nothing and say so.
+
+Every answer is in the sender's language (i18n): the person's, or for a number no one
+enrolled, the language of the reply's words (English when they are of every language).
 """
 
 from __future__ import annotations
@@ -18,15 +23,19 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from pydantic import ValidationError
 
+from i18n import DEFAULT_LANGUAGE, Translator, translator
 from planner.cold_course import ColdCoursePlan, lozenge_shortfall, plan_cold_course
 from planner.plan import PlanRefused
-from planner.rules import RULES, Apart
+from reports.adherence import ON_TIME_MINUTES
 from scheduler.reminders import waking_bounds_around
 from schemas.regimen import Regimen
 from services.clock import require_aware
@@ -49,40 +58,34 @@ from services.reply_ports import (
     StoredReply,
 )
 from services.reply_words import (
-    HELP_TEXT,
-    HINT_TEXT,
     MAX_SNOOZE_MINUTES,
     MIN_SNOOZE_MINUTES,
     Reply,
+    help_text,
+    hint_text,
     read_reply,
 )
 from services.scheduling import after_quiet_hours, lozenges_given
 from services.sending import queue_email_fallback
-from services.stored_regimens import no_longer_accepted, not_accepted_answer
-from services.texts import sms_safe
+from services.stored_regimens import ENROL_AGAIN, no_longer_accepted
+from services.texts import IRON_DAIRY_GAP, dose_text, doses, sms_safe
 
 log = logging.getLogger("dosewise.tracker")
 
-IRON_GAP_RULE = "iron-apart-from-dairy-calcium-medicines"
 DEFAULT_SNOOZE_MINUTES = 30
 OPT_OUT_SOURCE_SMS = "sms"
 OPT_OUT_SOURCE_CARRIER = "twilio"  # Twilio error 21610: the carrier has the person opted out
 TWILIO_UNSUBSCRIBED = 21610
+# how long after its due time a reminder that closed unanswered may still be confirmed late
+LATE_CONFIRMATION = timedelta(hours=12)
+# a reminder in these statuses, its window closed, went unanswered (missed, or never sent:
+# expired; sent or queued until the scheduler closes it); skipped, confirmed and cancelled
+# ones are not confirmed late
+UNANSWERED_STATUSES = frozenset({"queued", "sent", "missed", "expired"})
 
 _ANSWERED_WHEN_OPTED_OUT = frozenset({"stop", "start", "help"})
 # the words whose effect answers the person's open reminder ("yes" may turn out to be START)
 _ANSWER_A_REMINDER = frozenset({"taken", "yes", "skip", "later"})
-
-TAKE_OR_SKIP = "Reply TAKEN or SKIP when you can."
-NOT_ENROLLED = "This number is not enrolled with dosewise, so nothing was recorded."
-NOT_ENROLLED_START = (
-    "This number is not enrolled with dosewise. Noted: if it is enrolled, it will get "
-    "dosewise reminders."
-)
-NO_OPEN_REMINDER = "There is no reminder waiting for an answer right now, so nothing was recorded."
-STOPPED = "You will get no more messages from dosewise. Reply START to resume."
-RESUMED = "Welcome back: dosewise reminders resume."
-ALREADY_SUBSCRIBED = "You are already receiving dosewise reminders."
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,10 @@ class _Reply:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.person.details.timezone)
+
+    @property
+    def words(self) -> Translator:
+        return translator(self.person.details.language)
 
     def event(self, type_: EventType, **payload: Any) -> None:
         self.events.append(Event(type_, self.person.id, self.now, payload))
@@ -334,18 +341,25 @@ def _unknown_number(
     uow: UnitOfWork, phone: str, reply: Reply, reply_id: int
 ) -> tuple[str, str | None]:
     """(the kind the reply is stored as, the answer) for a number no one enrolled: its STOP and
-    START are kept, for whoever enrols it later (services.enrolment)."""
+    START are kept, for whoever enrols it later (services.enrolment). The answer is in the
+    language of the reply's words, the default one for words of every language."""
+    words = translator(reply.language or DEFAULT_LANGUAGE)
     # someone who says STOP gets no message, not even from a number we do not know; HELP is
     # answered whoever asks (carriers require it)
     if reply.kind == "stop":
         return reply.kind, None
     if reply.kind == "help":
-        return reply.kind, HELP_TEXT
+        return reply.kind, help_text(words)
     # YES right after STOP is START, as for an enrolled number
     stopped = reply.kind == "yes" and uow.replies.stopped_while_unknown(phone, reply_id) is not None
     if reply.kind == "start" or stopped:
-        return "start", NOT_ENROLLED_START
-    return reply.kind, NOT_ENROLLED
+        return "start", words.gettext(
+            "This number is not enrolled with dosewise. Noted: if it is enrolled, it will get "
+            "dosewise reminders."
+        )
+    return reply.kind, words.gettext(
+        "This number is not enrolled with dosewise, so nothing was recorded."
+    )
 
 
 def _answer(handling: _Reply) -> tuple[str, str | None]:
@@ -357,7 +371,8 @@ def _answer(handling: _Reply) -> tuple[str, str | None]:
     if kind == "start" or (kind == "yes" and opted_out):
         return "start", _start(handling)
     if kind == "help":
-        return kind, HELP_TEXT  # carriers require HELP to be answered, opted out or not
+        # carriers require HELP to be answered, opted out or not
+        return kind, help_text(handling.words)
     meaning = "taken" if kind == "yes" else kind
     if opted_out:
         return meaning, None  # no messages of any kind until START
@@ -369,7 +384,9 @@ def _stop(handling: _Reply) -> str | None:
     if opted_out is None:
         return None  # already opted out: nothing more is sent, not this either
     handling.events.append(opted_out)
-    return STOPPED
+    return handling.words.gettext(
+        "You will get no more messages from dosewise. Reply START to resume."
+    )
 
 
 def opt_out(uow: UnitOfWork, person_id: int, source: str, now: datetime) -> Event | None:
@@ -382,52 +399,129 @@ def opt_out(uow: UnitOfWork, person_id: int, source: str, now: datetime) -> Even
 
 def _start(handling: _Reply) -> str:
     if not handling.uow.replies.opt_in(handling.person.id, handling.now):
-        return ALREADY_SUBSCRIBED
+        return handling.words.gettext("You are already receiving dosewise reminders.")
     handling.event("OptedIn")
-    return RESUMED
+    return handling.words.gettext("Welcome back: dosewise reminders resume.")
+
+
+def _no_open_reminder(words: Translator) -> str:
+    return words.gettext(
+        "There is no reminder waiting for an answer right now, so nothing was recorded."
+    )
+
+
+def _take_or_skip(words: Translator) -> str:
+    return words.gettext("Reply TAKEN or SKIP when you can.")
 
 
 def _taken(handling: _Reply) -> str:
     reminder = handling.reminder
     if reminder is None:
-        return NO_OPEN_REMINDER
-    _record(handling.uow, reminder, "taken", handling.now, "sms", handling.reply_id)
-    handling.event("DoseConfirmed", reminder_id=reminder.id, at=handling.now.isoformat())
-    return taken_text(reminder, handling.now, handling.zone)
+        return _taken_late(handling)
+    at = _taken_at(handling, reminder)
+    _record(handling.uow, reminder, "taken", handling.now, "sms", handling.reply_id, at)
+    handling.event("DoseConfirmed", reminder_id=reminder.id, at=at.isoformat())
+    return taken_text(reminder, at, handling.zone, handling.words, handling.now)
+
+
+def _taken_late(handling: _Reply) -> str:
+    """A TAKEN with no open reminder: the reminder it confirms late (late_confirmable), or
+    nothing recorded."""
+    uow, now = handling.uow, handling.now
+    recent = uow.replies.recent_reminders(handling.person.id, now - LATE_CONFIRMATION, now)
+    candidate = late_confirmable(recent, now)
+    # locked, and read again: a TAKEN or the scheduler may have changed it meanwhile
+    reminder = None if candidate is None else uow.replies.reminder_for_update(candidate.id)
+    if reminder is None or late_confirmable([reminder], now) is None:
+        return _no_open_reminder(handling.words)
+    at = _taken_at(handling, reminder)
+    _record(uow, reminder, "taken", now, "sms", handling.reply_id, at)
+    handling.event("DoseConfirmed", reminder_id=reminder.id, at=at.isoformat(), late=True)
+    return late_taken_text(reminder, at, handling.zone, handling.words, now)
+
+
+def late_confirmable(recent: Sequence[OpenReminder], now: datetime) -> OpenReminder | None:
+    """The reminder a TAKEN with no open reminder confirms late: of `recent` (the person's
+    reminders due up to `now`, newest first, none cancelled), the most recent whose window
+    closed unanswered, if it was due within LATE_CONFIRMATION and no reminder of one of its
+    supplements came due after it. None when there is no such reminder: nothing is guessed."""
+    for index, reminder in enumerate(recent):
+        if reminder.status not in UNANSWERED_STATUSES or reminder.window_closes_at > now:
+            continue
+        if now - reminder.due_at > LATE_CONFIRMATION:
+            return None
+        supplements = _supplements(reminder)
+        if any(supplements & _supplements(newer) for newer in recent[:index]):
+            return None  # the same supplement's next reminder is due: which dose was taken?
+        return reminder
+    return None
+
+
+def _supplements(reminder: OpenReminder) -> set[str]:
+    return {str(item.get("supplement")) for item in reminder.items}
+
+
+def _taken_at(handling: _Reply, reminder: OpenReminder) -> datetime:
+    """When the dose was taken: the time the reply says ("taken at 8"), when one reading of it
+    lies between the reminder's due time and now (the latest such), else the reply's instant."""
+    said, now = handling.reply.said, handling.now
+    if said is None:
+        return now
+    today = now.astimezone(handling.zone).date()
+    readings = [
+        datetime.combine(day, time(hour, said.minute), handling.zone)
+        for day in (today, today - timedelta(days=1))
+        for hour in said.hours_of_day()
+    ]
+    fitting = [at for at in readings if reminder.due_at <= at <= now]
+    return max(fitting).astimezone(now.tzinfo) if fitting else now
 
 
 def _skip(handling: _Reply) -> str:
     reminder = handling.reminder
     if reminder is None:
-        return NO_OPEN_REMINDER
+        return _no_open_reminder(handling.words)
     _record(handling.uow, reminder, "skipped", handling.now, "sms", handling.reply_id)
     handling.event("DoseSkipped", reminder_id=reminder.id)
-    return skipped_text(reminder)
+    return skipped_text(reminder, handling.words)
 
 
 def _later(handling: _Reply) -> str:
+    words = handling.words
     if not handling.reply.snooze_minutes_valid:
-        return (
-            f"LATER takes {MIN_SNOOZE_MINUTES} to {MAX_SNOOZE_MINUTES} minutes (LATER 20: in "
-            "20 minutes), so nothing was changed."
+        return words.gettext(
+            "LATER takes {low} to {high} minutes (LATER 20: in 20 minutes), so nothing was "
+            "changed.",
+            low=MIN_SNOOZE_MINUTES,
+            high=MAX_SNOOZE_MINUTES,
         )
     minutes = handling.reply.minutes or DEFAULT_SNOOZE_MINUTES
     reminder = handling.reminder
     if reminder is None:
-        return NO_OPEN_REMINDER
+        return _no_open_reminder(words)
     current = handling.uow.regimens.current(handling.person.id)
     if current is None:
-        return f"dosewise has no regimen for you, so it will not remind you again. {TAKE_OR_SKIP}"
+        no_regimen = words.gettext(
+            "dosewise has no regimen for you, so it will not remind you again."
+        )
+        return f"{no_regimen} {_take_or_skip(words)}"
     try:
         regimen = current.regimen()
     except ValidationError as error:  # the scheduler would drop the snooze: promise none
-        undone = "no reminder will come again for this dose"
-        return f"{_not_accepted(handling, error, undone)} {TAKE_OR_SKIP}"
+        _log_not_accepted(handling, error, "no reminder will come again for this dose")
+        refused = words.gettext(
+            "dosewise cannot use your stored regimen any more: today's rules do not accept "
+            "it, so no reminder will come again for this dose. It must be enrolled again with "
+            "a corrected file ({command}).",
+            command=ENROL_AGAIN,
+        )
+        return f"{refused} {_take_or_skip(words)}"
     return _snooze(handling, reminder, regimen, minutes)
 
 
 def _snooze(handling: _Reply, reminder: OpenReminder, regimen: Regimen, minutes: int) -> str:
     """The Snoozed event and its answer, or why no reminder can come again."""
+    words = handling.words
     asked = handling.now + timedelta(minutes=minutes)
     # what the scheduler will do with the Snoozed event (services.scheduling): the re-send
     # waits for the end of quiet hours, and is dropped once the dose's window has closed
@@ -435,12 +529,18 @@ def _snooze(handling: _Reply, reminder: OpenReminder, regimen: Regimen, minutes:
     unable = _cannot_remind_at(handling, reminder, regimen, minutes, asked, again)
     if unable is not None:
         # promise only what the scheduler will send
-        return f"{unable}, so dosewise will not remind you again for this dose. {TAKE_OR_SKIP}"
+        return f"{unable} {_take_or_skip(words)}"
     handling.event("Snoozed", reminder_id=reminder.id, minutes=minutes)
     if again > asked:
-        at = _clock(again, handling.zone, handling.now)
-        return f"OK: your quiet hours last until {at}, so dosewise will remind you again at {at}."
-    return f"OK: dosewise will remind you again in {minutes} minute{'' if minutes == 1 else 's'}."
+        return words.gettext(
+            "OK: your quiet hours last until {time}, so dosewise will remind you again at {time}.",
+            time=_clock(again, handling.zone, handling.now, words),
+        )
+    return words.ngettext(
+        "OK: dosewise will remind you again in {n} minute.",
+        "OK: dosewise will remind you again in {n} minutes.",
+        minutes,
+    )
 
 
 def _cannot_remind_at(
@@ -451,105 +551,163 @@ def _cannot_remind_at(
     asked: datetime,
     again: datetime,
 ) -> str | None:
-    """Why no reminder can go at `again` (`asked`, after quiet hours): after the dose's
-    window has closed, or outside waking hours."""
-    zone, now = handling.zone, handling.now
+    """Why no reminder can go at `again` (`asked`, after quiet hours), and that none will:
+    after the dose's window has closed, or outside waking hours."""
+    zone, now, words = handling.zone, handling.now, handling.words
     if again >= reminder.window_closes_at:
-        closes = _clock(reminder.window_closes_at, zone, now)
+        closes = _clock(reminder.window_closes_at, zone, now, words)
         if again > asked:
-            return (
-                f"Your quiet hours last until {_clock(again, zone, now)} and this dose's "
-                f"reminder closes at {closes}"
+            return words.gettext(
+                "Your quiet hours last until {quiet} and this dose's reminder closes at "
+                "{closes}, so dosewise will not remind you again for this dose.",
+                quiet=_clock(again, zone, now, words),
+                closes=closes,
             )
-        return (
-            f"This dose's reminder closes at {closes}, before a reminder in {minutes} minutes "
-            "could go"
+        return words.ngettext(
+            "This dose's reminder closes at {closes}, before a reminder in {n} minute could "
+            "go, so dosewise will not remind you again for this dose.",
+            "This dose's reminder closes at {closes}, before a reminder in {n} minutes could "
+            "go, so dosewise will not remind you again for this dose.",
+            minutes,
+            closes=closes,
         )
     awake_from, awake_to = waking_bounds_around(regimen, again)
     if not awake_from <= again <= awake_to:
-        return f"{_clock(again, zone, now)} is outside your waking hours"
+        return words.gettext(
+            "{time} is outside your waking hours, so dosewise will not remind you again for "
+            "this dose.",
+            time=_clock(again, zone, now, words),
+        )
     return None
 
 
 def _cold(handling: _Reply) -> str:
-    uow, person, now = handling.uow, handling.person, handling.now
+    uow, person, now, words = handling.uow, handling.person, handling.now, handling.words
     running = uow.replies.running_cold_course(person.id, now)
     if running is not None:
-        since = _clock(running.onset_at, handling.zone, now)
-        return f"Your zinc cold course is already running (since {since}). Reply WELL when better."
+        return words.gettext(
+            "Your zinc cold course is already running (since {time}). Reply WELL when better.",
+            time=_clock(running.onset_at, handling.zone, now, words),
+        )
     current = uow.regimens.current(person.id)
     if current is None:
-        return "dosewise has no regimen for you yet, so no cold course was started."
+        return words.gettext("dosewise has no regimen for you yet, so no cold course was started.")
     try:
         regimen = current.regimen()
     except ValidationError as error:  # no lozenge could be planned from it
-        return _not_accepted(handling, error, "no cold course was started")
+        _log_not_accepted(handling, error, "no cold course was started")
+        return words.gettext(
+            "dosewise cannot use your stored regimen any more: today's rules do not accept "
+            "it, so no cold course was started. It must be enrolled again with a corrected "
+            "file ({command}).",
+            command=ENROL_AGAIN,
+        )
     # an earlier course's lozenges today (COLD after WELL) count against today's limit
     given = lozenges_given(uow.scheduling, person.id, now)
     try:
         course = plan_cold_course(regimen, now.astimezone(handling.zone), given=given)
     except PlanRefused as refusal:
-        return f"dosewise could not start a cold course: {refusal.reason}."
+        return words.gettext(
+            "dosewise could not start a cold course: {reason}.", reason=refusal.reason
+        )
     if not course.doses:
-        return "dosewise found no waking time for a zinc lozenge, so no cold course was started."
+        return words.gettext(
+            "dosewise found no waking time for a zinc lozenge, so no cold course was started."
+        )
     course_id = uow.replies.start_cold_course(person.id, now, course.ends)
     handling.event("ColdOnset", cold_course_id=course_id, onset_at=now.isoformat())
     first = course.doses[0]
-    return (
-        f"Get well soon. Zinc cold course started: first {first.dose} lozenge at "
-        f"{_clock(first.at, handling.zone, now)}, {_course_days(course, regimen, now)}."
-        f"{_fewer_fit(course, regimen)} Reply WELL when you feel better."
+    started = words.gettext(
+        "Get well soon. Zinc cold course started: first {dose} lozenge at {time}, {days}.",
+        dose=dose_text(first.dose, words.language),
+        time=_clock(first.at, handling.zone, now, words),
+        days=_course_days(course, regimen, now, words),
     )
+    well = words.gettext("Reply WELL when you feel better.")
+    return " ".join(part for part in (started, _fewer_fit(course, regimen, words), well) if part)
 
 
-def _fewer_fit(course: ColdCoursePlan, regimen: Regimen) -> str:
+def _fewer_fit(course: ColdCoursePlan, regimen: Regimen, words: Translator) -> str:
     """A note when no day gets the lozenges the policy asks for: the person should know the
     course is lighter than planned (the plan's warning says why)."""
     short = lozenge_shortfall(regimen, course.doses)
     if short is None:
         return ""
-    low, high = short.studied_mg
-    studied = f"; the studies used {low}-{high} mg" if short.below_studied else ""
-    return (
-        f" Only {short.per_day} a day fit around your other doses ({short.daily_text()} mg "
-        f"of zinc a day{studied})."
+    daily = _number(short.daily_mg, words)
+    if short.below_studied:
+        low, high = short.studied_mg
+        return words.ngettext(
+            "Only {n} lozenge a day fits around your other doses ({daily} mg of zinc a day; "
+            "the studies used {low}-{high} mg).",
+            "Only {n} lozenges a day fit around your other doses ({daily} mg of zinc a day; "
+            "the studies used {low}-{high} mg).",
+            short.per_day,
+            daily=daily,
+            low=_number(low, words),
+            high=_number(high, words),
+        )
+    return words.ngettext(
+        "Only {n} lozenge a day fits around your other doses ({daily} mg of zinc a day).",
+        "Only {n} lozenges a day fit around your other doses ({daily} mg of zinc a day).",
+        short.per_day,
+        daily=daily,
     )
 
 
-def _not_accepted(handling: _Reply, error: ValidationError, undone: str) -> str:
-    """The answer when the person's stored regimen is refused today (services.stored_regimens):
-    what was not done, and how to put it right; the log says which rule refuses it."""
+def _number(value: Decimal, words: Translator) -> str:
+    """A number as the reader writes it ("42,5" in Danish), without grouping."""
+    return format_decimal(value.normalize(), locale=words.language, group_separator=False)
+
+
+def _log_not_accepted(handling: _Reply, error: ValidationError, undone: str) -> None:
+    """The person's stored regimen is refused today (services.stored_regimens): the log says
+    which rule refuses it; the answer says what was not done and how to put it right."""
     log.warning("person %s: %s: %s", handling.person.id, undone, no_longer_accepted(error))
-    return not_accepted_answer(undone)
 
 
-def _course_days(course: ColdCoursePlan, regimen: Regimen, now: datetime) -> str:
+def _course_days(course: ColdCoursePlan, regimen: Regimen, now: datetime, words: Translator) -> str:
     """How many lozenges the course plans a day, as planned: quiet hours or a late onset can
     leave the first day (and the last) with fewer than lozenges_per_day."""
     per_day = list(Counter(dose.day for dose in course.doses).values())  # in course order
     days = regimen.policy.cold_course_days
     if len(set(per_day)) == 1:
-        return f"{per_day[0]} a day for {days} days"
-    first_day = course.doses[0].at.astimezone(ZoneInfo(regimen.person.timezone)).date()
-    today = now.astimezone(ZoneInfo(regimen.person.timezone)).date()
-    on_first = "today" if first_day == today else f"on {first_day:%A}"
+        return words.ngettext(
+            "{per_day} a day for {n} day", "{per_day} a day for {n} days", days, per_day=per_day[0]
+        )
+    zone = ZoneInfo(regimen.person.timezone)
+    first_day = course.doses[0].at.astimezone(zone).date()
+    if first_day == now.astimezone(zone).date():
+        first = words.gettext("{count} today", count=per_day[0])
+    else:
+        weekday = _weekday(first_day, words)
+        first = words.gettext("{count} on {weekday}", count=per_day[0], weekday=weekday)
     rest = per_day[1:]
-    after = f"{rest[0]} a day" if len(set(rest)) == 1 else f"up to {max(rest)} a day"
-    return f"{per_day[0]} {on_first}, then {after}: {len(course.doses)} in all over {days} days"
+    if len(set(rest)) == 1:
+        after = words.gettext("{count} a day", count=rest[0])
+    else:
+        after = words.gettext("up to {count} a day", count=max(rest))
+    return words.ngettext(
+        "{first}, then {after}: {total} in all over {n} day",
+        "{first}, then {after}: {total} in all over {n} days",
+        days,
+        first=first,
+        after=after,
+        total=len(course.doses),
+    )
 
 
 def _well(handling: _Reply) -> str:
-    uow, now = handling.uow, handling.now
+    uow, now, words = handling.uow, handling.now, handling.words
     running = uow.replies.running_cold_course(handling.person.id, now)
     if running is None:
-        return "No zinc cold course is running, so there was nothing to end."
+        return words.gettext("No zinc cold course is running, so there was nothing to end.")
     uow.replies.end_cold_course(running.id, now)
     handling.event("ColdEnded", cold_course_id=running.id, ended_at=now.isoformat())
-    return "Glad you are better: the zinc cold course has ended."
+    return words.gettext("Glad you are better: the zinc cold course has ended.")
 
 
-def _unparsed(_handling: _Reply) -> str:
-    return HINT_TEXT
+def _unparsed(handling: _Reply) -> str:
+    return hint_text(handling.words)
 
 
 _EFFECTS: dict[str, Callable[[_Reply], str]] = {
@@ -569,58 +727,79 @@ def _record(
     now: datetime,
     source: OutcomeSource,
     reply_id: int | None,
+    taken_at: datetime | None = None,
 ) -> None:
-    uow.replies.record_outcome(reminder, outcome, now, source, reply_id)
+    uow.replies.record_outcome(reminder, outcome, now, source, reply_id, taken_at)
 
 
 # -- answers ---------------------------------------------------------------------------------
 
 
-def taken_text(reminder: OpenReminder, at: datetime, zone: ZoneInfo) -> str:
+def taken_text(
+    reminder: OpenReminder, at: datetime, zone: ZoneInfo, words: Translator, now: datetime
+) -> str:
     """'Iron logged at 11:42. Dairy, calcium and medicines from 14:42.' for a slot with iron."""
-    if any(item.get("supplement") == "iron" for item in reminder.items):
-        gap = _iron_gap()
-        return (
-            f"Iron logged at {_clock(at, zone, at)}. Dairy, calcium and medicines from "
-            f"{_clock(at + gap, zone, at)}."
+    when = _clock(at, zone, now, words)
+    if _has_iron(reminder):
+        return words.gettext(
+            "Iron logged at {time}. Dairy, calcium and medicines from {after}.",
+            time=when,
+            after=_clock(at + IRON_DAIRY_GAP, zone, now, words),
         )
-    return f"Logged at {_clock(at, zone, at)}: {describe(reminder.items)}."
+    return words.gettext("Logged at {time}: {doses}.", time=when, doses=describe(reminder, words))
 
 
-def skipped_text(reminder: OpenReminder) -> str:
-    return f"Skipped: {describe(reminder.items)}. Noted, no more reminders for this dose."
+def late_taken_text(
+    reminder: OpenReminder, at: datetime, zone: ZoneInfo, words: Translator, now: datetime
+) -> str:
+    """'Noted: iron 18 mg taken late, at 22:09 (the 21:00 reminder).': which dose a TAKEN
+    after its window was recorded for, and when; late unless the time it says was on time."""
+    values = {
+        "doses": describe(reminder, words),
+        "time": _clock(at, zone, now, words),
+        "due": _clock(reminder.due_at, zone, now, words),
+    }
+    if at > reminder.due_at + timedelta(minutes=ON_TIME_MINUTES):
+        text = words.gettext("Noted: {doses} taken late, at {time} (the {due} reminder).", **values)
+    else:
+        text = words.gettext("Noted: {doses} taken at {time} (the {due} reminder).", **values)
+    if not _has_iron(reminder):
+        return text
+    dairy = words.gettext(
+        "Dairy, calcium and medicines from {after}.",
+        after=_clock(at + IRON_DAIRY_GAP, zone, now, words),
+    )
+    return f"{text} {dairy}"
 
 
-def describe(items: list[dict[str, Any]]) -> str:
-    names = [
-        " ".join(
-            str(part)
-            for part in (item.get("name") or _name(item.get("supplement")), item.get("dose"))
-            if part
-        )
-        for item in items
-    ]
-    return " + ".join(names) or "this dose"
+def skipped_text(reminder: OpenReminder, words: Translator) -> str:
+    return words.gettext(
+        "Skipped: {doses}. Noted, no more reminders for this dose.",
+        doses=describe(reminder, words),
+    )
 
 
-def _name(supplement: object) -> str:
-    text = str(supplement or "").replace("_", " ")
-    return "vitamin C" if text == "vitamin c" else text
+def describe(reminder: OpenReminder, words: Translator) -> str:
+    """The reminder's doses as its reader writes them ('jern 18 mg + C-vitamin 250 mg')."""
+    return doses(reminder.items, words.language) or words.gettext("this dose")
 
 
-def _iron_gap() -> timedelta:
-    # the rule table's minimum gap: the earliest moment dairy and medicines stop hurting uptake
-    rule = RULES.by_id(IRON_GAP_RULE)
-    assert isinstance(rule, Apart)
-    return timedelta(hours=rule.min_hours)
+def _has_iron(reminder: OpenReminder) -> bool:
+    return any(item.get("supplement") == "iron" for item in reminder.items)
 
 
-def _clock(instant: datetime, zone: ZoneInfo, today: datetime) -> str:
+def _clock(instant: datetime, zone: ZoneInfo, today: datetime, words: Translator) -> str:
     """HH:MM in the person's zone, with the day when it is not the day of `today` there."""
     local = instant.astimezone(zone)
     if local.date() == today.astimezone(zone).date():
         return f"{local:%H:%M}"
-    return f"{local:%H:%M} on {local:%A %d %B}"
+    # the catalogue holds each language's date pattern (CLDR): "Tuesday 24 November"
+    day = format_date(local.date(), words.gettext("EEEE d MMMM"), locale=words.language)
+    return words.gettext("{time} on {day}", time=f"{local:%H:%M}", day=day)
+
+
+def _weekday(day: date, words: Translator) -> str:
+    return format_date(day, "EEEE", locale=words.language)
 
 
 # -- e-mail fallback -------------------------------------------------------------------------
@@ -655,6 +834,8 @@ LinkStatus = Literal["recorded", "used", "expired", "unknown", "closed"]
 class LinkOutcome:
     status: LinkStatus
     text: str
+    # the language `text` is in: the person's, the default one for a link that names no one
+    language: str = DEFAULT_LANGUAGE
 
 
 def hash_token(token: str) -> str:
@@ -663,38 +844,43 @@ def hash_token(token: str) -> str:
 
 
 def confirm_by_link(uow: UnitOfWork, token: str, outcome: Outcome, now: datetime) -> LinkOutcome:
-    """Record the outcome a confirm link stands for, once; a used or stale link records nothing."""
+    """Record the outcome a confirm link stands for, once; a used or stale link records nothing.
+    The text is in the language of the person the link's reminder is for."""
     require_aware(now)
     with uow:
         found = uow.replies.confirm_token(hash_token(token))
         if found is None:
-            return LinkOutcome("unknown", "This link is not one dosewise sent.")
-        if found.used_at is not None:
-            return LinkOutcome("used", "This link was already used; nothing more was recorded.")
-        if found.expires_at <= now:
-            return LinkOutcome("expired", "This link has expired; nothing was recorded.")
+            unknown = translator(DEFAULT_LANGUAGE).gettext("This link is not one dosewise sent.")
+            return LinkOutcome("unknown", unknown)
         reminder = uow.replies.reminder_for_update(found.reminder_id)
         person = None if reminder is None else uow.people.get(reminder.person_id)
+        language = DEFAULT_LANGUAGE if person is None else person.details.language
+        words = translator(language)
+        if found.used_at is not None:
+            text = words.gettext("This link was already used; nothing more was recorded.")
+            return LinkOutcome("used", text, language)
+        if found.expires_at <= now:
+            text = words.gettext("This link has expired; nothing was recorded.")
+            return LinkOutcome("expired", text, language)
         if reminder is None or person is None or reminder.status not in ("queued", "sent"):
             uow.replies.use_confirm_token(found.id, now)
             uow.commit()
-            return LinkOutcome(
-                "closed", "This dose was already answered; nothing more was recorded."
-            )
+            text = words.gettext("This dose was already answered; nothing more was recorded.")
+            return LinkOutcome("closed", text, language)
         _record(uow, reminder, outcome, now, "email", None)
         uow.replies.use_confirm_token(found.id, now)
         zone = ZoneInfo(person.details.timezone)
         if outcome == "taken":
-            text = taken_text(reminder, now, zone)
+            text = taken_text(reminder, now, zone, words, now)
             event = Event(
                 "DoseConfirmed", person.id, now, {"reminder_id": reminder.id, "at": now.isoformat()}
             )
         else:
-            text = skipped_text(reminder)
+            text = skipped_text(reminder, words)
             event = Event("DoseSkipped", person.id, now, {"reminder_id": reminder.id})
         uow.events.append_many([event])
         uow.commit()
-    return LinkOutcome("recorded", text)
+    return LinkOutcome("recorded", text, language)
 
 
 # -- delivery status callbacks ---------------------------------------------------------------

@@ -50,7 +50,8 @@ ANSWERABLE_STATUSES = ("queued", "sent")
 
 @dataclass(frozen=True)
 class OpenReminder:
-    """A reminder that still takes an answer."""
+    """A reminder as a reply finds it: one that still takes an answer, or (recent_reminders)
+    one of the person's recent ones, which a late TAKEN may confirm."""
 
     id: int
     person_id: int
@@ -124,6 +125,13 @@ class ReplyRepository(Protocol):
 
     def reminder_for_update(self, reminder_id: int) -> OpenReminder | None: ...
 
+    def recent_reminders(
+        self, person_id: int, since: datetime, now: datetime
+    ) -> list[OpenReminder]:
+        """The person's reminders due after `since` and up to `now`, newest first, whatever
+        their status but cancelled; not locked."""
+        ...
+
     def record_outcome(
         self,
         reminder: OpenReminder,
@@ -131,7 +139,11 @@ class ReplyRepository(Protocol):
         at: datetime,
         source: OutcomeSource,
         reply_id: int | None,
-    ) -> None: ...
+        taken_at: datetime | None = None,
+    ) -> None:
+        """The reminder's outcome, recorded at `at`; a dose taken at `taken_at` (when the
+        person says so) rather than `at`."""
+        ...
 
     # opting out and in
     def opt_out(self, person_id: int, source: str, now: datetime) -> bool: ...

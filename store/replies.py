@@ -103,6 +103,19 @@ _OPEN_REMINDERS = (
     .with_for_update()
 )
 _OPEN_REMINDER = _OPEN_REMINDERS.where(_reminders.c.person_id == bindparam("person"))
+# a late TAKEN's candidates (services.replies.late_confirmable): the person's reminders due
+# in (since, now], newest first; a dozen at most in the 12 hours it looks back
+_RECENT_REMINDERS = (
+    select(*_reminder_columns())
+    .where(
+        _reminders.c.person_id == bindparam("person"),
+        _reminders.c.due_at > bindparam("since", type_=UTCDateTime()),
+        _reminders.c.due_at <= _NOW,
+        _reminders.c.status != "cancelled",
+    )
+    .order_by(_reminders.c.due_at.desc(), _reminders.c.id.desc())
+    .limit(100)
+)
 
 
 def _claim_in_one_statement(with_open_reminder: bool) -> Any:
@@ -267,6 +280,14 @@ class SqlReplies:
         )
         return None if row is None else OpenReminder(*row)
 
+    def recent_reminders(
+        self, person_id: int, since: datetime, now: datetime
+    ) -> list[OpenReminder]:
+        rows = self._connection().execute(
+            _RECENT_REMINDERS, {"person": person_id, "since": since, "now": now}
+        )
+        return [OpenReminder(*row) for row in rows]
+
     def record_outcome(
         self,
         reminder: OpenReminder,
@@ -274,12 +295,13 @@ class SqlReplies:
         at: datetime,
         source: OutcomeSource,
         reply_id: int | None,
+        taken_at: datetime | None = None,
     ) -> None:
         taken = outcome == "taken"
         values = {
             "reminder": reminder.id,
             "new_status": "confirmed" if taken else "skipped",
-            "confirmed": at if taken else None,
+            "confirmed": (taken_at or at) if taken else None,
             "now": at,
             "person": reminder.person_id,
             "result": outcome,

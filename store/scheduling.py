@@ -369,7 +369,13 @@ class SqlScheduling:
                     ReminderRow.status == before, ReminderRow.window_closes_at <= now
                 )
             ).all()
-            self.set_status(ids, after, now)
+            for chunk in _chunks(ids):
+                # still `before`: a late TAKEN may have confirmed one since it was selected
+                self._session.execute(
+                    update(ReminderRow)
+                    .where(ReminderRow.id.in_(chunk), ReminderRow.status == before)
+                    .values(status=after, updated_at=now)
+                )
             for chunk in _chunks(ids):
                 self._session.execute(
                     update(OutgoingMessageRow)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.reply_words import Reply, read_reply, strip_edges
+from services.reply_words import Reply, read_reply
 
 
 @pytest.mark.parametrize(
@@ -68,14 +71,46 @@ def test_reply_words(body: str, expected: Reply) -> None:
     assert read_reply(body) == expected
 
 
+# every word a confirmation can be read from: the TAKEN and YES phrases, the time it was taken
+# and courtesy words; anything else in a reply makes it something else, or unparsed
+_CONFIRMING = (
+    "taken took it them i done ok okay y 1 taget den dem har yes ja at kl klokken am pm "
+    "thanks thank you thx ty tks please pls plz cheers tak mange tusind venligst"
+)
+CONFIRMING_WORDS = frozenset(_CONFIRMING.split())
+TIME = re.compile(r"\d{1,2}(?:[.:]\d\d)?(?:am|pm)?")
+
+
+def _confirming(word: str) -> bool:
+    return word in CONFIRMING_WORDS or TIME.fullmatch(word) is not None
+
+
 @given(st.text(max_size=200))
 def test_garbage_is_never_read_as_a_confirmation(body: str) -> None:
     reply = read_reply(body)
     if reply.kind in {"taken", "yes"}:
-        # what is left once symbols and punctuation around it go is one of the words
-        word = strip_edges(body).upper()
-        assert " ".join(word.split()) in {"TAKEN", "YES", "Y", "DONE", "OK", "1"}
-        assert not any(character.isalnum() for character in body.replace(strip_edges(body), ""))
+        text = unicodedata.normalize("NFC", body).casefold()
+        assert "?" not in text
+        words = re.findall(r"[^\W_]+(?:['’][^\W_]+)*", text)
+        assert all(_confirming(word) for word in words), words
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [*sorted(CONFIRMING_WORDS), "not", "no", "ikke", "idea", "yesterday", "maybe"]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([" ", ", ", "! ", " 👍 ", "... "]),
+)
+def test_a_word_outside_the_confirming_ones_is_never_a_confirmation(
+    words: list[str], separator: str
+) -> None:
+    reply = read_reply(separator.join(words))
+    if not all(_confirming(word) for word in words):
+        assert reply.kind not in {"taken", "yes"}
 
 
 @pytest.mark.parametrize("minutes", [0, 721, 99999])

@@ -17,7 +17,8 @@ from planner.cold_course import plan_cold_course
 from schemas.regimen import Regimen
 from services.enrolment import enrol_person
 from services.replies import InboundSms, SmsAnswer, receive_sms
-from services.reply_words import HELP_TEXT, HINT_TEXT
+from i18n import translator
+from services.reply_words import help_text, hint_text
 from services.scheduling import SchedulerConfig, consume_events
 from store.models import ReminderRow
 from store.unit_of_work import SqlUnitOfWork
@@ -49,6 +50,8 @@ from tests.tracker_client import (
 __all__ = ["tracker"]  # the fixture, imported for pytest
 
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
+HELP_TEXT = help_text(translator("en"))
+HINT_TEXT = hint_text(translator("en"))
 
 
 def answer(response: httpx.Response) -> str | None:
