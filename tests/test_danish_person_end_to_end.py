@@ -1,8 +1,8 @@
 """A Danish person and an English one, enrolled through the real use cases in the same run,
 each get their reminders in their own language: SMS through the real notifier and the twilio
 client against the Twilio-compatible server, e-mail (text and HTML parts) through a real SMTP
-conversation, the follow-up too, a failed SMS's e-mail, and the confirm page the e-mail's
-link opens; on SQLite and PostgreSQL."""
+conversation; the follow-up, a snooze asked for by SMS, a failed SMS's e-mail and the confirm
+page the e-mail's link opens too; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ from sqlalchemy.engine import Engine
 from notifier.email import SmtpEmailGateway
 from schemas.regimen import Regimen
 from services.enrolment import enrol_person
-from services.scheduling import SchedulerConfig, hand_off, materialise, send_followups
+from services.scheduling import (
+    SchedulerConfig,
+    consume_events,
+    hand_off,
+    materialise,
+    send_followups,
+)
 from store.models import OutgoingMessageRow, ReminderRow
 from store.unit_of_work import SqlUnitOfWork
 from tests.fakes.twilio_server import FakeTwilioServer
@@ -216,6 +222,31 @@ def test_a_danish_sms_that_cannot_go_comes_by_danish_email(
         f"Tid til at tage jern 18 mg + C-vitamin 250 mg (kl. {_clock(due)}).",
     ]
     assert html.startswith('<html lang="da">') and "Vi kunne ikke sende" in html
+
+
+def test_a_danish_snooze_asked_by_sms_comes_back_in_danish(
+    engine: Engine, unit_of_work: Factory, twilio: FakeTwilioServer, tracker: Tracker
+) -> None:
+    _enrol(unit_of_work, DANISH_SMS, "da")
+    materialise(unit_of_work(), NOW, CONFIG)
+    due, _followup = _first_reminder(engine)
+    hand_off(unit_of_work(), due, CONFIG)
+    drive(unit_of_work, twilio, steps(due))
+    twilio.messages.clear()
+
+    tracker.now = due + timedelta(minutes=2)
+    assert tracker.sms("LATER 20", from_number=DANISH_SMS[0]).status_code == 200
+    consume_events(unit_of_work(), tracker.now + timedelta(seconds=1), CONFIG)
+    again = tracker.now + timedelta(minutes=20)
+    drive(unit_of_work, twilio, steps(again))
+
+    assert _sms(twilio) == {
+        DANISH_SMS[0]: (
+            f"dosewise {_clock(due)} igen: jern 18 mg + C-vitamin 250 mg. "
+            f"Ingen mælkeprodukter før {_clock(again, hours=3)}. "
+            "Svar TAGET, SPRING OVER eller SENERE"
+        )
+    }
 
 
 def _statuses(engine: Engine) -> list[tuple[Any, ...]]:
