@@ -681,9 +681,9 @@ def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock
             return HTMLResponse(unavailable_page(reader), 503)
         if result.status == "unknown":
             return _unknown_link(request)  # no person: the browser's language
-        language: str | None = getattr(result, "language", None)  # the person's
         return HTMLResponse(
-            link_page(result.status, result.text, language), _LINK_STATUS_CODES[result.status]
+            link_page(result.status, result.text, result.language),  # the person's language
+            _LINK_STATUS_CODES[result.status],
         )
 
     @app.get("/confirm/", include_in_schema=False)
