@@ -19,13 +19,3 @@ def no_longer_accepted(error: ValidationError) -> str:
         f"the stored regimen is not accepted any more ({where}: {first['msg']}); nothing is "
         f"planned until `{ENROL_AGAIN}` enrols a corrected file"
     )
-
-
-def not_accepted_answer(undone: str) -> str:
-    """The answer to a person whose stored regimen today's rules refuse: what was not done
-    (`undone`) and how it is put right. Without the rule's detail (the log has it) and in
-    SMS characters (no backquotes: they are not GSM-7)."""
-    return (
-        f"dosewise cannot use your stored regimen any more: today's rules do not accept it, "
-        f"so {undone}. It must be enrolled again with a corrected file ({ENROL_AGAIN})."
-    )
