@@ -42,7 +42,7 @@ def test_a_stored_regimen_refused_today_stops_only_its_person(
     assert [reason for reason in done.refusals if reason.startswith(f"person {bo}:")] == [
         f"person {bo}: the stored regimen is not accepted any more (supplements.0: "
         + "Value error, 'Iron with vitamin C' names more than one supplement"
-        + " (iron, vitamin_c): list each as its own entry, with its own dose);"
+        + " (iron, vitamin C): list each as its own entry, with its own dose);"
         + " nothing is planned until `dosewise people add` enrols a corrected file"
     ]
     with engine.connect() as connection:
