@@ -107,6 +107,7 @@ def run(arguments: argparse.Namespace) -> int:
     out = sys.stdout
     out.write(f"\nWhat the phones saw, {first_day} to {last_day}\n")
     out.write(_tally_table(week))
+    out.write(_late_answers(week))
     out.write(f"\nThe adherence report (dosewise report adherence --from {first_day}")
     out.write(f" --to {last_day})\n")
     out.write(render_table(report))
@@ -303,4 +304,15 @@ def _tally_table(week: Week) -> str:
         tally = week.tally[person.name]
         cells = "".join(f" {getattr(tally, name):>{len(name)}}" for name in columns)
         lines.append(f"{person.name:<8}{cells}")
+    return "\n".join(lines) + "\n"
+
+
+def _late_answers(week: Week) -> str:
+    """The TAKENs that came after their reminder's window had closed, as the tracker answered
+    them: recorded as taken late, which the report counts late rather than missed."""
+    if not week.late_answers:
+        return ""
+    lines = ["", "Taken after the reminder's window closed (the report counts it late, not missed)"]
+    for at, person, answer in week.late_answers:
+        lines.append(f"  {at.astimezone(person.zone):%a %d %H:%M}  {person.name:<6} {answer}")
     return "\n".join(lines) + "\n"

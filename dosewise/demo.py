@@ -25,7 +25,7 @@ from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 from dosewise.samples import Habit, SamplePerson
-from scheduler.reminders import LOZENGE_NAME
+from scheduler.reminders import LOZENGE_NAME, ReminderTiming, waking_bounds_around
 
 TICK = timedelta(minutes=5)  # how often the simulated scheduler tick and notifier run
 # the real service materialises every few minutes of real time; an hour of simulated time
@@ -35,6 +35,12 @@ REMINDER_MARK = "Reply TAKEN, SKIP or LATER"  # the end of every SMS dose remind
 _LINK = re.compile(r"^(Taken|Skipped): (\S+)$", re.MULTILINE)
 _SNOOZE_HEAD = re.compile(r"^(Again: |dosewise \d{2}:\d{2} again: )")
 _LOGGED = re.compile(r"\blogged at\b", re.IGNORECASE)
+_TAKEN_LATE = re.compile(r"\btaken late\b")  # services.replies.late_taken_text
+# On this day of the week the first person who replies by SMS answers the day's last dose
+# reminder (one whose window closes with the waking day) only after its window has closed,
+# LATE_ANSWER_AFTER_CLOSE later: a TAKEN that the tracker records as taken late.
+LATE_ANSWER_DAY = 2
+LATE_ANSWER_AFTER_CLOSE = timedelta(minutes=9)
 _PAGE_TEXT = re.compile(r"<p>(.*?)</p>", re.DOTALL)
 
 
@@ -184,7 +190,7 @@ class Tally:
     nudges: int = 0  # follow-ups of unanswered doses and snoozed doses coming back
     lozenges: int = 0
     replies: int = 0
-    taken: int = 0
+    taken: int = 0  # on time or late, a TAKEN after the window closed included
     skipped: int = 0
     lozenges_taken: int = 0
 
@@ -215,6 +221,11 @@ class Week:
         self._order = itertools.count()
         self._window: tuple[date, date] | None = None
         self.tally: dict[str, Tally] = {person.name: Tally() for person in self.people}
+        sms_people = [p for p in self.people if p.sample.regimen.person.channel == "sms"]
+        self._late_answerer = sms_people[0] if sms_people else None
+        self._late_answer_planned = False
+        # (when, who, the tracker's answer) of each TAKEN that came after its window closed
+        self.late_answers: list[tuple[datetime, DemoPerson, str]] = []
 
     async def run(self, first_day: date, days: int, progress: Progress | None = None) -> datetime:
         """Simulate `days` days from the first day's midnight (the earliest zone's) until the
@@ -283,6 +294,10 @@ class Week:
                 tally.nudges += 1
         if any(answer.person == person and answer.to_a_dose for answer in self._answers):
             return  # already on it: a follow-up does not make anyone answer twice
+        if kind == "initial" and not email and self._answers_after_the_window(person, now):
+            self._late_answer_planned = True
+            self._plan(self._window_closes(person, now) + LATE_ANSWER_AFTER_CLOSE, person, "TAKEN")
+            return
         habit = person.sample.habit
         if kind == "snooze" or (kind == "followup" and self._rng.random() < habit.answers_followup):
             self._respond(person, message, now, "TAKEN", minutes=(2, 15))
@@ -324,6 +339,24 @@ class Week:
                 _Answer(at, next(self._order), person, link=(label, unescape(links[label]))),
             )
 
+    def _answers_after_the_window(self, person: DemoPerson, now: datetime) -> bool:
+        """Whether this reminder, sent at `now`, is the one answered after its window closed
+        (LATE_ANSWER_DAY): the day's last, whose window closes with the waking day."""
+        first, _last = self._window or (date.max, date.min)
+        if person != self._late_answerer or self._late_answer_planned:
+            return False
+        if now.astimezone(person.zone).date() != first + timedelta(days=LATE_ANSWER_DAY - 1):
+            return False
+        _awake_from, awake_to = waking_bounds_around(person.sample.regimen, now)
+        return self._window_closes(person, now) == awake_to
+
+    @staticmethod
+    def _window_closes(person: DemoPerson, sent: datetime) -> datetime:
+        """When the scheduler closes the window of a reminder sent at `sent` (its due time,
+        to the tick)."""
+        _awake_from, awake_to = waking_bounds_around(person.sample.regimen, sent)
+        return ReminderTiming().closes(sent, awake_to)
+
     def _plan(self, at: datetime, person: DemoPerson, word: str, to_a_dose: bool = True) -> None:
         answer = _Answer(at, next(self._order), person, sms=word, to_a_dose=to_a_dose)
         heapq.heappush(self._answers, answer)
@@ -350,6 +383,8 @@ class Week:
             if reply:
                 self._count(tally, reply)
                 self._transcript.message(answer.at, person, "<", reply)
+                if _TAKEN_LATE.search(reply):
+                    self.late_answers.append((answer.at, person, reply))
         elif answer.link is not None:
             label, url = answer.link
             self._transcript.message(answer.at, person, "@>", f"opens the '{label}' link")
@@ -359,11 +394,12 @@ class Week:
 
     @staticmethod
     def _count(tally: Tally, answer: str) -> None:
-        # the tracker's own words for a recorded dose (services.replies.taken_text and
-        # skipped_text): anything else recorded nothing
+        # the tracker's own words for a recorded dose (services.replies.taken_text,
+        # late_taken_text and skipped_text): anything else recorded nothing
+        recorded = bool(_LOGGED.search(answer) or _TAKEN_LATE.search(answer))
         if LOZENGE_NAME in answer:
-            tally.lozenges_taken += bool(_LOGGED.search(answer))
-        elif _LOGGED.search(answer):
+            tally.lozenges_taken += recorded
+        elif recorded:
             tally.taken += 1
         elif answer.startswith("Skipped: "):
             tally.skipped += 1

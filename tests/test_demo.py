@@ -31,6 +31,7 @@ LINE = re.compile(
 )
 DUE = re.compile(r"dosewise (\d\d:\d\d)")
 FIRST_REMINDER = re.compile(r"^dosewise \d\d:\d\d: ")
+DUE_IN_ANSWER = re.compile(r"\(the (\d\d:\d\d) reminder\)")
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Expected:
     skipped: int = 0
     colds: int = 0
     ended: int = 0
+    taken_after_window: int = 0
     due: list[datetime] = field(default_factory=list)
 
 
@@ -113,9 +115,9 @@ def expected_from(lines: list[Line]) -> dict[str, Expected]:
         text = line.text
         if line.arrow in ("<", "@<") and _is_first_reminder(text):
             person.sent += 1
-            due = DUE.search(text)
-            assert due is not None, text
-            person.due.append(datetime.combine(line.day, time.fromisoformat(due[1])))
+            found = DUE.search(text)
+            assert found is not None, text
+            person.due.append(datetime.combine(line.day, time.fromisoformat(found[1])))
         elif line.arrow in ("<", "@<") and "zinc lozenge" not in text:
             answer = text.removeprefix("page (200): ")
             if re.search(r"\blogged at\b", answer, re.IGNORECASE):
@@ -126,6 +128,9 @@ def expected_from(lines: list[Line]) -> dict[str, Expected]:
                     person.on_time += 1
                 else:
                     person.late += 1
+            elif "taken late" in answer:  # a TAKEN after the reminder's window closed
+                person.late += 1
+                person.taken_after_window += 1
             elif answer.startswith("Skipped: "):
                 person.skipped += 1
             elif "cold course started" in answer:
@@ -179,6 +184,24 @@ def test_the_report_agrees_with_the_messages_and_replies(demo: tuple[Path, str])
     assert sum(e.skipped for e in expected.values()) > 0
     assert sum(p["missed"] for p in people.values()) > 0
     assert expected["Ben"].colds == 1
+    # one TAKEN came after its reminder's window closed, and is among the late
+    assert sum(e.taken_after_window for e in expected.values()) == 1
+
+
+def test_a_taken_after_the_window_closed_is_shown_and_counted_late(
+    demo: tuple[Path, str],
+) -> None:
+    tmp_path, stdout = demo
+    lines = transcript(stdout)
+    [late] = [line for line in lines if line.arrow == "<" and "taken late" in line.text]
+    # the evening dose, answered after the waking day (and with it the window) ended
+    found = DUE_IN_ANSWER.search(late.text)
+    assert found is not None, late.text
+    assert late.at - datetime.combine(late.day, time.fromisoformat(found[1])) > timedelta(hours=1)
+    assert f"{late.at:%a %d %H:%M}  {late.name}" in stdout.split("Taken after the reminder")[1]
+    row = report_json(tmp_path)["people"]
+    person = next(p for p in row if p["name"] == NAMES[late.name])
+    assert person["late"] >= 1
 
 
 def test_the_printed_report_is_the_database_report(demo: tuple[Path, str]) -> None:
