@@ -1,4 +1,8 @@
-"""`dosewise notifier`: send due outgoing messages until SIGTERM or SIGINT."""
+"""`dosewise notifier`: send due outgoing messages until SIGTERM or SIGINT.
+
+Its leases are short and renewed while it works (notifier.worker): when a notifier dies,
+another (or its restart) sends its unsent claims within about DEFAULT_LEASE_S and a sweep.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import (
+    Database,
     UnitOfWorkFactory,
     database,
     email_gateway,
@@ -26,6 +31,12 @@ from dosewise.wiring import (
     sms_rate,
     sms_sender,
 )
+from services.health import DatabaseProbe
+
+# how long a claim outlives a notifier that stopped renewing it
+DEFAULT_LEASE_S = 5.0
+# how often each notifier looks for claims whose lease ran out
+SWEEP_EVERY_S = 1.0
 
 
 def register(subcommands: Any) -> None:
@@ -33,8 +44,11 @@ def register(subcommands: Any) -> None:
     parser.add_argument(
         "--lease-seconds",
         type=float,
-        default=60.0,
-        help="how long a claimed message is this process's before another may settle it",
+        default=DEFAULT_LEASE_S,
+        help=(
+            "how long a claimed message stays this process's after its last renewal (every "
+            f"third of it) before another may settle it (default {DEFAULT_LEASE_S:g})"
+        ),
     )
     parser.add_argument("--batch-size", type=int, default=200, help="messages per claim")
     parser.add_argument(
@@ -49,7 +63,7 @@ def run(arguments: argparse.Namespace) -> int:
     configure_logging()
     settings = load_settings()
     with database(settings) as store:
-        _run_loop(lambda: _serve(settings, store.unit_of_work, arguments))
+        _run_loop(lambda: _serve(settings, store, arguments))
     return 0
 
 
@@ -79,9 +93,7 @@ def _run_loop(main: Callable[[], Any]) -> None:
         runner.run(main())
 
 
-async def _serve(
-    settings: Settings, unit_of_work: UnitOfWorkFactory, arguments: argparse.Namespace
-) -> None:
+async def _serve(settings: Settings, store: Database, arguments: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -91,12 +103,12 @@ async def _serve(
         batch_size=arguments.batch_size,
         concurrency=arguments.concurrency,
     )
-    await notify_until(stop, settings, unit_of_work, options)
+    await notify_until(stop, settings, store.unit_of_work, options, probe=store.probe)
 
 
 @dataclass(frozen=True)
 class NotifierOptions:
-    lease: timedelta = timedelta(seconds=60)
+    lease: timedelta = timedelta(seconds=DEFAULT_LEASE_S)
     batch_size: int = 200
     concurrency: int = 100
 
@@ -107,8 +119,10 @@ async def notify_until(
     unit_of_work: UnitOfWorkFactory,
     options: NotifierOptions,
     worker_id: str | None = None,
+    probe: DatabaseProbe | None = None,
 ) -> None:
-    """Send due messages until `stop` is set (`dosewise notifier`, and `dosewise run`)."""
+    """Send due messages until `stop` is set (`dosewise notifier`, and `dosewise run`).
+    `probe`: the database write check asked while the database is away."""
     from notifier.worker import Worker, WorkerConfig
 
     sms = sms_gateway(settings, in_flight=options.concurrency)
@@ -121,7 +135,7 @@ async def notify_until(
         concurrency=options.concurrency,
         lease=options.lease,
         # a crashed notifier's messages are looked at soon after their lease runs out
-        sweep_every_s=min(5.0, options.lease.total_seconds() / 2),
+        sweep_every_s=min(SWEEP_EVERY_S, options.lease.total_seconds() / 2),
         sms_rate=sms_rate(settings),
         sender=sms_sender(settings),
     )
@@ -133,7 +147,7 @@ async def notify_until(
         flush=True,
     )
     try:
-        await Worker(unit_of_work, sms, email, config).run(_now, stop)
+        await Worker(unit_of_work, sms, email, config, probe=probe).run(_now, stop)
     finally:
         aclose = getattr(sms, "aclose", None)
         if aclose is not None:

@@ -27,7 +27,14 @@ from dosewise import supervisor
 from dosewise.arguments import port
 from dosewise.cmd_notifier import NotifierOptions, notify_until
 from dosewise.cmd_scheduler import scheduler_service
-from dosewise.cmd_tracker import DEFAULT_HOST, DEFAULT_PORT, tracker_app
+from dosewise.cmd_tracker import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    SERVER_OPTIONS,
+    check_spool_directory,
+    inbound_spool,
+    tracker_app,
+)
 from dosewise.settings import Settings
 from dosewise.wiring import (
     UnitOfWorkFactory,
@@ -35,6 +42,7 @@ from dosewise.wiring import (
     load_settings,
     store_errors_as_user_errors,
 )
+from services.health import DatabaseProbe
 from store.engine import url_for_humans
 from store.migrate import upgrade
 
@@ -66,16 +74,18 @@ def run(arguments: argparse.Namespace) -> int:
     with store_errors_as_user_errors():
         revision = upgrade(settings.database_url)
     log.info("database %s at schema revision %s", url_for_humans(settings.database_url), revision)
+    check_spool_directory(settings)
     with database(settings) as store:
-        services = _Services(settings, store.unit_of_work)
+        services = _Services(settings, store.unit_of_work, store.probe)
         server = supervisor.SignalledServer(
             uvicorn.Config(
-                tracker_app(settings, store, _now),
+                tracker_app(settings, store, _now, spool=inbound_spool(settings)),
                 host=arguments.host,
                 port=arguments.port,
                 log_level="info",
                 # the tracker logs each webhook itself; an access line would hold confirm tokens
                 access_log=False,
+                **SERVER_OPTIONS,
             )
         )
         services.on_failure = lambda: setattr(server, "should_exit", True)
@@ -92,9 +102,12 @@ def run(arguments: argparse.Namespace) -> int:
 class _Services:
     """The scheduler and the notifier, each in a thread, stopped together."""
 
-    def __init__(self, settings: Settings, unit_of_work: UnitOfWorkFactory) -> None:
+    def __init__(
+        self, settings: Settings, unit_of_work: UnitOfWorkFactory, probe: DatabaseProbe
+    ) -> None:
         self._settings = settings
         self._unit_of_work = unit_of_work
+        self._probe = probe
         self._stop = threading.Event()
         self._notifier_loop: asyncio.AbstractEventLoop | None = None
         self._notifier_stop: asyncio.Event | None = None
@@ -138,5 +151,10 @@ class _Services:
             return
         worker_id = f"{socket.gethostname()}:{os.getpid()}:run"
         await notify_until(
-            self._notifier_stop, self._settings, self._unit_of_work, NotifierOptions(), worker_id
+            self._notifier_stop,
+            self._settings,
+            self._unit_of_work,
+            NotifierOptions(),
+            worker_id,
+            probe=self._probe,
         )

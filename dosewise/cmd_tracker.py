@@ -1,8 +1,9 @@
 """`dosewise tracker [--host H] [--port P] [--workers N]`: the HTTP service in the foreground.
 
 uvicorn serves it with N worker processes (default: one per CPU, at most 4), each building its
-own app and database pool (DATABASE_THREADS connections) through `app_from_environment`, so
-the webhooks use every core.
+own app, database pool (DATABASE_THREADS connections) and inbound spool (DOSEWISE_SPOOL_DIR)
+through `app_from_environment`, so the webhooks use every core. Slow clients are cut off
+(tracker.timeouts): headers and body must each arrive within 10 s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -29,6 +31,8 @@ from dosewise.settings import Settings
 from dosewise.wiring import Database, database, load_settings
 from notifier import twilio_webhooks
 from tracker.app import Clock, Lifespan, TwilioWebhooks, create_app
+from tracker.spool import SPOOL_SUFFIX, InboundSpool, SpoolLimits
+from tracker.timeouts import HeaderTimeoutProtocol
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -52,6 +56,10 @@ DEFAULT_WORKERS = min(len(os.sched_getaffinity(0)), 4)
 # default max_connections (100) already; more is a typo, not a plan
 MAX_WORKERS = 32
 APP_FACTORY = "dosewise.cmd_tracker:app_from_environment"
+# uvicorn's options for the tracker's slow clients: the request headers must arrive within
+# 10 s (HeaderTimeoutProtocol; the body has BodyTimeout), an idle keep-alive connection is
+# closed after 5 s
+SERVER_OPTIONS: dict[str, Any] = {"http": HeaderTimeoutProtocol, "timeout_keep_alive": 5}
 
 log = logging.getLogger("dosewise.tracker")
 
@@ -77,6 +85,7 @@ def tracker_app(
     clock: Clock,
     lifespan: Lifespan | None = None,
     sms_lanes: int = 1,
+    spool: InboundSpool | None = None,
 ) -> FastAPI:
     """The tracker with twilio's signature check and TwiML plugged in (only here and in the
     notifier may twilio be imported)."""
@@ -89,7 +98,42 @@ def tracker_app(
         queries=store.adherence,
         lifespan=lifespan,
         sms_lanes=sms_lanes,
+        spool=spool,
+        probe=store.probe,
     )
+
+
+def inbound_spool(settings: Settings) -> InboundSpool | None:
+    """The worker's spool as the settings bound it; None when DOSEWISE_SPOOL_MAX_MB is 0."""
+    if settings.spool_max_mb <= 0:
+        return None
+    limits = SpoolLimits(
+        max_bytes=int(settings.spool_max_mb * 1024 * 1024),
+        max_age=timedelta(hours=settings.spool_max_age_hours),
+    )
+    return InboundSpool(settings.spool_dir, limits)
+
+
+def check_spool_directory(settings: Settings) -> None:
+    """One clear line now if the spool directory cannot be made or written, rather than a
+    worker that cannot start; and a word on spool files left by an earlier run, which the
+    workers replay."""
+    if settings.spool_max_mb <= 0:
+        log.warning("DOSEWISE_SPOOL_MAX_MB is 0: webhooks the database cannot take get 503")
+        return
+    directory = Path(settings.spool_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".writable"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(
+            f"DOSEWISE_SPOOL_DIR {settings.spool_dir} cannot be used: {error.strerror or error}"
+        ) from None
+    left = [path for path in directory.glob(f"*{SPOOL_SUFFIX}") if path.stat().st_size]
+    if left:
+        log.info("spool: %d files left by an earlier run; the workers replay them", len(left))
 
 
 def _now() -> datetime:
@@ -111,6 +155,7 @@ def app_from_environment() -> FastAPI:
     settings = load_settings()
     resources = ExitStack()
     store = resources.enter_context(tracker_database(settings))
+    spool = inbound_spool(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -124,7 +169,7 @@ def app_from_environment() -> FastAPI:
             yield
 
     # the outermost layer owns the clock; the use cases are given its readings
-    return tracker_app(settings, store, _now, lifespan, sms_lanes=SMS_LANES)
+    return tracker_app(settings, store, _now, lifespan, sms_lanes=SMS_LANES, spool=spool)
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -137,9 +182,10 @@ def run(arguments: argparse.Namespace) -> int:
         log.warning("TWILIO_AUTH_TOKEN is not set: every Twilio webhook is refused with 403")
     with tracker_database(settings):
         pass  # one clear line now if the database is unreachable or not migrated
+    check_spool_directory(settings)
     # the tracker logs each webhook itself (phones masked); an access log line per request
     # would cost as much again and write confirm links' tokens into the log
-    options: dict[str, Any] = {"log_level": "info", "access_log": False}
+    options: dict[str, Any] = {"log_level": "info", "access_log": False, **SERVER_OPTIONS}
     if arguments.workers > 1 and supervisor.BALANCES_CONNECTIONS:
         serving = supervisor.Serving(APP_FACTORY, arguments.host, arguments.port, options)
         return supervisor.serve(serving, arguments.workers)

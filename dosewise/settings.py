@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from schemas.languages import DEFAULT_LANGUAGE, LANGUAGES
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -28,6 +30,13 @@ class Settings:
     email_from: str = "dosewise@localhost"
     # SMS per second per sender, held by all notifier processes together; 0: no limit
     sms_rate: float = 0.0
+    # where each tracker worker keeps the webhooks the database cannot take (tracker.spool),
+    # and its bounds: megabytes per worker (0: keep none, answer 503) and the oldest's age
+    spool_dir: str = "dosewise-spool"
+    spool_max_mb: float = 64.0
+    spool_max_age_hours: float = 24.0
+    # the language of every text an admin reads: reports, the dashboard, `people` output
+    language: str = DEFAULT_LANGUAGE
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +50,10 @@ class Settings:
         if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
             raise ValueError(f"SMTP_PORT must be a port number (1-65535), not {port!r}")
         sms_rate = _rate(text("DOSEWISE_SMS_RATE"))
+        spool_max_mb = _amount("DOSEWISE_SPOOL_MAX_MB", text("DOSEWISE_SPOOL_MAX_MB"), 64.0)
+        spool_max_age = _amount(
+            "DOSEWISE_SPOOL_MAX_AGE_HOURS", text("DOSEWISE_SPOOL_MAX_AGE_HOURS"), 24.0
+        )
         if text("TWILIO_ACCOUNT_SID") and not text("TWILIO_AUTH_TOKEN"):
             # else the notifier would quietly "send" every SMS to its console
             raise ValueError(
@@ -67,6 +80,10 @@ class Settings:
             smtp_starttls=_switch("SMTP_STARTTLS", text("SMTP_STARTTLS"), default=True),
             email_from=text("DOSEWISE_EMAIL_FROM") or cls.email_from,
             sms_rate=sms_rate,
+            spool_dir=text("DOSEWISE_SPOOL_DIR") or cls.spool_dir,
+            spool_max_mb=spool_max_mb,
+            spool_max_age_hours=spool_max_age,
+            language=_language(text("DOSEWISE_LANGUAGE")),
         )
 
     @property
@@ -95,12 +112,34 @@ def _database_url(value: str | None, default: str) -> str:
 
 def _base_url(name: str, value: str | None, default: str) -> str:
     """An http(s) URL with a host (a path prefix allowed, for a proxy), without its last /:
-    signatures and links are made by appending paths to it."""
+    signatures and links are made by appending paths to it, so a query, a fragment or user
+    info (which Twilio does not sign as written, and which would end up inside every link)
+    is refused."""
     if value is None:
         return default
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise ValueError(f"{name} must be an http:// or https:// URL with a host, not {value!r}")
+    shown = re.sub(r"//[^/?#]*@", "//***@", value)  # user info may hold a password
+    refused = f"{name} must be an http:// or https:// URL with a host, not {shown!r}"
+    try:
+        parts = urlsplit(value)
+        host, _port = parts.hostname, parts.port  # a port that is no number raises here
+    except ValueError:
+        raise ValueError(refused) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(refused)
+    extra = [
+        what
+        for what, present in (
+            ("query", "?" in value),
+            ("fragment", "#" in value),
+            ("user info", "@" in parts.netloc),
+        )
+        if present
+    ]
+    if extra:
+        raise ValueError(
+            f"{name} must be an http:// or https:// URL with a host and no "
+            f"{' or '.join(extra)}, not {shown!r}"
+        )
     return value.rstrip("/")
 
 
@@ -126,3 +165,25 @@ def _rate(value: str | None) -> float:
     if not (math.isfinite(rate) and rate >= 0):
         raise ValueError(f"DOSEWISE_SMS_RATE must be messages per second (0: off), not {value!r}")
     return rate
+
+
+def _amount(name: str, value: str | None, default: float) -> float:
+    """A number of at least 0 (the spool's bounds)."""
+    if value is None:
+        return default
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = -1.0
+    if not (math.isfinite(amount) and amount >= 0):
+        raise ValueError(f"{name} must be a number of at least 0, not {value!r}")
+    return amount
+
+
+def _language(value: str | None) -> str:
+    """DOSEWISE_LANGUAGE: one of the languages dosewise writes, in any case ("DA" is "da")."""
+    if value is None:
+        return DEFAULT_LANGUAGE
+    if value.lower() not in LANGUAGES:
+        raise ValueError(f"DOSEWISE_LANGUAGE must be one of {', '.join(LANGUAGES)}, not {value!r}")
+    return value.lower()

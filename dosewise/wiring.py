@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from reports.ports import AdherenceQueries
+from services.health import DatabaseProbe
 from services.ports import UnitOfWork
 from store.engine import Engine, create_engine, session_factory
 from store.errors import StoreError
+from store.health import SqlDatabaseProbe
 from store.migrate import require_current
 from store.reports import SqlAdherenceQueries
 from store.unit_of_work import SqlUnitOfWork
@@ -34,6 +36,7 @@ class Database:
 
     unit_of_work: UnitOfWorkFactory
     adherence: AdherenceQueries
+    probe: DatabaseProbe  # does the database take a write now (/healthz)
 
 
 def load_settings() -> Settings:
@@ -68,7 +71,9 @@ def database(
 
 def database_on(engine: Engine) -> Database:
     sessions = session_factory(engine)
-    return Database(lambda: SqlUnitOfWork(sessions), SqlAdherenceQueries(engine))
+    return Database(
+        lambda: SqlUnitOfWork(sessions), SqlAdherenceQueries(engine), SqlDatabaseProbe(engine)
+    )
 
 
 def sms_gateway(

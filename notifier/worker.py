@@ -11,6 +11,15 @@ after the call returned. SMS go through the async Twilio gateway when there is o
 requests in flight on one thread); the synchronous gateways (SMTP, the console, the sync
 Twilio client) and all database work run in worker threads. SKIP LOCKED keeps notifier
 processes apart.
+
+Leases are short and renewed (services.leases): every third of a lease the worker extends
+the leases of the messages it holds, so a notifier that dies leaves claims that another's
+sweeper takes within a lease and a sweep, and asks the provider about before resending.
+
+While the database is away every use of it fails: each failure is one log line, the loops
+back off (capped, jittered), results wait to be recorded, and once the database answers
+the claimer waits `resume_after_outage_s` more before it claims, so that the tracker has
+put the STOPs it kept meanwhile into the database before anything goes out again.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ import functools
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -29,6 +39,10 @@ from typing import TypeVar
 from notifier.email import language_headers
 from notifier.ports import AsyncSmsGateway, EmailGateway, SendError, SendResult, SmsGateway
 from notifier.segments import segments
+from services.backoff import Backoff, Outage
+from services.health import DatabaseProbe, check_database
+from services.leases import renew_leases
+from services.logs import error_line
 from services.ports import ClaimedMessage, MessageChannel, OutboxMessage, SentRecord, UnitOfWork
 from services.sending import (
     DEFAULT_PUBLIC_URL,
@@ -59,14 +73,21 @@ class WorkerConfig:
     public_url: str = DEFAULT_PUBLIC_URL
     batch_size: int = 200  # messages per claim; also the most waiting in the queue
     concurrency: int = 100  # provider calls in flight at once
-    lease: timedelta = timedelta(seconds=60)
+    # renewed every third of itself while the worker holds the message: a dead notifier's
+    # claims are another's after at most this (and a sweep)
+    lease: timedelta = timedelta(seconds=5)
     sms_rate: float = 0.0  # SMS per second per sender, over all notifiers; 0: no limit
     sender: str = "console"  # the rate limit's key: the From number or Messaging Service
     idle_sleep_s: float = 0.2
-    sweep_every_s: float = 5.0
+    sweep_every_s: float = 1.0
     # how long the recorder lets results gather before it stores them in one transaction
     record_every_s: float = 0.05
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # the waits between tries while the database is away
+    backoff: Backoff = field(default_factory=Backoff)
+    # after an outage, how long the database must have answered before claims resume: longer
+    # than the tracker's spool takes to replay the STOPs it kept (its retries are 1 s apart)
+    resume_after_outage_s: float = 3.0
 
     def rate(self) -> SmsRate | None:
         return SmsRate(self.sender, self.sms_rate) if self.sms_rate > 0 else None
@@ -75,9 +96,6 @@ class WorkerConfig:
 @dataclass(frozen=True)
 class _Queued:
     item: ClaimedMessage
-    # a message still queued this late is left to the sweeper: another notifier may settle
-    # it once the lease runs out, and a send racing that would be a duplicate
-    send_by: datetime
 
 
 Outcome = SentRecord | Failure
@@ -85,7 +103,7 @@ _T = TypeVar("_T")
 
 
 class _Outcomes:
-    """Results waiting for the recorder."""
+    """Results waiting for the recorder (those it could not record yet put back first)."""
 
     def __init__(self) -> None:
         self.pending: list[Outcome] = []
@@ -101,6 +119,10 @@ class _Outcomes:
         self.arrived.clear()
         return taken
 
+    def put_back(self, outcomes: list[Outcome]) -> None:
+        self.pending[:0] = outcomes
+        self.arrived.set()
+
     def close(self) -> None:
         self.closed = True
         self.arrived.set()
@@ -114,14 +136,23 @@ class Worker:
         email: EmailGateway,
         config: WorkerConfig,
         rng: random.Random | None = None,
+        probe: DatabaseProbe | None = None,
     ) -> None:
+        """`probe`: whether the database takes a write, asked while it is away (without
+        one, a read)."""
         self.unit_of_work = unit_of_work
+        self.probe = probe
         self.sms = sms
         self.email = email
         self.config = config
         self.rng = rng or random.Random()
         self._sms_is_async = inspect.iscoroutinefunction(sms.send)
         self._in_flight: asyncio.Semaphore | None = None
+        # the messages this worker holds (claimed, not yet recorded): their lease's end
+        self._held: dict[int, datetime] = {}
+        self.outage = Outage(log, f"notifier {config.worker_id}", config.backoff, self.rng)
+        self._wait_s = 0.0  # the backoff after the last failure
+        self._resume_at = 0.0  # time.monotonic() before which nothing is claimed
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -136,7 +167,7 @@ class Worker:
 
     async def _claim(self, now: datetime) -> list[ClaimedMessage]:
         config = self.config
-        return await asyncio.to_thread(
+        claimed = await asyncio.to_thread(
             claim_due,
             self.unit_of_work(),
             now,
@@ -145,6 +176,42 @@ class Worker:
             config.lease,
             config.rate(),
         )
+        for item in claimed:
+            self._held[item.message.id] = now + config.lease
+        return claimed
+
+    async def renew(self, now: datetime) -> int:
+        """Extend the leases of the messages this worker holds; those it could not renew
+        (another notifier took them after the lease ran out) it holds no more, and does not
+        send. How many were renewed."""
+        held = list(self._held)
+        if not held:
+            return 0
+        config = self.config
+        renewed = await asyncio.to_thread(
+            renew_leases, self.unit_of_work(), held, config.worker_id, now, config.lease
+        )
+        for message_id in held:
+            if message_id in renewed:
+                if message_id in self._held:  # not recorded meanwhile
+                    self._held[message_id] = now + config.lease
+            elif self._held.pop(message_id, None) is not None:
+                log.warning(
+                    "message %s: its lease ran out before it could be renewed; the sweeper "
+                    "settles it",
+                    message_id,
+                )
+        return len(renewed)
+
+    def _may_send(self, message_id: int, now: datetime) -> bool:
+        """Held, with at least half a lease left: a send that starts later could still be
+        under way when the lease runs out and another notifier's sweeper resends it."""
+        until = self._held.get(message_id)
+        return until is not None and now < until - self.config.lease / 2
+
+    def _let_go(self, message_ids: Iterable[int]) -> None:
+        for message_id in message_ids:
+            self._held.pop(message_id, None)
 
     async def _record(self, outcomes: Sequence[Outcome], now: datetime) -> int:
         sent = [outcome for outcome in outcomes if isinstance(outcome, SentRecord)]
@@ -160,6 +227,8 @@ class Worker:
             self.rng,
             config.public_url,
         )
+        self._let_go(record.message_id for record in sent)
+        self._let_go(failure.claimed.message.id for failure in failures)
         return len(outcomes)
 
     async def _send(self, item: ClaimedMessage, now: datetime) -> SentRecord | Failure:
@@ -235,23 +304,30 @@ class Worker:
         )
         if not stale:
             return 0
-        settlements = []
-        for message in stale:
-            try:
-                settlements.append(Settlement(message, await self._find_sent(message)))
-            except SendError as error:
-                # the provider cannot tell us now: keep the new lease and ask again later
-                log.warning(
-                    "cannot settle message %s (%s to %s) yet, asking again later: %s",
-                    message.id,
-                    message.channel,
-                    mask_recipient(message.recipient),
-                    masked_detail(error.detail, message.recipient),
-                )
+        # the provider is asked about them all at once (within the worker's concurrency):
+        # a dead notifier's hundreds of claims are settled in about one lookup's time
+        found = await asyncio.gather(*(self._settlement(message) for message in stale))
+        settlements = [settlement for settlement in found if settlement is not None]
         await asyncio.to_thread(
             settle_leases, self.unit_of_work(), settlements, now, config.retry, config.public_url
         )
         return len(stale)
+
+    async def _settlement(self, message: OutboxMessage) -> Settlement | None:
+        """What the provider says of `message`; None when it cannot tell now (the message
+        keeps its new lease, and is asked about again once that runs out)."""
+        try:
+            async with self._semaphore():
+                return Settlement(message, await self._find_sent(message))
+        except SendError as error:
+            log.warning(
+                "cannot settle message %s (%s to %s) yet, asking again later: %s",
+                message.id,
+                message.channel,
+                mask_recipient(message.recipient),
+                masked_detail(error.detail, message.recipient),
+            )
+            return None
 
     async def _find_sent(self, message: OutboxMessage) -> SentRecord | None:
         if message.channel != "sms":
@@ -283,8 +359,9 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------
 
     async def run(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
-        """Until `stop` is set: claim, send, record, and sweep expired leases. A stop lets
-        every claimed message be sent and recorded, so nothing is left in 'sending'."""
+        """Until `stop` is set: claim, send, record, renew leases and sweep expired ones. A
+        stop lets every claimed message be sent and recorded, so nothing is left in
+        'sending' (unless the database is away then: the sweeper settles those later)."""
         queue: asyncio.Queue[_Queued] = asyncio.Queue(maxsize=self.config.batch_size)
         outcomes = _Outcomes()
         senders = [
@@ -292,6 +369,7 @@ class Worker:
             for _ in range(self.config.concurrency)
         ]
         recorder = asyncio.create_task(self._recorder(outcomes, clock))
+        renewer = asyncio.create_task(self._renewer(clock, stop))
         try:
             await asyncio.gather(self._sweeper(clock, stop), self._claimer(queue, clock, stop))
             await queue.join()
@@ -300,38 +378,57 @@ class Worker:
                 sender.cancel()
             outcomes.close()
             await recorder
+            await renewer
 
     async def _claimer(
         self, queue: asyncio.Queue[_Queued], clock: Callable[[], datetime], stop: asyncio.Event
     ) -> None:
         while not stop.is_set():
-            now = clock()
-            claimed: list[ClaimedMessage] = await self._guarded(self._claim, now, [])
-            if not claimed:
-                await _sleep_unless(stop, self.config.idle_sleep_s)
+            if self.outage.away:
+                # only the claimer asks while the database is away; the other loops wait
+                await _sleep_unless(stop, self._wait_s)
+                if not stop.is_set():
+                    await self._attempt("checking the database", self._check, clock(), None)
                 continue
-            send_by = now + self.config.lease / 2
+            hold = self._resume_at - time.monotonic()
+            if hold > 0:
+                await _sleep_unless(stop, hold)
+                continue
+            nothing: list[ClaimedMessage] = []
+            claimed = await self._attempt("claiming due messages", self._claim, clock(), nothing)
+            if not claimed:
+                if not self.outage.away:
+                    await _sleep_unless(stop, self.config.idle_sleep_s)
+                continue
             for item in claimed:
                 # waits while the queue is full: at most two batches are claimed and unsent
-                await queue.put(_Queued(item, send_by))
+                await queue.put(_Queued(item))
 
     async def _sender(
         self, queue: asyncio.Queue[_Queued], outcomes: _Outcomes, clock: Callable[[], datetime]
     ) -> None:
         while True:
             queued = await queue.get()
+            message_id = queued.item.message.id
             try:
                 now = clock()
-                if now < queued.send_by:
+                if self._may_send(message_id, now):
                     outcomes.add(await self._send(queued.item, now))
                 else:
+                    self._let_go([message_id])
                     log.warning(
-                        "message %s waited past half its lease; the sweeper will settle it",
-                        queued.item.message.id,
+                        "message %s: under half its lease is left; the sweeper will settle it",
+                        message_id,
                     )
-            except Exception:
+            except Exception as error:
                 # a bug in one send must not stop the others; the sweeper settles the message
-                log.exception("notifier %s: sending failed", self.config.worker_id)
+                log.error(
+                    "notifier %s: sending message %s failed: %s",
+                    self.config.worker_id,
+                    message_id,
+                    error_line(error),
+                )
+                log.debug("sending message %s failed", message_id, exc_info=True)
             finally:
                 queue.task_done()
 
@@ -341,27 +438,67 @@ class Worker:
             if not outcomes.closed:
                 # let the results of many sends gather: one transaction records them all
                 await asyncio.sleep(self.config.record_every_s)
+            if self.outage.away and not outcomes.closed:
+                # kept until the claimer finds the database back
+                await asyncio.sleep(min(self._wait_s, 0.5) or 0.1)
+                continue
             taken = outcomes.take()
-            if taken:
-                await self._guarded(functools.partial(self._record, taken), clock(), 0)
+            if not taken:
+                continue
+            recorded = await self._attempt(
+                "recording results", functools.partial(self._record, taken), clock(), 0
+            )
+            if recorded:
+                continue
+            if outcomes.closed:
+                log.warning(
+                    "notifier %s: stopping with %d results unrecorded; the sweeper settles "
+                    "them with the provider",
+                    self.config.worker_id,
+                    len(taken),
+                )
+            else:
+                outcomes.put_back(taken)
+
+    async def _renewer(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
+        every = max(self.config.lease.total_seconds() / 3, 0.05)
+        while not stop.is_set() or self._held:
+            await asyncio.sleep(every)
+            if self._held and not self.outage.away:
+                await self._attempt("renewing leases", self.renew, clock(), 0)
+            if stop.is_set() and self.outage.away:
+                return  # nothing more can be renewed; the sweeper settles what is held
 
     async def _sweeper(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
         while not stop.is_set():
-            while await self._guarded(self.sweep, clock(), 0):
-                pass
+            if not self.outage.away:
+                while await self._attempt("sweeping expired leases", self.sweep, clock(), 0):
+                    pass
             await _sleep_unless(stop, self.config.sweep_every_s)
 
-    async def _guarded(
-        self, work: Callable[[datetime], Awaitable[_T]], now: datetime, failed: _T
+    async def _check(self, _now: datetime) -> None:
+        if self.probe is not None:
+            await asyncio.to_thread(self.probe.check_writable)
+        else:
+            await asyncio.to_thread(check_database, self.unit_of_work())
+
+    async def _attempt(
+        self, what: str, work: Callable[[datetime], Awaitable[_T]], now: datetime, failed: _T
     ) -> _T:
-        # A database restart or a network blip must not end the service: whatever was
-        # claimed stays 'sending' under its lease and the sweeper settles it later.
+        """`work(now)`, or `failed` when it raises: a database restart or a network blip must
+        not end the service (whatever was claimed stays 'sending' under its lease and the
+        sweeper settles it later). A failure is one log line and starts (or lengthens) the
+        backoff; the first success after failures ends it, and claims resume only after
+        `resume_after_outage_s`."""
         try:
-            return await work(now)
-        except Exception:
-            log.exception("notifier %s: %s failed; trying again", self.config.worker_id, work)
-            await asyncio.sleep(1.0)
+            result = await work(now)
+        except Exception as error:
+            self._wait_s = self.outage.failed(what, error, now)
             return failed
+        if self.outage.away:
+            self.outage.recovered(now)
+            self._resume_at = time.monotonic() + self.config.resume_after_outage_s
+        return result
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -5,6 +5,9 @@ Two jobs, never one per dose: `materialise` keeps the next 48 h of reminders in 
 notifier; given a rollup, a third rebuilds the adherence report's changed days. Only the
 leader runs them (see store.coordination); the main thread keeps the leadership, listens for
 event wake-ups and waits for SIGTERM/SIGINT.
+
+A job the database fails is one log line, and its next run waits ever longer (capped,
+jittered: services.backoff) until the database answers again, which is one more line.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from services.backoff import Backoff, Outage
 from services.logs import error_line
 from services.ports import StoreConflict, UnitOfWork
 from services.reporting import ReportRollup, catch_up_report_rollup
@@ -27,6 +32,8 @@ log = logging.getLogger(__name__)
 STANDBY_RETRY_S = 2.0  # a standby asks for the lock this often: takeover well inside 10 s
 LEADER_CHECK_S = 2.0  # the leader checks its lock connection this often
 RETRY_AFTER = timedelta(seconds=10)  # a job the database aborted (a deadlock) runs again then
+# the waits before a failed job's next run while the database is away
+JOB_BACKOFF = Backoff(first_s=1.0, cap_s=10.0)
 
 
 def _utc_now() -> datetime:
@@ -162,7 +169,12 @@ class SchedulerService:
         self._clock.modify_job(job_id, next_run_time=datetime.now(UTC) + after)
 
     def _guarded(self, job_id: str, job: Callable[[], None]) -> Callable[[], None]:
-        return logged_job(job_id, job, lambda: self._wake(job_id, RETRY_AFTER))
+        backoff = JobBackoff(
+            Outage(log, "scheduler", JOB_BACKOFF),
+            self._now,
+            lambda seconds: self._wake(job_id, timedelta(seconds=seconds)),
+        )
+        return logged_job(job_id, job, lambda: self._wake(job_id, RETRY_AFTER), backoff)
 
     def _materialise(self) -> None:
         if self._leading.is_set():
@@ -191,12 +203,25 @@ class SchedulerService:
             self._ticking.clear()
 
 
+@dataclass(frozen=True)
+class JobBackoff:
+    """A job's backoff: its run of failures, the clock, and how to put its next run off."""
+
+    outage: Outage
+    clock: Callable[[], datetime]
+    again_in: Callable[[float], None]
+
+
 def logged_job(
-    job_id: str, job: Callable[[], None], again_soon: Callable[[], None]
+    job_id: str,
+    job: Callable[[], None],
+    again_soon: Callable[[], None],
+    backoff: JobBackoff | None = None,
 ) -> Callable[[], None]:
     """The job as APScheduler runs it: a failure is one log line and the next run tries
-    again (`again_soon` after a conflict, such as a deadlock); never a traceback, which would
-    carry the SQL and its parameters (phone numbers) into the log (it is there at DEBUG)."""
+    again (`again_soon` after a conflict, such as a deadlock; with `backoff`, after its
+    growing wait otherwise); never a traceback, which would carry the SQL and its parameters
+    (phone numbers) into the log (it is there at DEBUG)."""
 
     def run() -> None:
         try:
@@ -205,7 +230,13 @@ def logged_job(
             log.warning("%s: %s; running again soon", job_id, error_line(error))
             again_soon()
         except Exception as error:  # the next run tries again
-            log.error("%s failed: %s", job_id, error_line(error))
-            log.debug("%s failed", job_id, exc_info=True)
+            if backoff is None:
+                log.error("%s failed: %s", job_id, error_line(error))
+                log.debug("%s failed", job_id, exc_info=True)
+            else:
+                backoff.again_in(backoff.outage.failed(job_id, error, backoff.clock()))
+        else:
+            if backoff is not None:
+                backoff.outage.recovered(backoff.clock())
 
     return run

@@ -5,7 +5,7 @@ The store implements these; the use cases are typed against them only, so they k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -284,6 +284,10 @@ class OutboxRepository(Protocol):
     def claim_expired_leases(
         self, now: datetime, worker: str, limit: int, lease_until: datetime
     ) -> list[OutboxMessage]: ...
+
+    def renew_leases(
+        self, message_ids: Iterable[int], worker: str, lease_until: datetime, now: datetime
+    ) -> set[int]: ...
 
     def mark_sent(self, sent: Sequence[SentRecord], now: datetime) -> None: ...
 

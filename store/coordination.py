@@ -22,6 +22,7 @@ from typing import IO
 import psycopg
 from sqlalchemy.engine import make_url
 
+from services.logs import error_line
 from store.events import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class PostgresCoordinator:
             connection.execute(f"LISTEN {EVENTS_CHANNEL}")
             return True
         except psycopg.Error as error:
-            log.warning("leader lock: %s", error)
+            log.warning("leader lock: %s", error_line(error))
             self._drop()
             return False
 

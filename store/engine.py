@@ -9,16 +9,21 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.driver import install_staging
-from store.errors import DatabaseUnavailable, first_line
+from store.errors import DatabaseUnavailable, RefusedValue, first_line
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# how long a new PostgreSQL connection may take: a database behind a dead link or a full
+# backlog fails the request within Twilio's 15 s wait (twice: a second try on a fresh
+# connection), rather than hanging a thread
+CONNECT_TIMEOUT_S = 3
 
 # Engine too: the composition root names the type without importing sqlalchemy itself
 __all__ = [
+    "CONNECT_TIMEOUT_S",
     "SQLITE_BUSY_TIMEOUT_MS",
     "Engine",
     "create_engine",
@@ -40,6 +45,8 @@ def create_engine(url: str, *, pool_size: int | None = None, pre_ping: bool = Tr
         pool: dict[str, Any] = {}
         if pool_size is not None and not sqlite:
             pool = {"pool_size": pool_size, "max_overflow": 0}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            pool["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
         engine = sqlalchemy.create_engine(parsed, pool_pre_ping=pre_ping and not sqlite, **pool)
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as error:
         raise DatabaseUnavailable(
@@ -92,9 +99,12 @@ def _on_sqlite_begin(connection: Connection) -> None:
 @contextmanager
 def unavailable_on_error(engine: Engine) -> Iterator[None]:
     """A driver error inside (locked, unreachable, a table missing) becomes one
-    DatabaseUnavailable line, which the commands print and the tracker answers with 503."""
+    DatabaseUnavailable line, which the commands print and the tracker answers with 503; a
+    value the database refuses (a NUL in text) is RefusedValue: bad input, answered 400."""
     try:
         yield
+    except DataError as error:
+        raise RefusedValue(f"the database refuses the value given: {first_line(error)}") from error
     except DBAPIError as error:
         where = url_for_humans(engine.url)
         raise DatabaseUnavailable(f"database {where}: {first_line(error)}") from error

@@ -18,6 +18,11 @@ class TransactionAborted(StoreError, StoreConflict):
     serialization failure (PostgreSQL), a database locked too long (SQLite)."""
 
 
+class RefusedValue(StoreError, ValueError):
+    """The database refused a value as it was given (a NUL character in text, a number out
+    of range): bad input, not an outage."""
+
+
 class SchemaNotCurrent(StoreError, StoreUnusable):
     """The database has no schema yet, or an older one: `dosewise db upgrade` fixes it."""
 

@@ -126,6 +126,28 @@ class SqlOutbox:
         )
         return self._take(stale, now, worker, lease_until, count_attempt=False)
 
+    def renew_leases(
+        self, message_ids: Iterable[int], worker: str, lease_until: datetime, now: datetime
+    ) -> set[int]:
+        """Extend this worker's leases on the messages it still holds to `lease_until`: the
+        ids renewed. One whose lease another notifier's sweeper has taken (this worker was
+        away past its lease) is not renewed, and this worker must not send it."""
+        ids = list(message_ids)
+        if not ids:
+            return set()
+        rows = self._session.execute(
+            update(_messages)
+            .where(
+                self._among(_messages.c.id, ids),
+                _messages.c.status == "sending",
+                _messages.c.claimed_by == worker,
+                _messages.c.lease_until >= now,
+            )
+            .values(lease_until=lease_until)
+            .returning(_messages.c.id)
+        ).all()
+        return {row.id for row in rows}
+
     def _take(
         self,
         ids: Any,

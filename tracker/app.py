@@ -14,6 +14,12 @@ twilio, even indirectly.
 Webhooks are only believed when signed: X-Twilio-Signature must be Twilio's signature of
 DOSEWISE_PUBLIC_URL + path (+ query) and the form, with TWILIO_AUTH_TOKEN. Without an auth
 token nothing can be checked, so every webhook is refused with 403 (never accepted unsigned).
+
+A verified webhook the database cannot take (it is away, full, or holds the rows too long) is
+kept in the worker's spool (tracker.spool) when the tracker has one, answered 200, and
+replayed once the database answers (tracker.replayer); so is one from a sender whose earlier
+replies still wait there, to keep their order. /healthz says whether the database takes a
+write; /readyz whether the tracker takes webhooks (the database does, or the spool has room).
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ import collections
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,6 +42,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -45,7 +52,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dosewise.settings import Settings
 from reports.ports import AdherenceQueries
-from services.health import check_database
+from services.health import DatabaseProbe, Health, check_database, check_health
+from services.logs import error_line
 from services.ports import StoreConflict, UnitOfWork
 from services.replies import (
     HELD_UP_LOCK_WAIT_S,
@@ -58,12 +66,17 @@ from services.replies import (
     record_delivery_status,
 )
 from services.reply_ports import Outcome
-from store.errors import StoreError
+from services.spool_replay import Kept, kept_answer
+from store.errors import RefusedValue, StoreError
 from tracker.admin import admin_router
+from tracker.characters import ReadableCharacters
 from tracker.group_commit import GroupCommit
 from tracker.limits import BodySizeLimit
 from tracker.logs import mask_phone
 from tracker.pages import link_page, reader_language, unavailable_page, unknown_link_page
+from tracker.replayer import SpoolReplayer
+from tracker.spool import InboundSpool
+from tracker.timeouts import BodyTimeout
 
 Clock = Callable[[], datetime]
 FormPairs = Sequence[tuple[str, str]]
@@ -118,7 +131,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     403: {"description": "missing or wrong X-Twilio-Signature"},
     413: {"description": "request body over 64 KiB"},
     415: {"description": "not application/x-www-form-urlencoded"},
-    503: {"description": "the database is unavailable"},
+    503: {"description": "the database is unavailable and the spool full (or not kept)"},
 }
 
 
@@ -146,6 +159,7 @@ class Metrics:
     registry: CollectorRegistry
     webhooks: Counter
     sms_batches: Histogram
+    spool: SpoolMetrics
     # set when the tracker runs as several worker processes (dosewise.supervisor): each
     # worker's counters are files there, and an exposition sums every worker's
     shared_directory: str | None = None
@@ -167,7 +181,7 @@ class Metrics:
             registry=registry,
         )
         shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-        return cls(registry, webhooks, sms_batches, shared)
+        return cls(registry, webhooks, sms_batches, SpoolMetrics.create(registry), shared)
 
     def exposition(self) -> bytes:
         if self.shared_directory is None:
@@ -175,6 +189,63 @@ class Metrics:
         every_worker = CollectorRegistry()
         MultiProcessCollector(every_worker, path=self.shared_directory)  # type: ignore[no-untyped-call]
         return generate_latest(every_worker)
+
+
+@dataclass(frozen=True)
+class SpoolMetrics:
+    """The database as the tracker sees it, and its spool: summed over live workers (depth),
+    the worst of them (the oldest entry's age, the database down in any)."""
+
+    database_up: Gauge
+    depth: Gauge
+    oldest_s: Gauge
+    replayed: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> SpoolMetrics:
+        return cls(
+            Gauge(
+                "dosewise_tracker_database_up",
+                "1 when the database took the last write (probe or replay), else 0",
+                registry=registry,
+                multiprocess_mode="livemin",
+            ),
+            Gauge(
+                "dosewise_tracker_spool_depth",
+                "Verified webhooks kept in the spool, not yet in the database",
+                registry=registry,
+                multiprocess_mode="livesum",
+            ),
+            Gauge(
+                "dosewise_tracker_spool_oldest_seconds",
+                "How long the oldest webhook in the spool has waited (0: none waits)",
+                registry=registry,
+                multiprocess_mode="livemax",
+            ),
+            Counter(
+                "dosewise_tracker_spool_replayed",
+                "Kept webhooks put into the database, by route",
+                ["route"],
+                registry=registry,
+            ),
+        )
+
+    def show(self, health: Health) -> None:
+        self.database_up.set(1 if health.database_up else 0)
+        spool = health.spool
+        if spool is not None:
+            self.depth.set(spool.depth)
+            self.oldest_s.set(spool.oldest_s or 0.0)
+
+
+class _ReadProbe:
+    """A probe by a read, for an app given no DatabaseProbe."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    def check_writable(self) -> None:
+        check_database(self._uow_factory())
 
 
 def create_app(
@@ -186,17 +257,32 @@ def create_app(
     queries: AdherenceQueries,
     lifespan: Lifespan | None = None,
     sms_lanes: int = 1,
+    spool: InboundSpool | None = None,
+    probe: DatabaseProbe | None = None,
 ) -> FastAPI:
     """`sms_lanes`: transactions of inbound SMS at once at most (tracker.group_commit), fewer
     than the threads and pooled connections the store has, so that the other routes find one;
-    past the first, only while the running ones are slow (SLOW_BATCH_S)."""
+    past the first, only while the running ones are slow (SLOW_BATCH_S).
+
+    `spool`: where verified webhooks go while the database cannot take them (opened and
+    replayed while the app runs); without one they are answered 503. `probe`: the database
+    write check of /healthz (without one, a read)."""
+    metrics = Metrics.create()
+    replayer = None
+    if spool is not None:
+        replayer = SpoolReplayer(
+            spool,
+            uow_factory,
+            clock,
+            settings.public_url,
+            lambda entry, _outcome: metrics.spool.replayed.labels(f"/twilio/{entry.kind}").inc(),
+        )
     app = TrackerApp(
         title="dosewise tracker",
         description="Twilio webhooks, e-mail confirm links, health and metrics.",
         version="1",
-        lifespan=lifespan,
+        lifespan=_with_replayer(lifespan, replayer),
     )
-    metrics = Metrics.create()
     # the metric counts the transactions that committed, so a batch that fell back to its
     # replies alone counts as that many
     committed = metrics.sms_batches.observe
@@ -215,19 +301,62 @@ def create_app(
         lanes=1,
         most=1,
     )
-    webhooks = _webhooks(settings, twilio, SmsLanes(sms, held_up), uow_factory, clock, metrics)
-    app.front = BodySizeLimit(WebhookRoutes(app.behind_the_webhooks, webhooks))
+    webhooks = _webhooks(
+        settings, twilio, SmsLanes(sms, held_up), uow_factory, clock, metrics, replayer
+    )
+    app.front = BodyTimeout(
+        BodySizeLimit(
+            ReadableCharacters(
+                WebhookRoutes(app.behind_the_webhooks, webhooks),
+                own_checks=(*webhooks, "/confirm"),
+            )
+        )
+    )
     _add_error_handlers(app)
     _document_webhooks(app, webhooks)
     _add_confirm_link(app, uow_factory, clock)
-    _add_operations(app, uow_factory, metrics)
+    _add_operations(app, probe or _ReadProbe(uow_factory), replayer, clock, metrics)
     app.include_router(admin_router(settings, clock, queries))
     return app
+
+
+def _with_replayer(lifespan: Lifespan | None, replayer: SpoolReplayer | None) -> Lifespan | None:
+    """The caller's lifespan, and inside it (its executors set up) the spool opened and its
+    replayer running; the spool is closed when the app stops."""
+    if replayer is None:
+        return lifespan
+
+    @asynccontextmanager
+    async def with_replayer(app: FastAPI) -> AsyncIterator[None]:
+        async with _entered(lifespan, app):
+            replayer.spool.open()
+            stop = asyncio.Event()
+            task = asyncio.create_task(replayer.run(stop))
+            try:
+                yield
+            finally:
+                stop.set()
+                await task
+                replayer.spool.close()
+
+    return with_replayer
+
+
+@asynccontextmanager
+async def _entered(lifespan: Lifespan | None, app: FastAPI) -> AsyncIterator[None]:
+    if lifespan is None:
+        yield
+        return
+    async with lifespan(app):
+        yield
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def store_down(request: Request, error: StoreError) -> Response:
+        if isinstance(error, RefusedValue):  # bad input, not an outage
+            log.info("%s %s: %s", request.method, request.url.path, error)
+            return PlainTextResponse(f"{error}\n", status_code=400)
         log.error("%s %s: %s", request.method, request.url.path, error)
         return PlainTextResponse("the database is unavailable\n", status_code=503)
 
@@ -351,8 +480,10 @@ def _webhooks(
     uow_factory: UnitOfWorkFactory,
     clock: Clock,
     metrics: Metrics,
+    replayer: SpoolReplayer | None = None,
 ) -> dict[str, Webhook]:
     """The two webhooks by path; each answers every request, refusals and 503 included."""
+    keeping = _Keeping(replayer, metrics)
 
     def refusals(route: str, handle: Webhook) -> Webhook:
         async def answer(incoming: Incoming) -> Answer:
@@ -361,8 +492,12 @@ def _webhooks(
             except Refused as error:
                 metrics.webhooks.labels(route, error.outcome).inc()
                 return Answer(error.status, _PLAIN_TEXT, error.detail + "\n")
+            except RefusedValue as error:  # bad input, not an outage
+                metrics.webhooks.labels(route, "bad_request").inc()
+                return Answer(400, _PLAIN_TEXT, f"{error}\n")
             except StoreError as error:
-                log.error("POST %s: %s", route, error)
+                log.error("POST %s: %s", route, error_line(error))
+                metrics.webhooks.labels(route, "unavailable").inc()
                 return Answer(503, _PLAIN_TEXT, "the database is unavailable\n")
 
         return answer
@@ -375,14 +510,22 @@ def _webhooks(
             body=form.get("Body", ""),
         )
         now = clock()
-        try:
-            answer = await sms_lanes.batches((sms, now))
-        except StoreConflict:  # held up by a row lock: apart, waiting longer
-            answer = await sms_lanes.held_up((sms, now))
-        outcome = "duplicate" if answer.duplicate else answer.kind
-        metrics.webhooks.labels("/twilio/sms", outcome).inc()
-        log.info("sms %s from %s: %s", sms.provider_id, mask_phone(sms.from_number), outcome)
-        return Answer(200, _TWIML, twilio.twiml_message(answer.text))
+        failure: StoreError | None = None
+        if not keeping.bypasses_database(sender=sms.from_number):
+            try:
+                try:
+                    answer = await sms_lanes.batches((sms, now))
+                except StoreConflict:  # held up by a row lock: apart, waiting longer
+                    answer = await sms_lanes.held_up((sms, now))
+            except RefusedValue:
+                raise
+            except StoreError as error:
+                failure = keeping.may_keep(error)
+            else:
+                return _answered(sms, answer, metrics, twilio)
+        await keeping.keep("/twilio/sms", Kept(("", 0), now, sms=sms), failure)
+        log.info("sms %s from %s: kept in the spool", sms.provider_id, mask_phone(sms.from_number))
+        return Answer(200, _TWIML, twilio.twiml_message(kept_answer(sms.body, settings.language)))
 
     async def delivery_status(incoming: Incoming) -> Answer:
         form = _signed_form(incoming, settings, twilio)
@@ -391,17 +534,89 @@ def _webhooks(
             status=_bounded(form, "MessageStatus", 32),
             error_code=_error_code(form.get("ErrorCode")),
         )
-        outcome = await _in_thread(
-            record_delivery_status, uow_factory(), report, clock(), settings.public_url
-        )
-        metrics.webhooks.labels("/twilio/status", outcome).inc()
-        log.info("status %s: %s (%s)", report.provider_id, report.status, outcome)
-        return Answer(200, _PLAIN_TEXT, f"{outcome}\n")
+        now = clock()
+        failure: StoreError | None = None
+        if not keeping.bypasses_database(message=report.provider_id):
+            try:
+                outcome = await _in_thread(
+                    record_delivery_status, uow_factory(), report, now, settings.public_url
+                )
+            except RefusedValue:
+                raise
+            except StoreError as error:
+                failure = keeping.may_keep(error)
+            else:
+                return _recorded(report, outcome, metrics)
+        await keeping.keep("/twilio/status", Kept(("", 0), now, status=report), failure)
+        log.info("status %s: %s (kept in the spool)", report.provider_id, report.status)
+        return Answer(200, _PLAIN_TEXT, "kept\n")
 
     return {
         "/twilio/sms": refusals("/twilio/sms", inbound_sms),
         "/twilio/status": refusals("/twilio/status", delivery_status),
     }
+
+
+def _answered(
+    sms: InboundSms, answer: SmsAnswer, metrics: Metrics, twilio: TwilioWebhooks
+) -> Answer:
+    outcome = "duplicate" if answer.duplicate else answer.kind
+    metrics.webhooks.labels("/twilio/sms", outcome).inc()
+    log.info("sms %s from %s: %s", sms.provider_id, mask_phone(sms.from_number), outcome)
+    return Answer(200, _TWIML, twilio.twiml_message(answer.text))
+
+
+def _recorded(report: DeliveryStatus, outcome: str, metrics: Metrics) -> Answer:
+    metrics.webhooks.labels("/twilio/status", outcome).inc()
+    log.info("status %s: %s (%s)", report.provider_id, report.status, outcome)
+    return Answer(200, _PLAIN_TEXT, f"{outcome}\n")
+
+
+@dataclass(frozen=True)
+class _Keeping:
+    """The webhooks' use of the spool (when the app has one)."""
+
+    replayer: SpoolReplayer | None
+    metrics: Metrics
+
+    def bypasses_database(self, *, sender: str = "", message: str = "") -> bool:
+        """Whether a webhook goes to the spool without trying the database: the replayer
+        finds it away, or an earlier webhook of the same sender (or message) waits there."""
+        if self.replayer is None:
+            return False
+        spool = self.replayer.spool
+        return (
+            spool.database_away
+            or (bool(sender) and spool.holds_sender(sender))
+            or (bool(message) and spool.holds_message(message))
+        )
+
+    def may_keep(self, error: StoreError) -> StoreError:
+        """The failure, when there is a spool to keep the webhook in; raised when not."""
+        if self.replayer is None:
+            raise error
+        return error
+
+    async def keep(self, route: str, entry: Kept, failure: StoreError | None) -> None:
+        """`entry` in the spool (fsynced), or StoreError (503) when it cannot be kept."""
+        if failure is not None:
+            log.warning("POST %s: %s; keeping it in the spool", route, error_line(failure))
+        if self.replayer is None:
+            raise failure or StoreError("no spool")
+        spool = self.replayer.spool
+        loop = asyncio.get_running_loop()
+        try:
+            accepted = await loop.run_in_executor(
+                spool.executor, spool.keep, entry, entry.received_at
+            )
+        except OSError as error:
+            log.error("POST %s: the spool cannot keep it: %s", route, error)
+            raise StoreError("the database is unavailable and the spool cannot keep it") from None
+        if not accepted:
+            log.error("POST %s: the spool is past its bound (size or age); refused", route)
+            raise StoreError("the database is unavailable and the spool is full")
+        self.replayer.wake()
+        self.metrics.webhooks.labels(route, "spooled").inc()
 
 
 def _document_webhooks(app: FastAPI, webhooks: Mapping[str, Webhook]) -> None:
@@ -483,14 +698,28 @@ def _unknown_link(request: Request) -> HTMLResponse:
     return HTMLResponse(unknown_link_page(reader), 404)
 
 
-def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metrics) -> None:
+def _add_operations(
+    app: FastAPI,
+    probe: DatabaseProbe,
+    replayer: SpoolReplayer | None,
+    clock: Clock,
+    metrics: Metrics,
+) -> None:
+    async def health() -> Health:
+        spool = None if replayer is None else replayer.state(clock())
+        found = await run_in_threadpool(check_health, probe, spool)
+        if found.reason is not None:
+            log.warning("health check: the database is down: %s", found.reason)
+        metrics.spool.show(found)
+        return found
+
     async def healthz() -> JSONResponse:
-        try:
-            await run_in_threadpool(check_database, uow_factory())
-        except Exception as error:  # any failure to read is "not healthy", with its reason logged
-            log.error("health check: %s", str(error).splitlines()[0] if str(error) else error)
-            return JSONResponse({"status": "unavailable", "database": "down"}, 503)
-        return JSONResponse({"status": "ok", "database": "up"})
+        found = await health()
+        return JSONResponse(found.as_dict(), 200 if found.healthy else 503)
+
+    async def readyz() -> JSONResponse:
+        found = await health()
+        return JSONResponse(found.as_dict(readiness=True), 200 if found.ready else 503)
 
     # HEAD too: load balancers' and uptime checkers' probe; a route each, as one route with
     # both methods gives both operations one OpenAPI operationId (FastAPI warns of it)
@@ -500,11 +729,21 @@ def _add_operations(app: FastAPI, uow_factory: UnitOfWorkFactory, metrics: Metri
             healthz,
             methods=[method],
             operation_id=f"healthz_{method.lower()}",
-            responses={503: {"description": "the database does not answer"}},
+            summary="Whether the database takes a write (tried twice), and the spool's depth",
+            responses={503: {"description": "the database cannot be written"}},
+        )
+        app.add_api_route(
+            "/readyz",
+            readyz,
+            methods=[method],
+            operation_id=f"readyz_{method.lower()}",
+            summary="Whether a webhook sent now is kept: by the database, or else the spool",
+            responses={503: {"description": "neither the database nor the spool takes it"}},
         )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
+        await health()  # the database and spool gauges as of this scrape
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
