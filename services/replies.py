@@ -510,9 +510,8 @@ def _later(handling: _Reply) -> str:
     except ValidationError as error:  # the scheduler would drop the snooze: promise none
         _log_not_accepted(handling, error, "no reminder will come again for this dose")
         refused = words.gettext(
-            "dosewise cannot use your stored regimen any more: today's rules do not accept "
-            "it, so no reminder will come again for this dose. It must be enrolled again with "
-            "a corrected file ({command}).",
+            "Today's rules refuse your stored regimen: no reminder will come again for this "
+            "dose. Enrol it again ({command}).",
             command=ENROL_AGAIN,
         )
         return f"{refused} {_take_or_skip(words)}"
@@ -559,23 +558,22 @@ def _cannot_remind_at(
         if again > asked:
             return words.gettext(
                 "Your quiet hours last until {quiet} and this dose's reminder closes at "
-                "{closes}, so dosewise will not remind you again for this dose.",
+                "{closes}: no reminder will come again for it.",
                 quiet=_clock(again, zone, now, words),
                 closes=closes,
             )
         return words.ngettext(
             "This dose's reminder closes at {closes}, before a reminder in {n} minute could "
-            "go, so dosewise will not remind you again for this dose.",
+            "go: no reminder will come again for it.",
             "This dose's reminder closes at {closes}, before a reminder in {n} minutes could "
-            "go, so dosewise will not remind you again for this dose.",
+            "go: no reminder will come again for it.",
             minutes,
             closes=closes,
         )
     awake_from, awake_to = waking_bounds_around(regimen, again)
     if not awake_from <= again <= awake_to:
         return words.gettext(
-            "{time} is outside your waking hours, so dosewise will not remind you again for "
-            "this dose.",
+            "{time} is outside your waking hours: no reminder will come again for this dose.",
             time=_clock(again, zone, now, words),
         )
     return None
@@ -597,9 +595,8 @@ def _cold(handling: _Reply) -> str:
     except ValidationError as error:  # no lozenge could be planned from it
         _log_not_accepted(handling, error, "no cold course was started")
         return words.gettext(
-            "dosewise cannot use your stored regimen any more: today's rules do not accept "
-            "it, so no cold course was started. It must be enrolled again with a corrected "
-            "file ({command}).",
+            "Today's rules refuse your stored regimen: no cold course was started. Enrol it "
+            "again with a corrected file ({command}).",
             command=ENROL_AGAIN,
         )
     # an earlier course's lozenges today (COLD after WELL) count against today's limit
@@ -791,11 +788,12 @@ def _has_iron(reminder: OpenReminder) -> bool:
 def _clock(instant: datetime, zone: ZoneInfo, today: datetime, words: Translator) -> str:
     """HH:MM in the person's zone, with the day when it is not the day of `today` there."""
     local = instant.astimezone(zone)
+    hours_minutes = f"{local:%H:%M}"
     if local.date() == today.astimezone(zone).date():
-        return f"{local:%H:%M}"
+        return hours_minutes
     # the catalogue holds each language's date pattern (CLDR): "Tuesday 24 November"
     day = format_date(local.date(), words.gettext("EEEE d MMMM"), locale=words.language)
-    return words.gettext("{time} on {day}", time=f"{local:%H:%M}", day=day)
+    return words.gettext("{time} on {day}", time=hours_minutes, day=day)
 
 
 def _weekday(day: date, words: Translator) -> str:

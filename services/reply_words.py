@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 from i18n import Translator
@@ -168,6 +169,7 @@ _TABLE: dict[tuple[str, ...], tuple[ReplyKind, str]] = {
 _LONGEST = max(len(words) for words in _TABLE)
 
 
+@lru_cache(maxsize=4096)  # the same few words arrive again and again; a Reply is immutable
 def read_reply(body: str) -> Reply:
     """What `body` means, by the rules of the module's docstring."""
     text = unicodedata.normalize("NFC", unicodedata.normalize("NFC", body).casefold())

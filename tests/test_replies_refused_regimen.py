@@ -33,8 +33,7 @@ __all__ = ["tracker"]  # the fixture, imported for pytest
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 CONFIG = SchedulerConfig(public_url="https://dosewise.example")
 OTHER_PHONE = "+4520654321"
-CANNOT_USE = "dosewise cannot use your stored regimen any more: today's rules do not accept it"
-ENROL_AGAIN = "It must be enrolled again with a corrected file (dosewise people add)."
+CANNOT_USE = "Today's rules refuse your stored regimen"
 TAKE_OR_SKIP = "Reply TAKEN or SKIP when you can."
 NOT_ACCEPTED = "the stored regimen is not accepted any more (supplements.0: "
 
@@ -110,7 +109,8 @@ def test_later_says_the_regimen_must_be_enrolled_again_and_snoozes_nothing(
     refuse_stored_regimen(tracker.engine, person)
 
     assert answer(tracker.sms("LATER 20")) == (
-        f"{CANNOT_USE}, so no reminder will come again for this dose. {ENROL_AGAIN} {TAKE_OR_SKIP}"
+        f"{CANNOT_USE}: no reminder will come again for this dose. Enrol it again "
+        f"(dosewise people add). {TAKE_OR_SKIP}"
     )
     assert "Snoozed" not in event_types(tracker.engine)
     assert reminder_status(tracker.engine, reminder) == "sent"
@@ -123,7 +123,10 @@ def test_cold_says_the_regimen_must_be_enrolled_again_and_starts_no_course(
 
     with caplog.at_level(logging.WARNING, logger="dosewise.tracker"):
         text = answer(tracker.sms("COLD"))
-    assert text == (f"{CANNOT_USE}, so no cold course was started. {ENROL_AGAIN}")
+    assert text == (
+        f"{CANNOT_USE}: no cold course was started. Enrol it again with a corrected file "
+        "(dosewise people add)."
+    )
     assert cold_courses(tracker.engine) == []
     assert "ColdOnset" not in event_types(tracker.engine)
     # the log says which rule refuses it, in the scheduler's words

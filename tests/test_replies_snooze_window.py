@@ -80,8 +80,8 @@ def test_a_snooze_quiet_hours_push_past_the_window_is_refused_honestly(
 ) -> None:
     sent_reminder(unit_of_work, engine, ("12:51", "14:57"))
     assert say(unit_of_work, "LATER 10", at("12:50:00")) == (
-        "Your quiet hours last until 14:57 and this dose's reminder closes at 14:49, so "
-        f"dosewise will not remind you again for this dose. {TAKE_OR_SKIP}"
+        "Your quiet hours last until 14:57 and this dose's reminder closes at 14:49: no "
+        f"reminder will come again for it. {TAKE_OR_SKIP}"
     )
     assert "Snoozed" not in event_types(engine)
     consume_events(unit_of_work(), at("12:50:01"), CONFIG)
@@ -151,8 +151,8 @@ def test_a_snooze_still_waiting_when_the_window_closes_is_not_sent(
         # Quinn at 12:50:36 for a reminder due 12:50 whose window closes at 14:50
         (
             "LATER 120",
-            "This dose's reminder closes at 14:49, before a reminder in 120 minutes could go, "
-            f"so dosewise will not remind you again for this dose. {TAKE_OR_SKIP}",
+            "This dose's reminder closes at 14:49, before a reminder in 120 minutes could go: "
+            f"no reminder will come again for it. {TAKE_OR_SKIP}",
         ),
         (
             "LATER 0",

@@ -128,11 +128,12 @@ def test_senere_snoozes_with_the_plural_right(
 
 
 def test_senere_past_the_window_says_so_in_danish(tracker: Tracker, reminder: int) -> None:
-    assert answer(tracker.sms("SENERE 2 timer")) == (
-        "Påmindelsen om denne dosis lukker kl. 13:30, før en påmindelse om 120 minutter kan nå "
-        "at komme, så dosewise minder dig ikke igen om denne dosis. Svar TAGET eller SPRING "
-        "OVER, når du kan."
+    text = answer(tracker.sms("SENERE 2 timer"))
+    assert text == (
+        "Påmindelsen lukker kl. 13:30, før en ny om 120 minutter kan nå frem, så der kommer "
+        "ikke flere om denne dosis. Svar TAGET eller SPRING OVER, når du kan."
     )
+    assert count_segments(text).segments == 1
 
 
 def test_forkolet_starts_a_course_and_rask_ends_it_in_danish(tracker: Tracker, mette: int) -> None:

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from i18n import translator
 from notifier.twilio_webhooks import compute_signature
 from planner.cold_course import plan_cold_course
 from schemas.regimen import Regimen
 from services.enrolment import enrol_person
 from services.replies import InboundSms, SmsAnswer, receive_sms
-from i18n import translator
 from services.reply_words import help_text, hint_text
 from services.scheduling import SchedulerConfig, consume_events
 from store.models import ReminderRow
@@ -229,8 +229,8 @@ def test_later_snoozes_the_reminder(
 def test_later_past_the_doses_window_promises_nothing(tracker: Tracker, reminder: int) -> None:
     # the 11:30 reminder takes answers until 13:30; 120 minutes from 11:42 is 13:42
     assert answer(tracker.sms("LATER 120")) == (
-        "This dose's reminder closes at 13:30, before a reminder in 120 minutes could go, so "
-        "dosewise will not remind you again for this dose. Reply TAKEN or SKIP when you can."
+        "This dose's reminder closes at 13:30, before a reminder in 120 minutes could go: no "
+        "reminder will come again for it. Reply TAKEN or SKIP when you can."
     )
     assert [kind for kind, _ in events(tracker.engine)][-1] == "ReplyReceived"
     assert "Snoozed" not in [kind for kind, _ in events(tracker.engine)]
@@ -248,7 +248,7 @@ def test_later_past_the_waking_day_promises_nothing(
         window=timedelta(hours=14),
     )
     text = answer(tracker.sms("later 660"))  # 22:42; the person is awake 07:00-22:00
-    assert text is not None and text.startswith("22:42 is outside your waking hours, so ")
+    assert text is not None and text.startswith("22:42 is outside your waking hours: no reminder ")
     assert "Snoozed" not in [kind for kind, _ in events(tracker.engine)]
     assert answer(tracker.sms("later 600")) == (
         "OK: dosewise will remind you again in 600 minutes."  # 21:42, still awake
