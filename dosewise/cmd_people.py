@@ -1,4 +1,5 @@
-"""`dosewise people add FILE` and `dosewise people list`."""
+"""`dosewise people add FILE` and `dosewise people list`, in the admin's language
+(DOSEWISE_LANGUAGE)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from babel import Locale
+
 from dosewise.errors import UserError
 from dosewise.wiring import database, load_settings
+from i18n import Translator, translator
 from schemas.files import RegimenFileError, load_regimen
+from schemas.regimen import Regimen
 from services.enrolment import (
     Enrolment,
     EnrolmentRefused,
+    LanguageHint,
     PhoneEnrolledToAnother,
     enrol_person,
     list_people,
@@ -41,7 +47,9 @@ def run_add(arguments: argparse.Namespace) -> int:
         regimen = load_regimen(arguments.file)
     except RegimenFileError as error:
         raise UserError(str(error)) from None
-    with database(load_settings()) as store:
+    settings = load_settings()
+    t = translator(settings.language)
+    with database(settings) as store:
         # the outermost layer reads the clock; the use case is given the instant
         try:
             enrolment = enrol_person(
@@ -49,41 +57,90 @@ def run_add(arguments: argparse.Namespace) -> int:
             )
         except PhoneEnrolledToAnother as taken:
             raise UserError(
-                f"{arguments.file}: {taken}; nothing was enrolled. Check the phone number, or "
-                "run again with --rename to give that person the file's name"
+                t.gettext(
+                    "{file}: {problem}; nothing was enrolled. Check the phone number, or run "
+                    "again with --rename to give that person the file's name",
+                    file=arguments.file,
+                    problem=taken,
+                )
             ) from None
         except EnrolmentRefused as refused:
-            raise UserError(f"{arguments.file}: {refused}; nothing was enrolled") from None
-    print(_outcome(enrolment, f"{regimen.person.name} ({regimen.person.phone})"))
+            raise UserError(
+                t.gettext(
+                    "{file}: {problem}; nothing was enrolled", file=arguments.file, problem=refused
+                )
+            ) from None
+    print(_outcome(enrolment, f"{regimen.person.name} ({regimen.person.phone})", t))
     for warning in enrolment.warnings:
-        print(f"warning: {warning}")
+        print(t.gettext("warning: {warning}", warning=warning))
+    if enrolment.language_hint is not None:
+        print(_language_warning(enrolment.language_hint, regimen, arguments.file, t))
     return 0
 
 
 def run_list(_arguments: argparse.Namespace) -> int:
-    with database(load_settings()) as store:
+    settings = load_settings()
+    t = translator(settings.language)
+    with database(settings) as store:
         people = list_people(store.unit_of_work())
     if not people:
-        print("nobody is enrolled yet: add someone with `dosewise people add FILE`")
+        print(t.gettext("nobody is enrolled yet: add someone with `dosewise people add FILE`"))
         return 0
-    print(_columns("id", "name", "phone", "channel", "time zone", "regimen", "state"))
+    print(
+        _columns(
+            t.gettext("id"),
+            t.gettext("name"),
+            t.gettext("phone"),
+            t.gettext("channel"),
+            t.gettext("time zone"),
+            t.gettext("regimen"),
+            t.gettext("state"),
+        )
+    )
     for summary in people:
-        print(_line(summary))
+        print(_line(summary, t))
     return 0
 
 
-def _outcome(enrolment: Enrolment, who: str) -> str:
+def _outcome(enrolment: Enrolment, who: str, t: Translator) -> str:
+    version = enrolment.version
     if enrolment.outcome == "enrolled":
-        return f"enrolled {who} with regimen version {enrolment.version}"
+        return t.gettext("enrolled {who} with regimen version {version}", who=who, version=version)
     if enrolment.outcome == "new_version":
-        return f"{who} now has regimen version {enrolment.version}"
-    return f"{who} already has this regimen (version {enrolment.version}): nothing changed"
+        return t.gettext("{who} now has regimen version {version}", who=who, version=version)
+    return t.gettext(
+        "{who} already has this regimen (version {version}): nothing changed",
+        who=who,
+        version=version,
+    )
 
 
-def _line(summary: PersonSummary) -> str:
+def _language_warning(hint: LanguageHint, regimen: Regimen, file: str, t: Translator) -> str:
+    """One line: the person will read the default language, though their number's country
+    reads another one dosewise writes; how to set it. Country and languages are named in the
+    admin's language."""
+    names = Locale.parse(t.language)
+    return t.gettext(
+        "warning: {phone} is a number in {country} and {file} sets no person.language: "
+        "{name} will get texts in {default}; write `language: {code}` under person if they "
+        "read {language}",
+        phone=regimen.person.phone,
+        country=names.territories.get(hint.region, hint.region),
+        file=file,
+        name=regimen.person.name,
+        default=names.languages.get(regimen.person.language, regimen.person.language),
+        code=hint.language,
+        language=names.languages.get(hint.language, hint.language),
+    )
+
+
+def _line(summary: PersonSummary, t: Translator) -> str:
     person = summary.person
     details = person.details
-    state = "opted out" if person.opted_out else ("active" if person.active else "inactive")
+    if person.opted_out:
+        state = t.gettext("opted out")
+    else:
+        state = t.gettext("active") if person.active else t.gettext("inactive")
     version = "-" if summary.regimen_version is None else f"v{summary.regimen_version}"
     return _columns(
         str(person.id),

@@ -14,6 +14,7 @@ from dosewise.arguments import iso_date
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from dosewise.wiring import database, load_settings, store_errors_as_user_errors
+from i18n import translator
 from reports.adherence import check_window_length
 from reports.lookup import UnknownPerson, adherence_for
 from reports.ports import AdherenceQueries
@@ -77,12 +78,14 @@ def run_adherence(arguments: argparse.Namespace) -> int:
     # the outermost layer reads the clock
     now = datetime.now(UTC)
     start, end = window(arguments.start, arguments.end, now.astimezone().date())
-    with adherence_queries(load_settings()) as queries:
+    settings = load_settings()
+    with adherence_queries(settings) as queries:
         try:
             report = adherence_for(queries, start, end, now, arguments.person)
         except UnknownPerson as unknown:
             raise UserError(str(unknown)) from None
-    sys.stdout.write(RENDERERS[arguments.format](report))
+    # the table and HTML in the admin's language; CSV and JSON add its display names
+    sys.stdout.write(RENDERERS[arguments.format](report, settings.language))
     return 0
 
 
@@ -96,5 +99,8 @@ def run_refresh(arguments: argparse.Namespace) -> int:
             days = rollup.rebuild_all() if arguments.rebuild_all else rollup.refresh_all()
         finally:
             engine.dispose()
-    sys.stdout.write(f"report rollup: {days} person-days rebuilt\n")
+    rebuilt = translator(settings.language).ngettext(
+        "report rollup: {n} person-day rebuilt", "report rollup: {n} person-days rebuilt", days
+    )
+    sys.stdout.write(rebuilt + "\n")
     return 0

@@ -1,7 +1,9 @@
 """The adherence report as text: an 80-column table, CSV, JSON and one self-contained HTML file.
 
 Charts are SVG drawn here, inline: nothing is fetched from anywhere (many clinics are offline).
-The dashboard reuses the SVG and page pieces.
+The dashboard reuses the SVG and page pieces. What people read (the table, the HTML) is in the
+admin's language, with supplements by their display names; CSV and JSON keep the canonical keys
+and field names (other programs read them) and add the display names beside them.
 """
 
 from __future__ import annotations
@@ -9,14 +11,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import textwrap
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import date, timedelta
 from html import escape
+from typing import Any
 
+from babel.dates import get_day_names
+from babel.numbers import format_decimal, format_percent
+
+from i18n import Translator, translator
 from reports.adherence import AdherenceReport, Counts, DayLine, DoseLine, IronTiming, PersonLine
+from schemas.languages import DEFAULT_LANGUAGE, display_name
 
 OUTCOME_COLOURS = {
     "on_time": "#2e7d32",
@@ -26,111 +35,199 @@ OUTCOME_COLOURS = {
     "expired": "#6d4c41",
     "open": "#b0bec5",
 }
-OUTCOME_WORDS = {
-    "on_time": "taken on time",
-    "late": "taken late",
-    "skipped": "skipped",
-    "missed": "missed",
-    "expired": "expired",
-    "open": "open",
-}
 
 
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
+def outcome_words(t: Translator) -> dict[str, str]:
+    """What became of a dose, as the calendar's legend and tooltips say it."""
+    return {
+        "on_time": t.gettext("taken on time"),
+        "late": t.gettext("taken late"),
+        "skipped": t.gettext("skipped"),
+        "missed": t.gettext("missed"),
+        "expired": t.gettext("expired"),
+        "open": t.gettext("open"),
+    }
+
+
+def percent(value: float | None, language: str = DEFAULT_LANGUAGE) -> str:
+    """A share as the language writes it ("82%", "82 %"); "-" for none."""
+    if value is None:
+        return "-"
+    return format_percent(value, locale=language)
+
+
+def supplement_names(keys: Collection[str], language: str) -> dict[str, str]:
+    """Each canonical key with its display name, in the order a reader looks them up."""
+    shown = {key: display_name(key, language) for key in keys}
+    return dict(sorted(shown.items(), key=lambda pair: (pair[1].casefold(), pair[0])))
 
 
 # -- table ---------------------------------------------------------------------------------
 
 
-def render_table(report: AdherenceReport) -> str:
+def render_table(report: AdherenceReport, language: str = DEFAULT_LANGUAGE) -> str:
     """Fits an 80-column terminal."""
+    t = translator(language)
     totals = report.totals
+    heads = (
+        t.gettext("id"),
+        t.gettext("name"),
+        t.gettext("plan"),
+        t.gettext("sent"),
+        t.gettext("ontime"),
+        t.gettext("late"),
+        t.gettext("skip"),
+        t.gettext("miss"),
+        t.gettext("adh"),
+        t.gettext("streak"),
+    )
+    widths = tuple(max(width, len(head)) for width, head in zip(_WIDTHS, heads, strict=True))
     lines = [
-        f"Adherence {report.start.isoformat()} to {report.end.isoformat()}: "
-        f"{len(report.people)} people",
-        f"{totals.planned} reminders planned, {totals.taken} taken: "
-        f"{percent(totals.adherence)} of those due",
+        t.ngettext(
+            "Adherence {start} to {end}: {n} person",
+            "Adherence {start} to {end}: {n} people",
+            len(report.people),
+            start=report.start.isoformat(),
+            end=report.end.isoformat(),
+        ),
+        _reminders_line(totals, t),
         "",
-        _row("id", "name", "plan", "sent", "ontime", "late", "skip", "miss", "adh", "streak"),
-        _row("----", "-" * 20, "----", "----", "------", "----", "----", "----", "----", "-----"),
+        _row(widths, *heads),
+        _row(widths, *("-" * width for width in widths)),
     ]
     for person in report.by_attention():
         c = person.counts
         lines.append(
             _row(
+                widths,
                 str(person.id),
-                _clip(person.name, 20),
-                str(c.planned),
-                str(c.sent),
-                str(c.on_time),
-                str(c.late),
-                str(c.skipped),
-                str(c.missed),
-                percent(c.adherence),
+                _clip(person.name, widths[1]),
+                *_numbers(c, language),
                 f"{person.streaks.current}/{person.streaks.longest}",
             )
         )
     lines += [
-        _row(
-            "",
-            "all",
-            str(totals.planned),
-            str(totals.sent),
-            str(totals.on_time),
-            str(totals.late),
-            str(totals.skipped),
-            str(totals.missed),
-            percent(totals.adherence),
-            "",
-        ),
+        _row(widths, "", t.gettext("all"), *_numbers(totals, language), ""),
         "",
-        "streak: current/longest days with every dose taken",
-        *_opted_out_note(report),
+        t.gettext("streak: current/longest days in a row with every dose taken"),
+        *textwrap.wrap(opted_out_note(report, t), 80),
         "",
-        f"{'supplement':<20} {'plan':>6} {'taken':>6} {'late':>5} {'skip':>5} {'miss':>5} "
-        f"{'adh':>5}",
+        *_supplement_lines(report.supplements, t),
     ]
-    for name, counts in sorted(report.supplements.items()):
-        lines.append(
-            f"{_clip(name, 20):<20} {counts.planned:>6} {counts.taken:>6} {counts.late:>5} "
-            f"{counts.skipped:>5} {counts.missed:>5} {percent(counts.adherence):>5}"
-        )
     iron, deliveries, colds = report.iron_timing, report.deliveries, report.cold_courses
     lines += [
         "",
-        f"iron timing: {iron.gap_kept} of {iron.taken} taken kept {iron.min_hours:g} h from "
-        f"dairy, calcium, medicines ({percent(iron.ratio)})",
-        f"deliveries: {deliveries.delivered} delivered, {deliveries.failed} failed, "
-        f"{deliveries.email_fallback} fell back to e-mail",
-        f"cold courses: {colds.started} started, {colds.completed} completed, "
-        f"{colds.ended_early} ended early",
+        t.gettext(
+            "iron timing: {kept} of {taken} taken kept {hours} h from dairy, calcium, "
+            "medicines ({share})",
+            kept=iron.gap_kept,
+            taken=iron.taken,
+            hours=format_decimal(iron.min_hours, locale=language),
+            share=percent(iron.ratio, language),
+        ),
+        t.gettext(
+            "deliveries: {delivered} delivered, {failed} failed, {fallback} fell back to e-mail",
+            delivered=deliveries.delivered,
+            failed=deliveries.failed,
+            fallback=deliveries.email_fallback,
+        ),
+        t.gettext(
+            "cold courses: {started} started, {completed} completed, {early} ended early",
+            started=colds.started,
+            completed=colds.completed,
+            early=colds.ended_early,
+        ),
     ]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def _opted_out_note(report: AdherenceReport) -> list[str]:
-    """Who was opted out (STOP) on whole days of the window: those days count nowhere above,
-    which the figures alone do not show."""
+# id, name, then plan, sent, on time, late, skip, miss, adherence, streak
+_WIDTHS = (4, 20, 5, 5, 7, 5, 5, 5, 5, 7)
+
+
+def _numbers(c: Counts, language: str) -> tuple[str, ...]:
+    counts = (c.planned, c.sent, c.on_time, c.late, c.skipped, c.missed)
+    return (*(str(n) for n in counts), percent(c.adherence, language))
+
+
+def _supplement_lines(supplements: dict[str, Counts], t: Translator) -> list[str]:
+    """Per supplement, by the names a reader knows them by."""
+    heads = (
+        t.gettext("supplement"),
+        t.gettext("plan"),
+        t.gettext("taken"),
+        t.gettext("late"),
+        t.gettext("skip"),
+        t.gettext("miss"),
+        t.gettext("adh"),
+    )
+    least = (20, 6, 6, 5, 5, 5, 5)
+    widths = [max(width, len(head)) for width, head in zip(least, heads, strict=True)]
+    name_width, *number_widths = widths
+
+    def line(name: str, *cells: str) -> str:
+        padded = (cell.rjust(width) for cell, width in zip(cells, number_widths, strict=True))
+        return " ".join([name.ljust(name_width), *padded])
+
+    lines = [line(*heads)]
+    for key, name in supplement_names(supplements, t.language).items():
+        c = supplements[key]
+        counts = (c.planned, c.taken, c.late, c.skipped, c.missed)
+        share = percent(c.adherence, t.language)
+        lines.append(line(_clip(name, name_width), *(str(n) for n in counts), share))
+    return lines
+
+
+def _reminders_line(totals: Counts, t: Translator) -> str:
+    return t.ngettext(
+        "{n} reminder planned, {taken} taken: {share} of those due",
+        "{n} reminders planned, {taken} taken: {share} of those due",
+        totals.planned,
+        taken=totals.taken,
+        share=percent(totals.adherence, t.language),
+    )
+
+
+def summary(report: AdherenceReport, language: str = DEFAULT_LANGUAGE) -> str:
+    """The report's people and reminders in a paragraph, and who was opted out on whole days."""
+    t = translator(language)
+    people = t.ngettext("{n} person", "{n} people", len(report.people))
+    lines = [
+        f'<p class="summary">{escape(people)} · {escape(_reminders_line(report.totals, t))}</p>'
+    ]
+    note = opted_out_note(report, t)
+    if note:
+        lines.append(f'<p class="opted-out">{escape(note)}</p>')
+    return "".join(lines)
+
+
+def opted_out_note(report: AdherenceReport, t: Translator) -> str:
+    """Who was opted out (STOP) on whole days of the window: those days count nowhere in the
+    figures, which the figures alone do not show. Empty when nobody was."""
     stopped = [person for person in report.by_attention() if person.opted_out_days]
     if not stopped:
-        return []
+        return ""
     days = [
-        f"{_clip(person.name, 20)} {person.opted_out_days} "
-        + ("day" if person.opted_out_days == 1 else "days")
+        t.ngettext(
+            "{name} {n} day",
+            "{name} {n} days",
+            person.opted_out_days,
+            name=_clip(person.name, 20),
+        )
         for person in stopped
     ]
-    return textwrap.wrap("opted out, not counted: " + ", ".join(days), 80)
+    return t.gettext("opted out, not counted: {people}", people=", ".join(days))
 
 
-def _row(*cells: str) -> str:
+def _row(widths: tuple[int, ...], *cells: str) -> str:
+    """The id right-aligned, the name left-aligned, the numbers right-aligned."""
     identifier, name, *numbers = cells
-    widths = (5, 5, 7, 5, 5, 5, 5, 7)
+    id_width, name_width, *number_widths = widths
     return " ".join(
         [
-            identifier.rjust(4),
-            name.ljust(20),
-            *(n.rjust(w) for n, w in zip(numbers, widths, strict=True)),
+            identifier.rjust(id_width),
+            name.ljust(name_width),
+            *(n.rjust(w) for n, w in zip(numbers, number_widths, strict=True)),
         ]
     )
 
@@ -166,22 +263,26 @@ CSV_COLUMNS = (
     "failed",
     "email_fallback",
     "opted_out_days",
+    "supplement_name",
 )
 
 
-def render_csv(report: AdherenceReport) -> str:
-    """One row per person (supplement empty), then one per person and supplement."""
+def render_csv(report: AdherenceReport, language: str = DEFAULT_LANGUAGE) -> str:
+    """One row per person (supplement empty), then one per person and supplement; the
+    supplement is its canonical key, `supplement_name` its display name in `language`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for person in report.by_attention():
-        writer.writerow(_csv_row(person, "", person.counts, whole=True))
-        for name, counts in sorted(person.supplements.items()):
-            writer.writerow(_csv_row(person, name, counts, whole=False))
+        writer.writerow(_csv_row(person, "", "", person.counts, whole=True))
+        for key, name in supplement_names(person.supplements, language).items():
+            writer.writerow(_csv_row(person, key, name, person.supplements[key], whole=False))
     return out.getvalue()
 
 
-def _csv_row(person: PersonLine, supplement: str, c: Counts, *, whole: bool) -> list[str]:
+def _csv_row(
+    person: PersonLine, supplement: str, shown: str, c: Counts, *, whole: bool
+) -> list[str]:
     adherence = "" if c.adherence is None else f"{c.adherence:.4f}"
     cells = [
         str(person.id),
@@ -204,7 +305,7 @@ def _csv_row(person: PersonLine, supplement: str, c: Counts, *, whole: bool) -> 
         person.deliveries.email_fallback,
         person.opted_out_days,
     )
-    return cells + [str(n) if whole else "" for n in extra]
+    return cells + [str(n) if whole else "" for n in extra] + [_inert(shown)]
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -220,25 +321,39 @@ def _inert(text: str) -> str:
     return text
 
 
-def render_json(report: AdherenceReport) -> str:
-    return json.dumps(report.as_dict(), ensure_ascii=False, indent=2) + "\n"
+def report_json(report: AdherenceReport, language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    """The report's values with canonical keys, and `supplement_names`: each key the report
+    holds with its display name in `language`."""
+    keys = set(report.supplements)
+    for person in report.people:
+        keys.update(person.supplements)
+    for dose in report.doses:
+        keys.update(dose.supplements)
+    return {**report.as_dict(), "supplement_names": supplement_names(keys, language)}
+
+
+def render_json(report: AdherenceReport, language: str = DEFAULT_LANGUAGE) -> str:
+    return json.dumps(report_json(report, language), ensure_ascii=False, indent=2) + "\n"
 
 
 # -- SVG charts ----------------------------------------------------------------------------
 
 
-def svg_trend(days: list[DayLine], width: int = 640, height: int = 200) -> str:
+def svg_trend(
+    days: list[DayLine], language: str = DEFAULT_LANGUAGE, width: int = 640, height: int = 200
+) -> str:
     """Daily adherence (taken / planned) as a line, 0 to 100 %."""
+    t = translator(language)
     left, right, top, bottom = 40, 10, 10, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     points = [(d.day, d.counts.adherence) for d in days if d.counts.adherence is not None]
-    parts = [_svg_open(width, height, "adherence per day")]
+    parts = [_svg_open(width, height, t.gettext("adherence per day"))]
     for level in (0, 50, 100):
         y = top + plot_h * (1 - level / 100)
         parts.append(
             f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
             f'stroke="#ddd"/><text x="{left - 4}" y="{y + 4:.1f}" font-size="10" '
-            f'text-anchor="end">{level}%</text>'
+            f'text-anchor="end">{escape(percent(level / 100, language))}</text>'
         )
     if points:
         first, last = points[0][0], points[-1][0]
@@ -252,7 +367,7 @@ def svg_trend(days: list[DayLine], width: int = 640, height: int = 200) -> str:
         for (x, y), (day, value) in zip(coords, points, strict=True):
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#1565c0">'
-                f"<title>{day.isoformat()}: {percent(value)}</title></circle>"
+                f"<title>{day.isoformat()}: {escape(percent(value, language))}</title></circle>"
             )
         parts.append(
             f'<text x="{left}" y="{height - 8}" font-size="10">{first.isoformat()}</text>'
@@ -260,17 +375,20 @@ def svg_trend(days: list[DayLine], width: int = 640, height: int = 200) -> str:
             f'text-anchor="end">{last.isoformat()}</text>'
         )
     else:
-        parts.append(f'<text x="{left + 10}" y="{top + 20}" font-size="12">no doses</text>')
+        parts.append(_svg_note(left + 10, top + 20, t.gettext("no doses")))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_bars(people: list[PersonLine], limit: int = 40, width: int = 640) -> str:
+def svg_bars(
+    people: list[PersonLine], language: str = DEFAULT_LANGUAGE, limit: int = 40, width: int = 640
+) -> str:
     """Adherence per person, those who need attention first."""
+    t = translator(language)
     shown = [p for p in people if p.counts.adherence is not None][:limit]
     row, label_w = 18, 180
     height = max(row * len(shown) + 20, 40)
-    parts = [_svg_open(width, height, "adherence per person")]
+    parts = [_svg_open(width, height, t.gettext("adherence per person"))]
     for index, person in enumerate(shown):
         y = 10 + index * row
         value = person.counts.adherence or 0.0
@@ -281,23 +399,33 @@ def svg_bars(people: list[PersonLine], limit: int = 40, width: int = 640) -> str
             f"{escape(_clip(person.name, 26))}</text>"
             f'<rect x="{label_w}" y="{y + 2}" width="{bar:.1f}" height="{row - 5}" '
             f'fill="{colour}"/><text x="{label_w + bar + 4:.1f}" y="{y + 12}" '
-            f'font-size="11">{percent(value)}</text>'
+            f'font-size="11">{escape(percent(value, language))}</text>'
         )
     if not shown:
-        parts.append('<text x="10" y="24" font-size="12">no doses</text>')
+        parts.append(_svg_note(10, 24, t.gettext("no doses")))
     parts.append("</svg>")
     return "".join(parts)
 
 
 OPTED_OUT_FILL = "#d7ccc8"
+# the legend's text is sized by a sans-serif letter's mean width at font-size 10
+_LEGEND_LETTER = 6.0
+_LEGEND_ROW = 16
 
 
 def svg_calendar(
-    doses: list[DoseLine], start: date, end: date, opted_out: Collection[date] = ()
+    doses: list[DoseLine],
+    start: date,
+    end: date,
+    opted_out: Collection[date] = (),
+    language: str = DEFAULT_LANGUAGE,
 ) -> str:
     """A month-style calendar: a week per row, a day per cell, a square per dose coloured by
     what became of it; days the person was opted out are shaded and labelled (they are left
-    out of adherence)."""
+    out of adherence). Its legend wraps to as many rows as the language's words need."""
+    t = translator(language)
+    words = outcome_words(t)
+    opted_out_word = t.gettext("opted out")
     by_day: dict[date, list[DoseLine]] = defaultdict(list)
     for dose in doses:
         by_day[dose.day].append(dose)
@@ -305,12 +433,17 @@ def svg_calendar(
     weeks = (end - first).days // 7 + 1
     cell, gap, head = 64, 4, 18
     width = 7 * (cell + gap) + gap
-    height = head + weeks * (cell + gap) + gap + 24
-    parts = [_svg_open(width, height, "doses by day")]
-    for index, name in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")):
+    legend = [(words[outcome], colour) for outcome, colour in OUTCOME_COLOURS.items()]
+    placed = _legend_places([*legend, (opted_out_word, OPTED_OUT_FILL)], width - gap, gap)
+    legend_rows = 1 + max(row for row, _x, _words, _colour in placed)
+    calendar_bottom = head + weeks * (cell + gap) + gap
+    height = calendar_bottom + legend_rows * _LEGEND_ROW + 8
+    parts = [_svg_open(width, height, t.gettext("doses by day"))]
+    day_names = get_day_names("abbreviated", locale=language)
+    for index in range(7):
         parts.append(
             f'<text x="{gap + index * (cell + gap) + cell / 2}" y="13" font-size="11" '
-            f'text-anchor="middle">{name}</text>'
+            f'text-anchor="middle">{escape(day_names[index])}</text>'
         )
     day = first
     while day <= end:
@@ -319,13 +452,14 @@ def svg_calendar(
         y = head + (offset // 7) * (cell + gap)
         inside = day >= start
         if day in opted_out:
+            title = t.gettext("{day}: opted out, left out of adherence", day=day.isoformat())
             parts.append(
-                f'<g class="day opted-out"><title>{day.isoformat()}: opted out, left out of '
-                f'adherence</title><rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="4" '
+                f'<g class="day opted-out"><title>{escape(title)}</title>'
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" rx="4" '
                 f'fill="{OPTED_OUT_FILL}" stroke="#a1887f"/>'
                 f'<text x="{x + 4}" y="{y + 12}" font-size="10" fill="#555">{day.day}</text>'
                 f'<text x="{x + cell / 2}" y="{y + cell - 8}" font-size="9" fill="#5d4037" '
-                f'text-anchor="middle">opted out</text></g>'
+                f'text-anchor="middle">{escape(opted_out_word)}</text></g>'
             )
         else:
             parts.append(
@@ -336,38 +470,64 @@ def svg_calendar(
         for index, dose in enumerate(by_day.get(day, [])):
             sx = x + 4 + (index % 4) * 15
             sy = y + 18 + (index // 4) * 15
-            what = f"{dose.due_at:%H:%M} {' + '.join(dose.supplements)}"
+            names = " + ".join(display_name(key, language) for key in dose.supplements)
+            what = f"{dose.due_at:%H:%M} {names}: {words[dose.outcome]}"
             parts.append(
                 f'<rect class="dose {dose.outcome}" x="{sx}" y="{sy}" width="12" height="12" '
-                f'fill="{OUTCOME_COLOURS[dose.outcome]}"><title>{escape(what)}: '
-                f"{OUTCOME_WORDS[dose.outcome]}</title></rect>"
+                f'fill="{OUTCOME_COLOURS[dose.outcome]}"><title>{escape(what)}</title></rect>'
             )
         day += timedelta(days=1)
-    legend_y = height - 8
-    legend = [(OUTCOME_WORDS[outcome], colour) for outcome, colour in OUTCOME_COLOURS.items()]
-    for index, (words, colour) in enumerate([*legend, ("opted out", OPTED_OUT_FILL)]):
-        lx = gap + index * 68
+    for row, lx, text, colour in placed:
+        ly = calendar_bottom + 12 + row * _LEGEND_ROW
         parts.append(
-            f'<rect x="{lx}" y="{legend_y - 10}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{lx + 14}" y="{legend_y}" font-size="10">{words}</text>'
+            f'<rect x="{lx:.0f}" y="{ly - 10}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{lx + 14:.0f}" y="{ly}" font-size="10">{escape(text)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def svg_iron(timing: IronTiming, width: int = 320) -> str:
-    """Iron doses taken: gap kept against gap broken, as one stacked bar."""
-    parts = [_svg_open(width, 46, "iron timing")]
+def _legend_places(
+    items: list[tuple[str, str]], right: float, left: float
+) -> list[tuple[int, float, str, str]]:
+    """(row, x, words, colour) of each legend item: side by side, a new row when the next
+    one would pass `right`; every item's words whole."""
+    placed: list[tuple[int, float, str, str]] = []
+    row, x = 0, left
+    for text, colour in items:
+        span = 14 + len(text) * _LEGEND_LETTER + 10
+        if x > left and x + span > right:
+            row, x = row + 1, left
+        placed.append((row, x, text, colour))
+        x += span
+    return placed
+
+
+def svg_iron(timing: IronTiming, language: str = DEFAULT_LANGUAGE, width: int = 320) -> str:
+    """Iron doses taken: gap kept against gap broken, as one stacked bar `width` wide, its
+    caption below it; the chart widens when the language's caption is longer than the bar."""
+    t = translator(language)
     if timing.taken == 0:
-        parts.append('<text x="4" y="24" font-size="12">no iron doses taken</text>')
+        label = t.gettext("no iron doses taken")
+    else:
+        label = t.gettext(
+            "{kept} of {taken} kept {hours} h from dairy, calcium and medicines ({share})",
+            kept=timing.gap_kept,
+            taken=timing.taken,
+            hours=format_decimal(timing.min_hours, locale=language),
+            share=percent(timing.ratio, language),
+        )
+    # a sans-serif letter at font-size 11 is about 6.2 px wide on average
+    outer = max(width, math.ceil(len(label) * 6.2) + 8)
+    parts = [_svg_open(outer, 46, t.gettext("iron timing"))]
+    if timing.taken == 0:
+        parts.append(_svg_note(4, 24, label))
     else:
         kept = (width - 8) * timing.gap_kept / timing.taken
         parts.append(
             f'<rect x="4" y="4" width="{kept:.1f}" height="20" fill="#2e7d32"/>'
             f'<rect x="{4 + kept:.1f}" y="4" width="{width - 8 - kept:.1f}" height="20" '
-            f'fill="#c62828"/><text x="4" y="40" font-size="11">{timing.gap_kept} of '
-            f"{timing.taken} kept {timing.min_hours:g} h from dairy, calcium and medicines "
-            f"({percent(timing.ratio)})</text>"
+            f'fill="#c62828"/><text x="4" y="40" font-size="11">{escape(label)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -376,12 +536,26 @@ def svg_iron(timing: IronTiming, width: int = 320) -> str:
 def _svg_open(width: int, height: int, label: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}" '
         f'font-family="sans-serif">'
     )
 
 
 # -- HTML ----------------------------------------------------------------------------------
+
+
+def heading(text: str) -> str:
+    return f"<h2>{escape(text)}</h2>"
+
+
+def empty(text: str) -> str:
+    """What a page says where a list or table has nothing to show."""
+    return f'<p class="empty">{escape(text)}</p>'
+
+
+def _svg_note(x: int, y: int, text: str) -> str:
+    return f'<text x="{x}" y="{y}" font-size="12">{escape(text)}</text>'
+
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1100px}
@@ -396,78 +570,106 @@ th a{color:inherit}
 """
 
 
-def cards(report: AdherenceReport, people: list[PersonLine] | None = None) -> str:
+def cards(
+    report: AdherenceReport,
+    people: list[PersonLine] | None = None,
+    language: str = DEFAULT_LANGUAGE,
+) -> str:
+    t = translator(language)
     chosen = report.people if people is None else people
     totals = sum((p.counts for p in chosen), Counts())
     iron = sum((p.iron_timing for p in chosen), IronTiming())
     items = [
-        ("adherence", percent(totals.adherence), "adherence"),
-        ("planned", str(totals.planned), "planned"),
-        ("taken on time", str(totals.on_time), "on_time"),
-        ("taken late", str(totals.late), "late"),
-        ("skipped", str(totals.skipped), "skipped"),
-        ("missed", str(totals.missed), "missed"),
-        ("iron timing", percent(iron.ratio), "iron_timing"),
+        (t.gettext("adherence"), percent(totals.adherence, language), "adherence"),
+        (t.gettext("planned"), str(totals.planned), "planned"),
+        (t.gettext("taken on time"), str(totals.on_time), "on_time"),
+        (t.gettext("taken late"), str(totals.late), "late"),
+        (t.gettext("skipped"), str(totals.skipped), "skipped"),
+        (t.gettext("missed"), str(totals.missed), "missed"),
+        (t.gettext("iron timing"), percent(iron.ratio, language), "iron_timing"),
     ]
     return (
         '<div class="cards">'
         + "".join(
-            f'<div class="card" data-measure="{key}"><b>{value}</b>{label}</div>'
+            f'<div class="card" data-measure="{key}"><b>{escape(value)}</b>{escape(label)}</div>'
             for label, value, key in items
         )
         + "</div>"
     )
 
 
-def render_html(report: AdherenceReport) -> str:
+def render_html(report: AdherenceReport, language: str = DEFAULT_LANGUAGE) -> str:
     """One self-contained page: no scripts, styles or images from elsewhere."""
-    title = f"dosewise adherence {report.start.isoformat()} to {report.end.isoformat()}"
-    body = [f"<h1>{escape(title)}</h1>", cards(report)]
-    body.append("<h2>Adherence per day</h2>" + svg_trend(report.days))
-    body.append("<h2>People, those who need attention first</h2>" + svg_bars(report.by_attention()))
-    body.append(people_table(report.by_attention(), link=None))
+    t = translator(language)
+    title = t.gettext(
+        "dosewise adherence {start} to {end}",
+        start=report.start.isoformat(),
+        end=report.end.isoformat(),
+    )
+    people = report.by_attention()
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        summary(report, language),
+        cards(report, language=language),
+    ]
+    body.append(heading(t.gettext("Adherence per day")) + svg_trend(report.days, language))
+    body.append(
+        heading(t.gettext("People, those who need attention first")) + svg_bars(people, language)
+    )
+    body.append(people_table(people, link=None, language=language))
     if report.doses:
         body.append(
-            "<h2>Doses</h2>"
-            + svg_calendar(report.doses, report.start, report.end, report.opted_out)
+            heading(t.gettext("Doses"))
+            + svg_calendar(report.doses, report.start, report.end, report.opted_out, language)
         )
-    body.append("<h2>Iron timing</h2>" + svg_iron(report.iron_timing))
-    body.append(supplements_table(report.supplements))
-    return page(title, "".join(body))
+    body.append(heading(t.gettext("Iron timing")) + svg_iron(report.iron_timing, language))
+    body.append(supplements_table(report.supplements, language))
+    return page(title, "".join(body), language)
 
 
-def page(title: str, body: str) -> str:
+def page(title: str, body: str, language: str = DEFAULT_LANGUAGE) -> str:
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
         f"<body>{body}</body></html>\n"
     )
 
 
-PEOPLE_COLUMNS = (
-    ("name", "name"),
-    ("planned", "planned"),
-    ("taken", "taken"),
-    ("late", "late"),
-    ("skipped", "skipped"),
-    ("missed", "missed"),
-    ("adherence", "adherence"),
-    ("streak", "streak"),
-    ("iron", "iron timing"),
-)
+def _people_heads(t: Translator) -> list[tuple[str, str]]:
+    """(sort key, heading) of the overview table's columns after the phone."""
+    return [
+        ("name", t.gettext("name")),
+        ("planned", t.gettext("planned")),
+        ("taken", t.gettext("taken")),
+        ("late", t.gettext("late")),
+        ("skipped", t.gettext("skipped")),
+        ("missed", t.gettext("missed")),
+        ("adherence", t.gettext("adherence")),
+        ("streak", t.gettext("streak")),
+        ("iron", t.gettext("iron timing")),
+    ]
 
 
-def people_table(people: list[PersonLine], link: str | None, sort_link: str | None = None) -> str:
+def people_table(
+    people: list[PersonLine],
+    link: str | None,
+    sort_link: str | None = None,
+    language: str = DEFAULT_LANGUAGE,
+) -> str:
     """The overview table; `link` formats a person's page address from `{id}`, `sort_link`
-    a column's sort address from `{key}`."""
+    a column's sort address from `{key}`. Nobody in it: a line that says so."""
+    t = translator(language)
+    if not people:
+        return empty(t.gettext("Nobody is enrolled yet."))
 
     def head(key: str, label: str) -> str:
         if sort_link is None:
-            return f"<th>{label}</th>"
-        return f'<th><a href="{escape(sort_link.format(key=key))}">{label}</a></th>'
+            return f"<th>{escape(label)}</th>"
+        return f'<th><a href="{escape(sort_link.format(key=key))}">{escape(label)}</a></th>'
 
-    heads = [head(key, label) for key, label in PEOPLE_COLUMNS]
-    heads.insert(1, "<th>phone</th>")
+    heads = [head(key, label) for key, label in _people_heads(t)]
+    phone = t.gettext("phone")
+    heads.insert(1, f"<th>{escape(phone)}</th>")
     rows = []
     for person in people:
         c = person.counts
@@ -483,9 +685,10 @@ def people_table(people: list[PersonLine], link: str | None, sort_link: str | No
             f'<td data-measure="late">{c.late}</td>'
             f'<td data-measure="skipped">{c.skipped}</td>'
             f'<td data-measure="missed">{c.missed}</td>'
-            f'<td data-measure="adherence">{percent(c.adherence)}</td>'
+            f'<td data-measure="adherence">{escape(percent(c.adherence, language))}</td>'
             f"<td>{person.streaks.current}/{person.streaks.longest}</td>"
-            f'<td data-measure="iron">{percent(person.iron_timing.ratio)}</td></tr>'
+            f'<td data-measure="iron">{escape(percent(person.iron_timing.ratio, language))}</td>'
+            "</tr>"
         )
     return (
         f'<table class="people"><thead><tr>{"".join(heads)}</tr></thead>'
@@ -493,15 +696,30 @@ def people_table(people: list[PersonLine], link: str | None, sort_link: str | No
     )
 
 
-def supplements_table(supplements: dict[str, Counts]) -> str:
+def supplements_table(supplements: dict[str, Counts], language: str = DEFAULT_LANGUAGE) -> str:
+    """Per supplement by its display name; `data-supplement` keeps the canonical key."""
+    t = translator(language)
+    title = heading(t.gettext("Supplements"))
+    if not supplements:
+        return title + empty(t.gettext("No doses were planned."))
     rows = "".join(
-        f'<tr data-supplement="{escape(name)}"><td>{escape(name)}</td><td></td>'
+        f'<tr data-supplement="{escape(key)}"><td>{escape(name)}</td><td></td>'
         f"<td>{c.planned}</td><td>{c.sent}</td><td>{c.on_time}</td><td>{c.late}</td>"
-        f"<td>{c.skipped}</td><td>{c.missed}</td><td>{percent(c.adherence)}</td></tr>"
-        for name, c in sorted(supplements.items())
+        f"<td>{c.skipped}</td><td>{c.missed}</td><td>{escape(percent(c.adherence, language))}"
+        "</td></tr>"
+        for key, name in supplement_names(supplements, language).items()
+        for c in (supplements[key],)
     )
-    return (
-        "<h2>Supplements</h2><table><thead><tr><th>supplement</th><th></th><th>planned</th>"
-        "<th>sent</th><th>on time</th><th>late</th><th>skipped</th><th>missed</th>"
-        f"<th>adherence</th></tr></thead><tbody>{rows}</tbody></table>"
+    heads = (
+        t.gettext("supplement"),
+        "",
+        t.gettext("planned"),
+        t.gettext("sent"),
+        t.gettext("on time"),
+        t.gettext("late"),
+        t.gettext("skipped"),
+        t.gettext("missed"),
+        t.gettext("adherence"),
     )
+    cells = "".join(f"<th>{escape(head)}</th>" for head in heads)
+    return f"{title}<table><thead><tr>{cells}</tr></thead><tbody>{rows}</tbody></table>"

@@ -7,9 +7,13 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+from babel.languages import get_official_languages
+
 from planner.cold_course import course_policy_warnings
 from planner.day import plan_day
 from planner.plan import DayPlan, PlanRefused
+from schemas.languages import LANGUAGES
 from schemas.regimen import Regimen
 from services.clock import require_aware
 from services.ports import Event, PersonDetails, PersonSummary, UnitOfWork
@@ -28,6 +32,17 @@ class Enrolment:
     version: int
     outcome: Outcome
     warnings: tuple[str, ...] = ()  # the plan's warnings for the person's first day
+    # the file set no language, but the phone's country reads another one dosewise writes
+    language_hint: LanguageHint | None = None
+
+
+@dataclass(frozen=True)
+class LanguageHint:
+    """The person's phone is of `region` (ISO 3166, "DK"), where people read `language`
+    ("da"), and the regimen file left their language at the default."""
+
+    region: str
+    language: str
 
 
 class EnrolmentRefused(Exception):
@@ -64,6 +79,7 @@ def enrol_person(
     """
     require_aware(now)
     warnings = plan_warnings(regimen, now)
+    hint = language_hint(regimen)
     details = PersonDetails.from_regimen(regimen)
     body = regimen.model_dump(mode="json")
     with uow:
@@ -79,7 +95,7 @@ def enrol_person(
         current = uow.regimens.current(person_id)
         if current is not None and current.body == body:
             uow.commit()
-            return Enrolment(person_id, current.version, "unchanged", warnings)
+            return Enrolment(person_id, current.version, "unchanged", warnings, hint)
         added = uow.regimens.add(person_id, body, now)
         uow.events.append(
             Event(
@@ -91,7 +107,7 @@ def enrol_person(
         )
         uow.commit()
     outcome: Outcome = "enrolled" if known is None else "new_version"
-    return Enrolment(person_id, added.version, outcome, warnings)
+    return Enrolment(person_id, added.version, outcome, warnings, hint)
 
 
 def _honour_earlier_stop(
@@ -109,6 +125,24 @@ def _honour_earlier_stop(
         f"{phone} replied STOP on {stopped_at.date().isoformat()}, before it was enrolled: "
         "enrolled opted out, so nothing is sent to it until it replies START",
     )
+
+
+def language_hint(regimen: Regimen) -> LanguageHint | None:
+    """A hint when the file did not write `person.language` and the phone number's country
+    officially reads a language dosewise writes other than the default the person would get
+    (+45: Denmark, Danish); None when the language was written, or the default is read there,
+    or none of the country's languages is one dosewise writes."""
+    person = regimen.person
+    if "language" in person.model_fields_set:
+        return None
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(person.phone, None))
+    if not region or region == phonenumbers.UNKNOWN_REGION:
+        return None
+    spoken = get_official_languages(region, de_facto=True)
+    if person.language in spoken:
+        return None
+    written = next((code for code in spoken if code in LANGUAGES), None)
+    return None if written is None else LanguageHint(region, written)
 
 
 def plan_warnings(regimen: Regimen, now: datetime) -> tuple[str, ...]:

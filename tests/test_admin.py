@@ -56,6 +56,13 @@ def test_json_and_csv_agree_with_the_history(client: TestClient, engine: Engine)
     assert answer.status_code == 200
     report: dict[str, Any] = answer.json()
     expected = SqlAdherenceQueries(engine).report(START, END, NOW).as_dict()
+    # beside the canonical keys, each supplement's display name in the admin's language
+    assert report.pop("supplement_names") == {
+        "iron": "iron",
+        "magnesium": "magnesium",
+        "selenium": "selenium",
+        "vitamin_c": "vitamin C",
+    }
     assert report == expected
     people = {p["id"]: p for p in report["people"]}
     assert people[ANA]["adherence"] == EXPECTED[ANA]["adherence"]

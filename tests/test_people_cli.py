@@ -16,6 +16,7 @@ person:
   email: ana@example.com
   channel: sms
   timezone: Europe/Copenhagen
+  language: en  # written: a Danish number without it is warned about
   waking: {from: "07:00", to: "22:00"}
 meals:
   - {name: breakfast, at: "07:30", contains: [dairy]}

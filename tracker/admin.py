@@ -7,7 +7,8 @@
   by outcome, the adherence trend and the iron timing. Charts are SVG drawn on the server.
 
 The session cookie holds an HMAC of the token (never the token), HttpOnly, SameSite=Strict.
-Without a configured token everything here is refused.
+Without a configured token everything here is refused. The pages are in the admin's language
+(DOSEWISE_LANGUAGE); the API's JSON and CSV keep canonical keys and add display names.
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from dosewise.settings import Settings
+from i18n import Translator, translator
 from reports.adherence import AdherenceReport, PersonLine, check_window_length
 from reports.lookup import UnknownPerson, adherence_for
 from reports.ports import AdherenceQueries
 from reports.render import (
     cards,
+    empty,
+    heading,
     page,
     people_table,
     percent,
     render_csv,
+    report_json,
+    summary,
     supplements_table,
     svg_bars,
     svg_calendar,
@@ -90,6 +96,8 @@ def given_once(request: Request) -> None:
 def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) -> APIRouter:
     """The admin routes, reading the report through `queries`."""
     token = settings.admin_token
+    language = settings.language
+    t = translator(language)
     router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(given_once)])
     bearer = Depends(require_admin(token))
 
@@ -120,7 +128,7 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
         start: From = None, end: To = None, person: str | None = None
     ) -> JSONResponse:
         report = await build(start, end, person)
-        return JSONResponse(report.as_dict())
+        return JSONResponse(report_json(report, language))
 
     @router.get("/api/adherence.csv", dependencies=[bearer])
     async def adherence_csv(
@@ -129,7 +137,7 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
         report = await build(start, end, person)
         name = f"adherence-{report.start.isoformat()}-{report.end.isoformat()}.csv"
         return Response(
-            render_csv(report),
+            render_csv(report, language),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -145,33 +153,32 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
         sort: str = "attention",
     ) -> Response:
         if not signed_in(request):
-            return _sign_in_page(configured=bool(token))
+            return _sign_in_page(t, configured=bool(token))
         report = await build(start, end, None)
         order = SORTS.get(sort, SORTS["attention"])
         people = sorted(report.people, key=order)
         dates = {"from": report.start.isoformat(), "to": report.end.isoformat()}
         sort_link = "?" + urlencode(dates) + "&sort={key}"
-        needs = [p for p in report.by_attention() if p.counts.adherence is not None][:5]
         body = [
-            _header(report, "Everyone"),
-            cards(report),
-            "<h2>Needs attention</h2><ol class=attention>",
-            *(
-                f'<li data-person="{p.id}"><a href="people/{p.id}?{urlencode(dates)}">'
-                f"{escape(p.name)}</a>: {percent(p.counts.adherence)} taken, "
-                f"{p.counts.missed} missed</li>"
-                for p in needs
+            _header(report, escape(t.gettext("Everyone")), t),
+            summary(report, language),
+            cards(report, language=language),
+            heading(t.gettext("Needs attention")),
+            _needs_attention(report, urlencode(dates), t),
+            heading(t.gettext("Adherence per day")),
+            svg_trend(report.days, language),
+            heading(t.gettext("People")),
+            people_table(
+                people,
+                link="people/{id}?" + urlencode(dates),
+                sort_link=sort_link,
+                language=language,
             ),
-            "</ol>",
-            "<h2>Adherence per day</h2>",
-            svg_trend(report.days),
-            "<h2>People</h2>",
-            people_table(people, link="people/{id}?" + urlencode(dates), sort_link=sort_link),
-            "<h2>Adherence per person</h2>",
-            svg_bars(report.by_attention()),
-            supplements_table(report.supplements),
+            heading(t.gettext("Adherence per person")),
+            svg_bars(report.by_attention(), language),
+            supplements_table(report.supplements, language),
         ]
-        return HTMLResponse(page("dosewise admin", "".join(body)))
+        return HTMLResponse(page(t.gettext("dosewise admin"), "".join(body), language))
 
     @router.get("/people/{person_id}", response_class=HTMLResponse)
     async def person_page(
@@ -183,35 +190,65 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
         if not report.people:
             raise HTTPException(404, "no such person")
         person = report.people[0]
-        body = [
-            _header(report, escape(person.name)),
-            f"<p>{escape(person.phone)} · {escape(person.timezone)} · streak "
+        streak = (
             f'<span data-measure="streak">{person.streaks.current}/{person.streaks.longest}</span>'
-            f" days (current/longest) · opted out {person.opted_out_days} days</p>",
-            cards(report),
-            "<h2>Doses</h2>",
-            svg_calendar(report.doses, report.start, report.end, report.opted_out),
-            "<h2>Adherence per day</h2>",
-            svg_trend(report.days),
-            "<h2>Iron timing</h2>",
-            svg_iron(person.iron_timing),
-            supplements_table(person.supplements),
-            f"<p>Deliveries: {person.deliveries.delivered} delivered, "
-            f"{person.deliveries.failed} failed, {person.deliveries.email_fallback} fell back "
-            f"to e-mail. Cold courses: {person.cold_courses.started} started, "
-            f"{person.cold_courses.completed} completed.</p>",
+        )
+        about = [
+            escape(person.phone),
+            escape(person.timezone),
+            escape(
+                t.ngettext(
+                    "streak {streak} day (current/longest)",
+                    "streak {streak} days (current/longest)",
+                    person.streaks.longest,
+                    streak="{streak}",  # the number's element is put in after escaping
+                )
+            ).replace("{streak}", streak),
+            escape(t.ngettext("opted out {n} day", "opted out {n} days", person.opted_out_days)),
         ]
-        return HTMLResponse(page(f"dosewise admin: {person.name}", "".join(body)))
+        deliveries, colds = person.deliveries, person.cold_courses
+        summary = " ".join(
+            (
+                t.gettext(
+                    "Deliveries: {delivered} delivered, {failed} failed, {fallback} fell back "
+                    "to e-mail.",
+                    delivered=deliveries.delivered,
+                    failed=deliveries.failed,
+                    fallback=deliveries.email_fallback,
+                ),
+                t.gettext(
+                    "Cold courses: {started} started, {completed} completed, {early} ended early.",
+                    started=colds.started,
+                    completed=colds.completed,
+                    early=colds.ended_early,
+                ),
+            )
+        )
+        body = [
+            _header(report, escape(person.name), t),
+            f"<p>{' · '.join(about)}</p>",
+            cards(report, language=language),
+            heading(t.gettext("Doses")),
+            svg_calendar(report.doses, report.start, report.end, report.opted_out, language),
+            heading(t.gettext("Adherence per day")),
+            svg_trend(report.days, language),
+            heading(t.gettext("Iron timing")),
+            svg_iron(person.iron_timing, language),
+            supplements_table(person.supplements, language),
+            f"<p>{escape(summary)}</p>",
+        ]
+        title = t.gettext("dosewise admin: {name}", name=person.name)
+        return HTMLResponse(page(title, "".join(body), language))
 
-    _add_session_routes(router, token)
+    _add_session_routes(router, token, t)
     return router
 
 
-def _add_session_routes(router: APIRouter, token: str | None) -> None:
+def _add_session_routes(router: APIRouter, token: str | None, t: Translator) -> None:
     @router.post("/login")
     async def login(request: Request, token_field: Annotated[str, Form(alias="token")]) -> Response:
         if not token or not hmac.compare_digest(token_field.encode(), token.encode()):
-            return _sign_in_page(configured=bool(token), failed=True)
+            return _sign_in_page(t, configured=bool(token), failed=True)
         response = RedirectResponse("/admin/", status_code=303)
         response.set_cookie(
             COOKIE,
@@ -230,31 +267,61 @@ def _add_session_routes(router: APIRouter, token: str | None) -> None:
         return response
 
 
-def _header(report: AdherenceReport, title: str) -> str:
+def _needs_attention(report: AdherenceReport, dates: str, t: Translator) -> str:
+    """The five people with the lowest adherence of the doses come due, or a line saying
+    that none have come due."""
+    needs = [p for p in report.by_attention() if p.counts.adherence is not None][:5]
+    if not needs:
+        return empty(t.gettext("No dose came due between these dates."))
+    items = "".join(
+        f'<li data-person="{p.id}"><a href="people/{p.id}?{dates}">{escape(p.name)}</a>: '
+        + escape(
+            t.gettext(
+                "{share} taken, {missed} missed",
+                share=percent(p.counts.adherence, t.language),
+                missed=p.counts.missed,
+            )
+        )
+        + "</li>"
+        for p in needs
+    )
+    return f"<ol class=attention>{items}</ol>"
+
+
+def _header(report: AdherenceReport, title: str, t: Translator) -> str:
+    """The bar (overview, sign out), the page's title (HTML, escaped by the caller) and the
+    dates form."""
+    overview, sign_out, show = t.gettext("overview"), t.gettext("sign out"), t.gettext("show")
+    first, last = t.gettext("from"), t.gettext("to")
     return (
         # a <form> may not sit inside a <p>: the bar is a <nav>
-        '<nav><a href="/admin/">overview</a> · <form method="post" action="/admin/logout" '
-        'style="display:inline"><button>sign out</button></form></nav>'
+        f'<nav><a href="/admin/">{escape(overview)}</a> · <form method="post" '
+        'action="/admin/logout" style="display:inline">'
+        f"<button>{escape(sign_out)}</button></form></nav>"
         f"<h1>{title}</h1>"
-        f'<form method="get"><label>from <input type="date" name="from" '
-        f'value="{report.start.isoformat()}"></label> <label>to <input type="date" name="to" '
-        f'value="{report.end.isoformat()}"></label> <button>show</button></form>'
+        f'<form method="get"><label>{escape(first)} <input type="date" name="from" '
+        f'value="{report.start.isoformat()}"></label> <label>{escape(last)} <input type="date" '
+        f'name="to" value="{report.end.isoformat()}"></label> <button>{escape(show)}</button>'
+        "</form>"
     )
 
 
-def _sign_in_page(*, configured: bool, failed: bool = False) -> HTMLResponse:
+def _sign_in_page(t: Translator, *, configured: bool, failed: bool = False) -> HTMLResponse:
     if not configured:
-        note = "<p>Admin is off: DOSEWISE_ADMIN_TOKEN is not set.</p>"
+        off = t.gettext("Admin is off: DOSEWISE_ADMIN_TOKEN is not set.")
+        note = f"<p>{escape(off)}</p>"
     elif failed:
-        note = '<p class="error">That is not the admin token.</p>'
+        wrong = t.gettext("That is not the admin token.")
+        note = f'<p class="error">{escape(wrong)}</p>'
     else:
         note = ""
+    label, sign_in = t.gettext("Admin token"), t.gettext("Sign in")
     form = (
-        '<form method="post" action="/admin/login"><label>Admin token '
+        f'<form method="post" action="/admin/login"><label>{escape(label)} '
         '<input type="password" name="token" autocomplete="current-password" autofocus>'
-        "</label> <button>Sign in</button></form>"
+        f"</label> <button>{escape(sign_in)}</button></form>"
     )
+    title, name = t.gettext("dosewise admin: sign in"), t.gettext("dosewise admin")
     return HTMLResponse(
-        page("dosewise admin: sign in", f"<h1>dosewise admin</h1>{note}{form}"),
-        status_code=401,
+        page(title, f"<h1>{escape(name)}</h1>{note}{form}", t.language), status_code=401
     )
