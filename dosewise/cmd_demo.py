@@ -43,6 +43,7 @@ from dosewise.errors import UserError
 from dosewise.samples import sample_people
 from dosewise.settings import Settings
 from dosewise.wiring import database, store_errors_as_user_errors
+from i18n import translator
 from reports.render import render_html, render_table
 from scheduler.service import SchedulerService
 from services.enrolment import enrol_person
@@ -121,7 +122,13 @@ def run(arguments: argparse.Namespace) -> int:
         f"Database:    {database_path.resolve()} (explore it with "
         f"DOSEWISE_DATABASE_URL={url} dosewise report adherence --from {first_day} "
         f"--to {last_day})\n"
-        f"{arguments.days} simulated days in {seconds:.1f} s\n"
+        + translator(settings.language).ngettext(
+            "{n} simulated day in {seconds} s",
+            "{n} simulated days in {seconds} s",
+            arguments.days,
+            seconds=f"{seconds:.1f}",
+        )
+        + "\n"
     )
     return 0
 
