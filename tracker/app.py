@@ -76,7 +76,7 @@ from tracker.logs import mask_phone
 from tracker.pages import link_page, reader_language, unavailable_page, unknown_link_page
 from tracker.replayer import SpoolReplayer
 from tracker.spool import InboundSpool
-from tracker.timeouts import BodyTimeout
+from tracker.timeouts import BODY_TIMEOUT_S, BodyTimeout
 
 Clock = Callable[[], datetime]
 FormPairs = Sequence[tuple[str, str]]
@@ -259,6 +259,7 @@ def create_app(
     sms_lanes: int = 1,
     spool: InboundSpool | None = None,
     probe: DatabaseProbe | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """`sms_lanes`: transactions of inbound SMS at once at most (tracker.group_commit), fewer
     than the threads and pooled connections the store has, so that the other routes find one;
@@ -266,7 +267,8 @@ def create_app(
 
     `spool`: where verified webhooks go while the database cannot take them (opened and
     replayed while the app runs); without one they are answered 503. `probe`: the database
-    write check of /healthz (without one, a read)."""
+    write check of /healthz (without one, a read). `body_timeout_s`: how long a request's
+    body may take to arrive (tracker.timeouts)."""
     metrics = Metrics.create()
     replayer = None
     if spool is not None:
@@ -310,7 +312,8 @@ def create_app(
                 WebhookRoutes(app.behind_the_webhooks, webhooks),
                 own_checks=(*webhooks, "/confirm"),
             )
-        )
+        ),
+        body_timeout_s,
     )
     _add_error_handlers(app)
     _document_webhooks(app, webhooks)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import heapq
 import json
 import logging
 import os
@@ -45,6 +46,9 @@ log = logging.getLogger("dosewise.tracker")
 SPOOL_SUFFIX = ".spool"
 DONE_SUFFIX = ".done"
 SET_ASIDE_SUFFIX = ".rejected"
+# what one more webhook may take at most (a 1,600-character SMS in UTF-8, and the rest):
+# below this much room the spool says it accepts no more
+ROOM_FOR_ONE = 8 * 1024
 
 
 class SpoolUnusable(Exception):
@@ -125,13 +129,13 @@ class InboundSpool:
         OSError when the disk refuses it (nothing kept either)."""
         with self._lock:
             own = self._require_own()
-            if own.size >= self.limits.max_bytes:
+            number = own.next_number
+            line = (json.dumps(_as_record(number, entry), ensure_ascii=False) + "\n").encode()
+            if own.size + len(line) > self.limits.max_bytes:
                 return False
             oldest = _oldest(own)
             if oldest is not None and now - oldest > self.limits.max_age:
                 return False
-            number = own.next_number
-            line = (json.dumps(_as_record(number, entry), ensure_ascii=False) + "\n").encode()
             try:
                 _append(own.handle, line)
             except OSError:
@@ -157,10 +161,12 @@ class InboundSpool:
     # -- replaying -----------------------------------------------------------------------
 
     def waiting(self) -> list[Kept]:
-        """Every entry waiting, own and adopted, in arrival order."""
+        """Every entry waiting, own and adopted, in arrival order: each file's in the order
+        it was written (whatever the clock said meanwhile: it may have been stepped back),
+        the files merged by the instants their entries arrived."""
         with self._lock:
-            entries = [entry for each in self._files() for entry in each.pending.values()]
-        return sorted(entries, key=lambda entry: (entry.received_at, entry.key))
+            files = [list(each.pending.values()) for each in self._files()]
+        return list(heapq.merge(*files, key=lambda entry: entry.received_at))
 
     def mark_done(self, entries: list[Kept]) -> None:
         """Record `entries` as replayed (fsynced); an emptied file is emptied on disk too."""
@@ -226,7 +232,7 @@ class InboundSpool:
         with self._lock:
             entries = [entry for each in self._files() for entry in each.pending.values()]
             own = self._own
-            accepting = own is not None and own.size < self.limits.max_bytes
+            accepting = own is not None and own.size + ROOM_FOR_ONE <= self.limits.max_bytes
             own_oldest = None if own is None else _oldest(own)
         oldest = min((entry.received_at for entry in entries), default=None)
         if own_oldest is not None and now - own_oldest > self.limits.max_age:
