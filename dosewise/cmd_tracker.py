@@ -32,7 +32,7 @@ from dosewise.wiring import Database, database, load_settings
 from notifier import twilio_webhooks
 from tracker.app import Clock, Lifespan, TwilioWebhooks, create_app
 from tracker.spool import SPOOL_SUFFIX, InboundSpool, SpoolLimits
-from tracker.timeouts import HeaderTimeoutProtocol
+from tracker.timeouts import BODY_TIMEOUT_S, HeaderTimeoutProtocol
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -86,6 +86,7 @@ def tracker_app(
     lifespan: Lifespan | None = None,
     sms_lanes: int = 1,
     spool: InboundSpool | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """The tracker with twilio's signature check and TwiML plugged in (only here and in the
     notifier may twilio be imported)."""
@@ -100,6 +101,7 @@ def tracker_app(
         sms_lanes=sms_lanes,
         spool=spool,
         probe=store.probe,
+        body_timeout_s=body_timeout_s,
     )
 
 
