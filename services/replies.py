@@ -446,7 +446,8 @@ def late_confirmable(recent: Sequence[OpenReminder], now: datetime) -> OpenRemin
     closed unanswered, if it was due within LATE_CONFIRMATION and no reminder of one of its
     supplements came due after it. None when there is no such reminder: nothing is guessed."""
     for index, reminder in enumerate(recent):
-        if reminder.status not in UNANSWERED_STATUSES or reminder.window_closes_at > now:
+        unanswered = reminder.status in UNANSWERED_STATUSES and not reminder.answered
+        if not unanswered or reminder.window_closes_at > now:
             continue
         if now - reminder.due_at > LATE_CONFIRMATION:
             return None

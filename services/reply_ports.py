@@ -59,6 +59,8 @@ class OpenReminder:
     due_at: datetime
     status: str
     window_closes_at: datetime  # after it the dose takes no answer, and no snooze is sent
+    # an outcome (taken, skipped) is recorded for it, whatever its status says
+    answered: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,8 @@ class ReplyRepository(Protocol):
         self, person_id: int, since: datetime, now: datetime
     ) -> list[OpenReminder]:
         """The person's reminders due after `since` and up to `now`, newest first, whatever
-        their status but cancelled; not locked."""
+        their status but cancelled, each saying whether an outcome is recorded for it; not
+        locked."""
         ...
 
     def record_outcome(

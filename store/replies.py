@@ -106,7 +106,13 @@ _OPEN_REMINDER = _OPEN_REMINDERS.where(_reminders.c.person_id == bindparam("pers
 # a late TAKEN's candidates (services.replies.late_confirmable): the person's reminders due
 # in (since, now], newest first; a dozen at most in the 12 hours it looks back
 _RECENT_REMINDERS = (
-    select(*_reminder_columns())
+    select(
+        *_reminder_columns(),
+        select(_confirmations.c.id)
+        .where(_confirmations.c.reminder_id == _reminders.c.id)
+        .exists()
+        .label("answered"),
+    )
     .where(
         _reminders.c.person_id == bindparam("person"),
         _reminders.c.due_at > bindparam("since", type_=UTCDateTime()),
@@ -286,7 +292,8 @@ class SqlReplies:
         rows = self._connection().execute(
             _RECENT_REMINDERS, {"person": person_id, "since": since, "now": now}
         )
-        return [OpenReminder(*row) for row in rows]
+        # the reminder's columns, then whether an outcome is recorded for it
+        return [OpenReminder(*row[:6], answered=bool(row[6])) for row in rows.tuples()]
 
     def record_outcome(
         self,

@@ -294,6 +294,19 @@ def test_answered_cancelled_and_unsent_reminders_are_not_confirmed_late(
     assert confirmations(engine) == []
 
 
+def test_a_reminder_with_an_outcome_recorded_is_never_confirmed_again(
+    engine: Engine, unit_of_work: UnitOfWorkFactory, ana: int
+) -> None:
+    reminder = add_reminder(unit_of_work, engine, ana, DUE)
+    reply(unit_of_work, "SKIP", DUE + timedelta(minutes=5))
+    with engine.begin() as connection:  # whatever moved its status on, its answer stands
+        connection.execute(
+            update(ReminderRow).where(ReminderRow.id == reminder).values(status="missed")
+        )
+    assert reply(unit_of_work, "TAKEN", REPLY_AT).text == NOTHING
+    assert [row[:2] for row in confirmations(engine)] == [(reminder, "skipped")]
+
+
 @pytest.mark.parametrize("body", ["SKIP", "LATER 20", "SPRING OVER"])
 def test_skip_and_later_after_the_window_record_nothing_as_before(
     engine: Engine, unit_of_work: UnitOfWorkFactory, ana: int, body: str

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from services.enrolment import enrol_person
-from services.replies import NOT_ENROLLED, NOT_ENROLLED_START, InboundSms, receive_sms
+from services.replies import InboundSms, receive_sms
 from store.models import InboundReplyRow
 from store.unit_of_work import SqlUnitOfWork
 from tests.seeding import event_types, person_regimen
@@ -19,6 +19,13 @@ from tests.seeding import event_types, person_regimen
 UnitOfWorkFactory = Callable[[], SqlUnitOfWork]
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PHONE = "+4520111222"
+
+# the answers to a number no one enrolled, in English (the words of every language read so)
+NOT_ENROLLED = "This number is not enrolled with dosewise, so nothing was recorded."
+NOT_ENROLLED_START = (
+    "This number is not enrolled with dosewise. Noted: if it is enrolled, it will get "
+    "dosewise reminders."
+)
 
 
 def _say(unit_of_work: UnitOfWorkFactory, words: str, at: datetime, phone: str = PHONE) -> str:
