@@ -212,11 +212,14 @@ def against(revision: str, count: int, seed: int, danish: float, rounds: int) ->
         try:
             runs: dict[str, list[Measured]] = {"before": [], "after": [], "after, Danish": []}
             size = max(1, count // rounds)
+            trees = {"before": (before, 0.0), "after": (ROOT, 0.0), "after, Danish": (ROOT, danish)}
+            order = list(trees)
             for round_number in range(rounds):
-                round_seed = seed + round_number
-                runs["before"].append(_in_tree(before, size, round_seed, 0.0))
-                runs["after"].append(_in_tree(ROOT, size, round_seed, 0.0))
-                runs["after, Danish"].append(_in_tree(ROOT, size, round_seed, danish))
+                # each tree goes first, in the middle and last in turn: no place in the round
+                # (a warmer or a busier moment) favours one of them
+                for key in order[round_number % 3 :] + order[: round_number % 3]:
+                    tree, share = trees[key]
+                    runs[key].append(_in_tree(tree, size, seed + round_number, share))
         finally:
             subprocess.run([*worktree, "remove", "--force", str(before)], check=False)
     print(f"{rounds} alternating rounds of {size:,} regimens; CPU time of one core")
@@ -233,7 +236,11 @@ def against(revision: str, count: int, seed: int, danish: float, rounds: int) ->
             f"{total.refused / total.plans:>8.1%}"
         )
     ratio = _combined(runs["after"]).rate / _combined(runs["before"]).rate
-    print(f"this tree / {revision}: {ratio:.3f} (English names, the same regimens)")
+    each = sorted(a.rate / b.rate for a, b in zip(runs["after"], runs["before"], strict=True))
+    print(
+        f"this tree / {revision}: {ratio:.3f} (English names, the same regimens; "
+        f"round by round {each[0]:.3f} to {each[-1]:.3f}, median {statistics.median(each):.3f})"
+    )
 
 
 def main() -> None:
