@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import uvicorn
@@ -36,6 +37,7 @@ from dosewise.demo import (
     SimulatedClock,
     Transcript,
     Week,
+    chosen_answer,
     page_text,
     twiml_text,
 )
@@ -267,7 +269,12 @@ class _HttpTracker:
         return twiml_text(response.text)
 
     async def open_link(self, url: str) -> tuple[int, str]:
+        """Open the link, then press the page's pre-selected button, as a reader does."""
         response = await self._client.get(url)
+        answer = chosen_answer(response.text) if response.status_code == 200 else None
+        if answer is not None:
+            address, action = answer
+            response = await self._client.post(urljoin(url, address), data={"action": action})
         return response.status_code, page_text(response.text)
 
 

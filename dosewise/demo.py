@@ -445,3 +445,16 @@ def twiml_text(document: str) -> str | None:
 def page_text(html: str) -> str:
     found = _PAGE_TEXT.search(html)
     return unescape(found.group(1)).strip() if found else html.strip()[:80]
+
+
+_FORM_ACTION = re.compile(r'<form method="post" action="([^"]*)"')
+_CHOSEN = re.compile(r'<button type="submit" name="action" value="(\w+)" class="chosen"')
+
+
+def chosen_answer(html: str) -> tuple[str, str] | None:
+    """The confirm page's form address and its pre-selected button's action, which a reader
+    presses; None for a page without buttons (a used, expired or unknown link)."""
+    form, chosen = _FORM_ACTION.search(html), _CHOSEN.search(html)
+    if form is None or chosen is None:
+        return None
+    return unescape(form.group(1)), chosen.group(1)

@@ -49,6 +49,7 @@ from services.ports import (
 )
 from services.reply_ports import (
     ClaimedReply,
+    ConfirmToken,
     InboundReply,
     MessageRecord,
     OpenReminder,
@@ -826,11 +827,14 @@ def _fall_back_by_email(
 
 # -- e-mail confirm links --------------------------------------------------------------------
 
-LinkStatus = Literal["recorded", "used", "expired", "unknown", "closed"]
+LinkStatus = Literal["open", "recorded", "used", "expired", "unknown", "closed"]
 
 
 @dataclass(frozen=True)
 class LinkOutcome:
+    """What a confirm link found: `open` (a preview: the dose still takes an answer) or what
+    recording did, with a text for the page."""
+
     status: LinkStatus
     text: str
     # the language `text` is in: the person's, the default one for a link that names no one
@@ -842,25 +846,67 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def confirm_by_link(uow: UnitOfWork, token: str, outcome: Outcome, now: datetime) -> LinkOutcome:
-    """Record the outcome a confirm link stands for, once; a used or stale link records nothing.
-    The text is in the language of the person the link's reminder is for."""
+def confirm_link_preview(uow: UnitOfWork, token: str, now: datetime) -> LinkOutcome:
+    """What opening a confirm link shows, recording nothing (mail scanners open links too):
+    `open` with the dose and its time when a press of the page's buttons would record it,
+    else the same status recording would give (used, expired, closed, unknown)."""
     require_aware(now)
     with uow:
         found = uow.replies.confirm_token(hash_token(token))
         if found is None:
-            unknown = translator(DEFAULT_LANGUAGE).gettext("This link is not one dosewise sent.")
-            return LinkOutcome("unknown", unknown)
+            return _unknown_link()
         reminder = uow.replies.reminder_for_update(found.reminder_id)
         person = None if reminder is None else uow.people.get(reminder.person_id)
         language = DEFAULT_LANGUAGE if person is None else person.details.language
         words = translator(language)
-        if found.used_at is not None:
-            text = words.gettext("This link was already used; nothing more was recorded.")
-            return LinkOutcome("used", text, language)
-        if found.expires_at <= now:
-            text = words.gettext("This link has expired; nothing was recorded.")
-            return LinkOutcome("expired", text, language)
+        stale = _stale_link(found, now, words, language)
+        if stale is not None:
+            return stale
+        if reminder is None or person is None or reminder.status not in ("queued", "sent"):
+            text = words.gettext("This dose was already answered; nothing more was recorded.")
+            return LinkOutcome("closed", text, language)
+        zone = ZoneInfo(person.details.timezone)
+        text = words.gettext(
+            "Time to take {doses} ({time}).",
+            doses=describe(reminder, words),
+            time=_clock(reminder.due_at, zone, now, words),
+        )
+        return LinkOutcome("open", text, language)
+
+
+def _unknown_link() -> LinkOutcome:
+    unknown = translator(DEFAULT_LANGUAGE).gettext("This link is not one dosewise sent.")
+    return LinkOutcome("unknown", unknown)
+
+
+def _stale_link(
+    found: ConfirmToken, now: datetime, words: Translator, language: str
+) -> LinkOutcome | None:
+    """A used or expired link's outcome; None for one that may still record."""
+    if found.used_at is not None:
+        text = words.gettext("This link was already used; nothing more was recorded.")
+        return LinkOutcome("used", text, language)
+    if found.expires_at <= now:
+        text = words.gettext("This link has expired; nothing was recorded.")
+        return LinkOutcome("expired", text, language)
+    return None
+
+
+def confirm_by_link(uow: UnitOfWork, token: str, outcome: Outcome, now: datetime) -> LinkOutcome:
+    """Record the outcome a confirm link's page was answered with, once; a used or stale link
+    records nothing. The text is in the language of the person the link's reminder is for."""
+    require_aware(now)
+    with uow:
+        found = uow.replies.confirm_token(hash_token(token))
+        if found is None:
+            return _unknown_link()
+        reminder = uow.replies.reminder_for_update(found.reminder_id)
+        person = None if reminder is None else uow.people.get(reminder.person_id)
+        language = DEFAULT_LANGUAGE if person is None else person.details.language
+        words = translator(language)
+        stale = _stale_link(found, now, words, language)
+        if stale is not None:
+            return stale
         if reminder is None or person is None or reminder.status not in ("queued", "sent"):
             uow.replies.use_confirm_token(found.id, now)
             uow.commit()

@@ -183,19 +183,28 @@ def test_each_person_gets_sms_and_email_in_their_own_language(
     assert _subject(mails["mette@example.com"][0]).startswith("Endnu ikke besvaret: dosewise")
     assert _subject(mails["ana@example.com"][0]).startswith("Not answered yet: dosewise")
 
-    # the Danish e-mail's link opens a Danish page, the English one an English page
+    # the Danish e-mail's link opens a Danish page, the English one an English page, and
+    # their buttons answer in the same language
     tracker.now = followup + timedelta(minutes=1)
-    pages = {}
+    pages, answers = {}, {}
     for address, (_message, plain, _html) in mails.items():
         link = LINK.search(plain)
         assert link is not None
-        page = tracker.client.get(link.group(1).removeprefix(PUBLIC_URL))
+        path = link.group(1).removeprefix(PUBLIC_URL)
+        page = tracker.client.get(path)
         assert page.status_code == 200
         pages[address] = page.text
+        answer = tracker.client.post(path, data={"action": "taken"})
+        assert answer.status_code == 200
+        answers[address] = answer.text
     assert '<html lang="da">' in pages["mette@example.com"]
-    assert "<h1>Registreret</h1>" in pages["mette@example.com"]
+    assert "<h1>Din dosis</h1>" in pages["mette@example.com"]
+    assert ">Jeg har taget den</button>" in pages["mette@example.com"]
     assert '<html lang="en">' in pages["ana@example.com"]
-    assert "<h1>Recorded</h1>" in pages["ana@example.com"]
+    assert "<h1>Your dose</h1>" in pages["ana@example.com"]
+    assert ">I took it</button>" in pages["ana@example.com"]
+    assert "<h1>Registreret</h1>" in answers["mette@example.com"]
+    assert "<h1>Recorded</h1>" in answers["ana@example.com"]
 
 
 def test_a_danish_sms_that_cannot_go_comes_by_danish_email(

@@ -1,4 +1,4 @@
-"""POST /twilio/status and GET /confirm/{token}: delivery reports and e-mail confirm links."""
+"""POST /twilio/status and /confirm/{token}: delivery reports and e-mail confirm links."""
 
 from __future__ import annotations
 
@@ -117,7 +117,10 @@ def test_an_sms_the_carrier_could_not_deliver_goes_again_by_email_once(
     assert "Reply TAKEN" not in plain
     link = re.search(r"Taken: (\S+)", plain)
     assert link is not None and link.group(1).startswith("https://dosewise.example/confirm/")
-    answer = tracker.client.get(link.group(1).removeprefix("https://dosewise.example"))
+    path = link.group(1).removeprefix("https://dosewise.example")
+    assert tracker.client.get(path).status_code == 200
+    assert confirmations(tracker.engine) == []  # opening the link records nothing
+    answer = tracker.client.post(path, data={"action": "taken"})
     assert answer.status_code == 200
     assert confirmations(tracker.engine) == [(reminder, "taken", "email")]
 
@@ -181,7 +184,7 @@ def test_an_unsigned_status_callback_is_refused(tracker: Tracker, person: int) -
 
 def test_a_confirm_link_records_taken_once(tracker: Tracker, reminder: int) -> None:
     token = add_confirm_token(tracker.engine, reminder, NOW + timedelta(hours=2))
-    first = tracker.client.get(f"/confirm/{token}")
+    first = tracker.client.post(f"/confirm/{token}", data={"action": "taken"})
     assert first.status_code == 200
     assert first.headers["content-type"].startswith("text/html")
     assert "Iron logged at 11:42. Dairy, calcium and medicines from 14:42." in first.text
@@ -191,15 +194,16 @@ def test_a_confirm_link_records_taken_once(tracker: Tracker, reminder: int) -> N
         "DoseConfirmed",
         {"reminder_id": reminder, "at": NOW.isoformat()},
     )
-    again = tracker.client.get(f"/confirm/{token}")
+    again = tracker.client.post(f"/confirm/{token}", data={"action": "taken"})
     assert again.status_code == 410
     assert "already used" in again.text
+    assert tracker.client.get(f"/confirm/{token}").status_code == 410
     assert len(confirmations(tracker.engine)) == 1
 
 
 def test_a_confirm_link_can_record_a_skip(tracker: Tracker, reminder: int) -> None:
     token = add_confirm_token(tracker.engine, reminder, NOW + timedelta(hours=2))
-    response = tracker.client.get(f"/confirm/{token}", params={"action": "skip"})
+    response = tracker.client.post(f"/confirm/{token}", data={"action": "skip"})
     assert response.status_code == 200 and "Skipped" in response.text
     assert confirmations(tracker.engine) == [(reminder, "skipped", "email")]
     assert events(tracker.engine)[-1] == ("DoseSkipped", {"reminder_id": reminder})
@@ -212,6 +216,9 @@ def test_an_altered_action_gets_the_page_not_json_and_records_nothing(
     response = tracker.client.get(f"/confirm/{token}", params={"action": "bogus"})
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
+    posted = tracker.client.post(f"/confirm/{token}", data={"action": "bogus"})
+    assert posted.status_code == 404
+    assert posted.headers["content-type"].startswith("text/html")
     assert confirmations(tracker.engine) == []
     assert tracker.client.get(f"/confirm/{token}").status_code == 200  # the link still works
 
@@ -220,12 +227,16 @@ def test_an_expired_link_records_nothing(tracker: Tracker, reminder: int) -> Non
     token = add_confirm_token(tracker.engine, reminder, NOW)
     response = tracker.client.get(f"/confirm/{token}")
     assert response.status_code == 410 and "expired" in response.text
+    posted = tracker.client.post(f"/confirm/{token}", data={"action": "taken"})
+    assert posted.status_code == 410 and "expired" in posted.text
     assert confirmations(tracker.engine) == []
 
 
 def test_an_unknown_link_is_404(tracker: Tracker, reminder: int) -> None:
     for token in ("nope", "x" * 5000, "%F0%9F%92%8A"):
         assert tracker.client.get(f"/confirm/{token}").status_code == 404
+        posted = tracker.client.post(f"/confirm/{token}", data={"action": "taken"})
+        assert posted.status_code == 404
     assert confirmations(tracker.engine) == []
 
 
@@ -248,4 +259,6 @@ def test_a_link_for_a_dose_answered_by_sms_records_nothing_more(
     tracker.sms("SKIP")
     response = tracker.client.get(f"/confirm/{token}")
     assert response.status_code == 410
+    posted = tracker.client.post(f"/confirm/{token}", data={"action": "taken"})
+    assert posted.status_code == 410
     assert confirmations(tracker.engine) == [(reminder, "skipped", "sms")]

@@ -59,8 +59,10 @@ from services.replies import (
     HELD_UP_LOCK_WAIT_S,
     DeliveryStatus,
     InboundSms,
+    LinkOutcome,
     SmsAnswer,
     confirm_by_link,
+    confirm_link_preview,
     receive_sms_one_by_one,
     receive_sms_together,
     record_delivery_status,
@@ -71,9 +73,16 @@ from store.errors import RefusedValue, StoreError
 from tracker.admin import admin_router
 from tracker.characters import ReadableCharacters
 from tracker.group_commit import GroupCommit
+from tracker.headers import SecurityHeaders
 from tracker.limits import BodySizeLimit
 from tracker.logs import mask_phone
-from tracker.pages import link_page, reader_language, unavailable_page, unknown_link_page
+from tracker.pages import (
+    answer_page,
+    link_page,
+    reader_language,
+    unavailable_page,
+    unknown_link_page,
+)
 from tracker.replayer import SpoolReplayer
 from tracker.spool import InboundSpool
 from tracker.timeouts import BODY_TIMEOUT_S, BodyTimeout
@@ -116,6 +125,11 @@ _SMS_FORM = {
         "Body": {"type": "string"},
     },
     "required": ["MessageSid", "From"],
+}
+_CONFIRM_FORM = {
+    "type": "object",
+    "properties": {"action": {"type": "string", "enum": list(_LINK_ACTIONS)}},
+    "required": ["action"],
 }
 _STATUS_FORM = {
     "type": "object",
@@ -306,14 +320,16 @@ def create_app(
     webhooks = _webhooks(
         settings, twilio, SmsLanes(sms, held_up), uow_factory, clock, metrics, replayer
     )
-    app.front = BodyTimeout(
-        BodySizeLimit(
-            ReadableCharacters(
-                WebhookRoutes(app.behind_the_webhooks, webhooks),
-                own_checks=(*webhooks, "/confirm"),
-            )
-        ),
-        body_timeout_s,
+    app.front = SecurityHeaders(
+        BodyTimeout(
+            BodySizeLimit(
+                ReadableCharacters(
+                    WebhookRoutes(app.behind_the_webhooks, webhooks),
+                    own_checks=(*webhooks, "/confirm"),
+                )
+            ),
+            body_timeout_s,
+        )
     )
     _add_error_handlers(app)
     _document_webhooks(app, webhooks)
@@ -661,38 +677,77 @@ def _document_webhooks(app: FastAPI, webhooks: Mapping[str, Webhook]) -> None:
 
 
 def _add_confirm_link(app: FastAPI, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    """GET shows the dose and its two buttons and records nothing (mail scanners open the
+    links of the e-mails they pass); the buttons' POST records it. An e-mail's skip link
+    (`?action=skip`) opens the same page with Skip pre-selected."""
+
     @app.get(
         "/confirm/{token}",
         response_class=HTMLResponse,
         responses={404: {"description": "unknown link"}, 410: {"description": "used or expired"}},
-        summary="The confirm link of a reminder e-mail: single-use, expiring",
+        summary="A reminder e-mail's confirm link: the dose and its buttons; records nothing",
     )
-    async def confirm(request: Request, token: str, action: str = "taken") -> HTMLResponse:
+    async def confirm_page(request: Request, token: str, action: str = "taken") -> HTMLResponse:
         # a person opens this page: an altered link gets the page, never a JSON error; two
         # actions (skip and taken) would be a guess either way
         actions = request.query_params.getlist("action")
         if len(token) > MAX_TOKEN_LENGTH or action not in _LINK_ACTIONS or len(actions) > 1:
             return _unknown_link(request)
-        outcome: Outcome = _LINK_ACTIONS[action]
+        try:
+            found = await run_in_threadpool(confirm_link_preview, uow_factory(), token, clock())
+        except StoreError as error:
+            log.error("confirm link: %s", error)
+            return _unavailable(request)
+        if found.status == "open":
+            return HTMLResponse(answer_page(token, found.text, action, found.language))
+        return _link_outcome(request, found)
+
+    @app.post(
+        "/confirm/{token}",
+        response_class=HTMLResponse,
+        responses={
+            404: {"description": "unknown link or action"},
+            410: {"description": "used or expired"},
+        },
+        openapi_extra=_form_body(_CONFIRM_FORM),
+        summary="The confirm page's buttons: records the dose once (single-use, expiring)",
+    )
+    async def confirm(request: Request, token: str) -> HTMLResponse:
+        try:
+            pairs = _form_pairs(await request.body())
+        except Refused:
+            return _unknown_link(request)
+        actions = [value for name, value in pairs if name == "action"]
+        if len(token) > MAX_TOKEN_LENGTH or len(actions) != 1 or actions[0] not in _LINK_ACTIONS:
+            return _unknown_link(request)
+        outcome: Outcome = _LINK_ACTIONS[actions[0]]
         try:
             result = await run_in_threadpool(
                 confirm_by_link, uow_factory(), token, outcome, clock()
             )
         except StoreError as error:
             log.error("confirm link: %s", error)
-            reader = reader_language(request.headers.get("accept-language"))
-            return HTMLResponse(unavailable_page(reader), 503)
-        if result.status == "unknown":
-            return _unknown_link(request)  # no person: the browser's language
-        return HTMLResponse(
-            link_page(result.status, result.text, result.language),  # the person's language
-            _LINK_STATUS_CODES[result.status],
-        )
+            return _unavailable(request)
+        return _link_outcome(request, result)
 
     @app.get("/confirm/", include_in_schema=False)
     @app.get("/confirm", include_in_schema=False)
     async def no_token(request: Request) -> HTMLResponse:
         return _unknown_link(request)
+
+
+def _link_outcome(request: Request, result: LinkOutcome) -> HTMLResponse:
+    if result.status == "unknown":
+        return _unknown_link(request)  # no person: the browser's language
+    return HTMLResponse(
+        link_page(result.status, result.text, result.language),  # the person's language
+        _LINK_STATUS_CODES[result.status],
+    )
+
+
+def _unavailable(request: Request) -> HTMLResponse:
+    reader = reader_language(request.headers.get("accept-language"))
+    return HTMLResponse(unavailable_page(reader), 503)
 
 
 def _unknown_link(request: Request) -> HTMLResponse:
@@ -711,6 +766,10 @@ def _add_operations(
     async def health() -> Health:
         spool = None if replayer is None else replayer.state(clock())
         found = await run_in_threadpool(check_health, probe, spool)
+        if replayer is not None and found.database_error is None and not found.database_up:
+            # the probe writes but replays were failing: a replay now says which is current
+            await replayer.try_now()
+            found = Health(None, replayer.state(clock()))
         if found.reason is not None:
             log.warning("health check: the database is down: %s", found.reason)
         metrics.spool.show(found)
