@@ -23,6 +23,7 @@ from i18n import LANGUAGES, Translator, translator
 from planner.rules import RULES, Apart
 from scheduler.reminders import LOZENGE_NAME
 from schemas.languages import display_name, has_display_name
+from schemas.names import identify
 
 Purpose = Literal["initial", "followup", "snooze"]
 
@@ -131,13 +132,24 @@ def _doses(items: Sequence[dict[str, Any]], words: Translator) -> str:
 
 
 def _name(item: dict[str, Any], words: Translator) -> str:
+    """A known supplement by the reader's name for it ("C-vitamin" for "vitamin C" or
+    "ascorbic acid"), unless the person's name for it says its form ("magnesium citrate"),
+    which the reader needs to find the right bottle; a custom item as written."""
     key = str(item.get("supplement") or "")
     written = item.get("name")
     if written == LOZENGE_NAME:
         return words.gettext("zinc lozenge")
-    if has_display_name(key):
+    if has_display_name(key) and (not written or not _names_a_form(str(written))):
         return display_name(key, words.language)
-    return str(written or key)  # a custom item: the person's own words
+    return str(written or key)
+
+
+@cache
+def _names_a_form(written: str) -> bool:
+    try:
+        return identify(written).form is not None
+    except ValueError:  # a name the file reader would refuse today: shown as it was stored
+        return True
 
 
 _DOSE = re.compile(r"^(?P<whole>\d+)(?:\.(?P<fraction>\d+))?\s+(?P<unit>\S.*)$")

@@ -293,7 +293,7 @@ class SqlReplies:
             _RECENT_REMINDERS, {"person": person_id, "since": since, "now": now}
         )
         # the reminder's columns, then whether an outcome is recorded for it
-        return [OpenReminder(*row[:6], answered=bool(row[6])) for row in rows.tuples()]
+        return [OpenReminder(*row[:6], answered=bool(row[6])) for row in rows]
 
     def record_outcome(
         self,

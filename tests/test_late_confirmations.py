@@ -134,7 +134,7 @@ def test_a_taken_after_the_window_closed_confirms_the_missed_dose_late(
     assert close_windows(unit_of_work(), CLOSES) == 1  # the scheduler: sent -> missed
     assert reminder_row(engine, reminder).status == "missed"
     answer = reply(unit_of_work, "TAKEN", REPLY_AT)
-    assert answer.text == ("Noted: magnesium 300 mg taken late, at 22:09 (the 21:00 reminder).")
+    assert answer.text == ("Noted: magnesium citrate 300 mg taken late, at 22:09 (the 21:00 reminder).")
     row = reminder_row(engine, reminder)
     assert (row.status, row.confirmed_at) == ("confirmed", REPLY_AT)
     assert confirmations(engine) == [(reminder, "taken", REPLY_AT)]
@@ -237,7 +237,7 @@ def test_a_time_said_while_the_window_is_open_is_recorded_too(
 ) -> None:
     reminder = add_reminder(unit_of_work, engine, ana, DUE)
     answer = reply(unit_of_work, "taken at 21:05", DUE + timedelta(minutes=40))
-    assert answer.text == "Logged at 21:05: magnesium 300 mg."
+    assert answer.text == "Logged at 21:05: magnesium citrate 300 mg."
     assert reminder_row(engine, reminder).confirmed_at == DUE + timedelta(minutes=5)
 
 
@@ -345,7 +345,7 @@ def test_a_danish_person_is_told_in_danish(engine: Engine, unit_of_work: UnitOfW
     mette = person(unit_of_work, language="da")
     add_reminder(unit_of_work, engine, mette, DUE, status="missed")
     assert reply(unit_of_work, "taget", REPLY_AT).text == (
-        "Noteret: magnesium 300 mg taget sent, kl. 22:09 (påmindelsen kl. 21:00)."
+        "Noteret: magnesium citrate 300 mg taget sent, kl. 22:09 (påmindelsen kl. 21:00)."
     )
 
 

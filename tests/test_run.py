@@ -127,13 +127,13 @@ def statuses(url: str) -> tuple[list[str], list[str]]:
 def test_the_three_services_work_together_and_ctrl_c_ends_it_cleanly(running: Running) -> None:
     enrol_with_a_dose_due_now(running.url)
     wait_for(
-        lambda: "magnesium 300 mg" in running.out.read_text(),
+        lambda: "magnesium citrate 300 mg" in running.out.read_text(),
         30,
         "the due reminder printed on the console channel",
     )
     answer = running.reply("TAKEN")
     assert answer.status_code == 200
-    assert "Logged at" in answer.text and "magnesium 300 mg" in answer.text
+    assert "Logged at" in answer.text and "magnesium citrate 300 mg" in answer.text
     reminders, _messages = statuses(running.url)
     assert reminders == ["confirmed"]
 
