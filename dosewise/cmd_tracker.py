@@ -40,14 +40,12 @@ DEFAULT_PORT = 8000
 # more only queue for the GIL and the CPU
 DATABASE_THREADS = 4
 # inbound SMS transactions at once per worker (tracker.group_commit): one as a rule, whose
-# batches take the SMS that arrive meanwhile (under bench/webhook.py one lane gave 1,056
-# replies/s and 1.84 CPU ms per reply, two 954 and 2.02, four 727 and 2.51); more only while
-# it is slow. One thread stays for the other routes.
+# batches take the SMS that arrive meanwhile (more lanes make smaller batches, which cost more
+# CPU per reply); more only while it is slow. One thread stays for the other routes.
 SMS_LANES = DATABASE_THREADS - 1
 # how long a thread may hold the GIL while another waits for it (Python's default: 5 ms). The
 # event loop (parsing requests, sending answers) shares the GIL with the store's threads; at
-# 1 ms it waits less for them: under bench/webhook.py at 1,000 replies/s offered, p99 52-63 ms
-# against 85-130 ms at the default, for the same CPU per reply
+# 1 ms it waits less for them, which shortens the slowest answers at the same CPU per reply
 GIL_SWITCH_INTERVAL_S = 0.001
 # one worker per CPU this process may run on, but at most 4 by default, so that a big host
 # does not open workers x DATABASE_THREADS connections past the database's max_connections
@@ -102,6 +100,7 @@ def tracker_app(
         spool=spool,
         probe=store.probe,
         body_timeout_s=body_timeout_s,
+        admin_store=store.admin,
     )
 
 
@@ -142,11 +141,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def tracker_database(settings: Settings) -> AbstractContextManager[Database]:
+def tracker_database(
+    settings: Settings, *, check_now: bool = True
+) -> AbstractContextManager[Database]:
     """Units of work on a pool sized to the worker's threads; without a ping per checkout
-    (a round trip per request), so after a database restart each broken connection fails
-    one request with 503, which Twilio retries."""
-    return database(settings, pool_size=DATABASE_THREADS, pre_ping=False)
+    (a round trip per request): a webhook that meets a connection a database restart broke
+    is tried again on a fresh one. `check_now=False` for a worker, which must start (and
+    keep webhooks in its spool) while the database is away."""
+    return database(settings, pool_size=DATABASE_THREADS, pre_ping=False, check_now=check_now)
 
 
 def app_from_environment() -> FastAPI:
@@ -156,7 +158,9 @@ def app_from_environment() -> FastAPI:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = load_settings()
     resources = ExitStack()
-    store = resources.enter_context(tracker_database(settings))
+    # the tracker checked the database when it started; a worker (re)started while the
+    # database is away must still start, and keep what comes in
+    store = resources.enter_context(tracker_database(settings, check_now=False))
     spool = inbound_spool(settings)
 
     @asynccontextmanager

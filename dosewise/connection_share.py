@@ -2,9 +2,8 @@
 
 With SO_REUSEPORT (dosewise.supervisor) the kernel picks a worker for each new connection by
 a hash of its addresses: a fair coin per connection, but for long-lived keep-alive
-connections an uneven split stays for their whole life. Under bench/webhook.py 64 connections
-fell 42 to 22, and the worker with 42 took two thirds of the replies and queued them while
-the other idled. So each worker publishes how many connections it holds, in an array the
+connections an uneven split stays for their whole life, and the busier worker queues replies
+while the other idles. So each worker publishes how many connections it holds, in an array the
 supervisor shares with all of them, and a worker holding more than its even share answers
 `connection: close` (HTTP/1.1's own way to end a keep-alive connection after an answer):
 the client opens a new connection, which the kernel places afresh, until the shares are even.

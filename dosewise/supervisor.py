@@ -3,10 +3,9 @@
 uvicorn's own `--workers` hands one listening socket to all its workers. Every worker wakes
 for a new connection, and the first one awake accepts every connection waiting (asyncio
 accepts up to the backlog per wake-up). So a burst of keep-alive connections can land on one
-worker while the others idle. Under bench/webhook.py one worker took 24 s of CPU while the
-other took 5 s, and the tracker ran at one core's speed on two. Here each worker binds its
-own socket with SO_REUSEPORT, and the kernel spreads new connections over them by a hash of
-their addresses.
+worker while the others idle, and the tracker runs at one core's speed on several. Here each
+worker binds its own socket with SO_REUSEPORT, and the kernel spreads new connections over
+them by a hash of their addresses.
 
 The supervisor restarts a worker that dies, stops every worker on SIGINT or SIGTERM, and
 stops altogether when a worker cannot start (a broken app or port would fail the same way

@@ -1,9 +1,9 @@
 """Hot statements run on the session's own psycopg connection, past SQLAlchemy's execution layer.
 
-The tracker's inbound-SMS path makes a few small statements per reply. SQLAlchemy's execute
-(execution context, compiled-cache lookup, parameter processing, result wrapping) cost about
-half of the tracker's CPU per reply there, more than psycopg and the database's answer
-together (profiled under bench/webhook.py). A DriverStatement is a Core statement compiled
+The tracker's inbound-SMS path makes a few small statements per reply, and SQLAlchemy's
+execute (execution context, compiled-cache lookup, parameter processing, result wrapping)
+costs more CPU there than psycopg and the database's answer together (docs/benchmarks.md).
+A DriverStatement is a Core statement compiled
 once for psycopg and executed with psycopg's own server-side prepared statements, inside the
 transaction the session already has open, so commit and rollback stay the session's.
 
@@ -122,10 +122,9 @@ def send_staged(connection: Connection, *, then_commit: bool = False) -> None:
     With nothing staged, nothing is sent (the caller's commit commits).
 
     Each write is EXECUTE of a statement this connection prepared on the server (PREPARE
-    goes in the same message the first time), its values as literals quoted by libpq: about
-    16% less client and 6% less database CPU than psycopg's pipeline of bound statements
-    (interleaved A/B, one request at a time). A message that fails leaves the connection
-    unknown to us (which PREPAREs ran?), so it is invalidated, never reused."""
+    goes in the same message the first time), its values as literals quoted by libpq, which
+    costs less CPU than psycopg's pipeline of bound statements. A message that fails leaves
+    the connection unknown to us (which PREPAREs ran?), so it is invalidated, never reused."""
     if connection.info.get(_STAGED):
         _send_staged(connection, then_commit=then_commit)
 

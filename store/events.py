@@ -22,11 +22,9 @@ still committing or one that rolled back (or a sequence that skipped). So:
 A transaction that writes no events holds nothing back, however long it runs. SQLite has
 one writer at a time: ids become visible in order, no gaps to wait for.
 
-Earlier versions serialised all event writers on an exclusive lock from the append to the
-commit (committing asynchronously and flushing in a second transaction), which cost 12-18%
-more CPU per reply under bench/webhook.py, and, in one version of this session, ordered by
-transaction id below the snapshot's oldest running transaction, which let any long writer
-(the scheduler's materialisation, the report rollup) hold every consumer back for seconds.
+An exclusive lock from the append to the commit would serialise every event writer, and an
+order by transaction id would let any long writer (the scheduler's materialisation, the report
+rollup) hold every consumer back for seconds; the shared lock and the barrier avoid both.
 """
 
 from __future__ import annotations
