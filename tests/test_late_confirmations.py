@@ -134,7 +134,9 @@ def test_a_taken_after_the_window_closed_confirms_the_missed_dose_late(
     assert close_windows(unit_of_work(), CLOSES) == 1  # the scheduler: sent -> missed
     assert reminder_row(engine, reminder).status == "missed"
     answer = reply(unit_of_work, "TAKEN", REPLY_AT)
-    assert answer.text == ("Noted: magnesium citrate 300 mg taken late, at 22:09 (the 21:00 reminder).")
+    assert answer.text == (
+        "Noted: magnesium citrate 300 mg taken late, at 22:09 (the 21:00 reminder)."
+    )
     row = reminder_row(engine, reminder)
     assert (row.status, row.confirmed_at) == ("confirmed", REPLY_AT)
     assert confirmations(engine) == [(reminder, "taken", REPLY_AT)]
