@@ -56,14 +56,20 @@ def store_errors_as_user_errors() -> Iterator[None]:
 
 @contextmanager
 def database(
-    settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    pre_ping: bool = True,
+    check_now: bool = True,
 ) -> Iterator[Database]:
     """Units of work and the report's queries on the configured database, which must already
-    have the current schema."""
+    have the current schema. `check_now=False`: no look at the database here (a tracker
+    worker starting while it is away: the tracker checked it once when it started)."""
     with store_errors_as_user_errors():
         engine = create_engine(settings.database_url, pool_size=pool_size, pre_ping=pre_ping)
         try:
-            require_current(engine)
+            if check_now:
+                require_current(engine)
             yield database_on(engine)
         finally:
             engine.dispose()

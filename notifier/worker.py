@@ -83,8 +83,9 @@ class WorkerConfig:
     # how long the recorder lets results gather before it stores them in one transaction
     record_every_s: float = 0.05
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # the waits between tries while the database is away
-    backoff: Backoff = field(default_factory=Backoff)
+    # the waits between tries while the database is away: capped so that, with the wait
+    # below, sending resumes within 10 s of the database's return
+    backoff: Backoff = field(default_factory=lambda: Backoff(first_s=0.5, cap_s=4.0))
     # after an outage, how long the database must have answered before claims resume: longer
     # than the tracker's spool takes to replay the STOPs it kept (its retries are 1 s apart)
     resume_after_outage_s: float = 3.0

@@ -33,7 +33,7 @@ STANDBY_RETRY_S = 2.0  # a standby asks for the lock this often: takeover well i
 LEADER_CHECK_S = 2.0  # the leader checks its lock connection this often
 RETRY_AFTER = timedelta(seconds=10)  # a job the database aborted (a deadlock) runs again then
 # the waits before a failed job's next run while the database is away
-JOB_BACKOFF = Backoff(first_s=1.0, cap_s=10.0)
+JOB_BACKOFF = Backoff(first_s=1.0, cap_s=5.0)
 
 
 def _utc_now() -> datetime:

@@ -173,3 +173,14 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault suite's figures (tests/test_faults.py), when it ran."""
+    from tests.fault_figures import RECORDED, WANTED
+
+    if RECORDED:
+        terminalreporter.section("fault suite figures")
+        terminalreporter.line(WANTED)
+        for figures in RECORDED:
+            terminalreporter.line(figures.line())

@@ -8,6 +8,7 @@ worker that dies is a process killed with SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -205,6 +206,7 @@ def test_an_emptied_own_file_is_emptied_on_disk(tmp_path: Path) -> None:
 # -- through the tracker, with the database away -----------------------------------------------
 
 
+@contextlib.contextmanager
 def _spooling_tracker(
     database: Switchable, spool_dir: Path, limits: SpoolLimits | None = None
 ) -> Iterator[Tracker]:
@@ -225,7 +227,8 @@ def _spooling_tracker(
 
 @pytest.fixture
 def tracker(switchable: Switchable, tmp_path: Path) -> Iterator[Tracker]:
-    yield from _spooling_tracker(switchable, tmp_path / "spool")
+    with _spooling_tracker(switchable, tmp_path / "spool") as tracker:
+        yield tracker
 
 
 def _uow(database: Switchable) -> SqlUnitOfWork:
@@ -323,7 +326,7 @@ def test_a_status_callback_while_the_database_is_away_is_kept_and_replayed(
 def test_past_the_spools_bound_the_database_s_absence_is_a_503(
     switchable: Switchable, tmp_path: Path
 ) -> None:
-    for tracker in _spooling_tracker(switchable, tmp_path / "tiny", SpoolLimits(max_bytes=150)):
+    with _spooling_tracker(switchable, tmp_path / "tiny", SpoolLimits(max_bytes=150)) as tracker:
         switchable.away()
         assert tracker.sms("TAKEN").status_code == 200
         refused = tracker.sms("TAKEN")
@@ -332,7 +335,7 @@ def test_past_the_spools_bound_the_database_s_absence_is_a_503(
         assert ready.status_code == 503
         assert ready.json()["spool"] == {"depth": 1, "oldest_s": 0.0, "accepting": False}
         switchable.back()
-        wait_until(lambda t=tracker: _spool_depth(t) == 0, 15, "the spool replayed")
+        wait_until(lambda: _spool_depth(tracker) == 0, 15, "the spool replayed")
         assert count_replies(switchable.engine) == 1
 
 
@@ -346,7 +349,7 @@ def test_what_a_dead_worker_kept_is_replayed_by_a_tracker_that_starts(
     child.start()
     child.join(30)
     assert child.exitcode == -signal.SIGKILL
-    for tracker in _spooling_tracker(switchable, directory):
+    with _spooling_tracker(switchable, directory) as tracker:
         wait_until(lambda: count_replies(switchable.engine) == 4, 15, "the orphan replayed")
         assert _spool_depth(tracker) == 0
     assert stored_reply(switchable.engine, f"SM{0:032d}").received_at == NOW

@@ -34,8 +34,8 @@ ORPHAN_SCAN_S = 2.0
 # entries replayed per round at most (a round then marks them done in one fsync)
 MOST_PER_ROUND = 256
 # the waits between replays while the database refuses: short, so that the STOPs kept are
-# in the database within a second of its return (the notifier waits longer than this)
-REPLAY_BACKOFF = Backoff(first_s=0.2, cap_s=1.0)
+# in the database within 2 s of its return (the notifier waits 3 s after it sees the return)
+REPLAY_BACKOFF = Backoff(first_s=0.2, cap_s=2.0)
 
 
 class SpoolReplayer:
@@ -55,6 +55,7 @@ class SpoolReplayer:
         self.outage = Outage(log, "tracker spool", REPLAY_BACKOFF)
         self.failing: str | None = None  # the last replay's error line while replays fail
         self._wake = asyncio.Event()
+        self._round: asyncio.Lock | None = None  # one round at a time: the loop's or a check's
 
     def wake(self) -> None:
         """An entry was kept: try it now rather than at the next scan."""
@@ -62,6 +63,19 @@ class SpoolReplayer:
 
     def state(self, now: datetime) -> SpoolState:
         return self.spool.state(now, self.failing)
+
+    async def try_now(self) -> None:
+        """A replay round now, when replays have been failing: the health check's way to a
+        current answer once its probe writes again (the last failure may predate a restart
+        that is over, or replays may fail where the probe's small write does not)."""
+        if self.failing is None:
+            return
+        async with self._lock():
+            waiting = await self._on_disk(self.spool.waiting)
+            if waiting:
+                await self.replay_round(waiting)
+            else:
+                self.failing = None
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -76,7 +90,8 @@ class SpoolReplayer:
                 self.failing = None
                 await self._pause(stop, ORPHAN_SCAN_S)
                 continue
-            pause = await self.replay_round(waiting)
+            async with self._lock():
+                pause = await self.replay_round(waiting)
             if pause:
                 # a backoff: entries kept meanwhile wait for it, they do not cut it short
                 await self._pause(stop, pause, wakeable=False)
@@ -117,6 +132,11 @@ class SpoolReplayer:
         self.spool.database_away = False
         self.failing = None
         return 0.0
+
+    def _lock(self) -> asyncio.Lock:
+        if self._round is None:  # made in the loop that uses it
+            self._round = asyncio.Lock()
+        return self._round
 
     async def _on_disk(self, function: Callable[..., T], *arguments: Any) -> T:
         loop = asyncio.get_running_loop()
