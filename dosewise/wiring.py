@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 from dosewise.errors import UserError
 from dosewise.settings import Settings
 from reports.ports import AdherenceQueries
+from services.admin_sessions import AdminStore
 from services.health import DatabaseProbe
 from services.ports import UnitOfWork
+from store.admin_sessions import SqlAdminStore
 from store.engine import Engine, create_engine, session_factory
 from store.errors import StoreError
 from store.health import SqlDatabaseProbe
@@ -37,6 +39,7 @@ class Database:
     unit_of_work: UnitOfWorkFactory
     adherence: AdherenceQueries
     probe: DatabaseProbe  # does the database take a write now (/healthz)
+    admin: AdminStore  # the dashboard's sessions, sign-in limits and audit log
 
 
 def load_settings() -> Settings:
@@ -78,7 +81,10 @@ def database(
 def database_on(engine: Engine) -> Database:
     sessions = session_factory(engine)
     return Database(
-        lambda: SqlUnitOfWork(sessions), SqlAdherenceQueries(engine), SqlDatabaseProbe(engine)
+        lambda: SqlUnitOfWork(sessions),
+        SqlAdherenceQueries(engine),
+        SqlDatabaseProbe(engine),
+        SqlAdminStore(engine),
     )
 
 

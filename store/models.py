@@ -257,6 +257,41 @@ class SendRateSlotRow(Base):
     used: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class AdminSessionRow(Base):
+    """A dashboard session: the hash of its random id and the admin token's fingerprint
+    (services.admin_sessions)."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class AdminSignInFailureRow(Base):
+    """A wrong admin token, by client address: what limits sign-in attempts."""
+
+    __tablename__ = "admin_sign_in_failures"
+    __table_args__ = (Index("ix_admin_sign_in_failures_client_failed_at", "client", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime]
+
+
+class AdminAuditRow(Base):
+    """Who did what as the admin, and when; no health data."""
+
+    __tablename__ = "admin_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    who: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(80))
+    person_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
 # -- the adherence report's rollup (derived from reminders and messages; see store.reports) --
 # No foreign keys: these rows are rebuilt from `reminders` whenever a day changes, and the
 # triggers that queue changed days run inside other writers' transactions, so they stay cheap.

@@ -140,7 +140,11 @@ def test_dashboard_sign_in_and_pages(client: TestClient) -> None:
     assert client.get("/admin/people/999", params=WINDOW).status_code == 404
     assert client.get("/admin/people/" + "9" * 23, params=WINDOW).status_code == 404
 
-    client.post("/admin/logout")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', overview.text)
+    assert csrf is not None
+    assert client.post("/admin/logout").status_code == 403  # without the form's CSRF token
+    assert client.get("/admin/", params=WINDOW).status_code == 200
+    client.post("/admin/logout", data={"csrf": csrf.group(1)})
     assert client.get("/admin/", params=WINDOW).status_code == 401
     # the contract's bearer header opens the pages too, without a sign-in
     assert client.get("/admin/", params=WINDOW, headers=_bearer()).status_code == 200

@@ -9,6 +9,7 @@ attribute or id.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
 
@@ -106,8 +107,11 @@ def test_dashboard_pages_are_valid_html(signed_in: TestClient) -> None:
         "by name": signed_in.get("/admin/", params={**WINDOW, "sort": "name"}),
         "person": signed_in.get(f"/admin/people/{ANA}", params=WINDOW),
     }
-    signed_in.post("/admin/logout")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', pages["overview"].text)
+    assert csrf is not None
+    signed_in.post("/admin/logout", data={"csrf": csrf.group(1)})
     pages["sign in"] = signed_in.get("/admin/")
+    assert pages["sign in"].status_code == 401
     for name, page in pages.items():
         assert page.headers["content-type"].startswith("text/html"), name
         assert html_errors(page.text) == [], name

@@ -1,4 +1,4 @@
-"""Admin: the adherence report as JSON and CSV (bearer token) and the dashboard (cookie).
+"""Admin: the adherence report as JSON and CSV (bearer token) and the dashboard (session).
 
 - `GET /admin/api/adherence?from=D&to=D[&person=P]` and `/admin/api/adherence.csv` need
   `Authorization: Bearer $DOSEWISE_ADMIN_TOKEN`.
@@ -6,16 +6,21 @@
   who need attention first; `GET /admin/people/{id}` one person: a calendar of doses coloured
   by outcome, the adherence trend and the iron timing. Charts are SVG drawn on the server.
 
-The session cookie holds an HMAC of the token (never the token), HttpOnly, SameSite=Strict.
-Without a configured token everything here is refused. The pages are in the admin's language
-(DOSEWISE_LANGUAGE); the API's JSON and CSV keep canonical keys and add display names.
+Signing in makes a server-side session (services.admin_sessions): the cookie holds its random
+id, HttpOnly, SameSite=Strict, and ends with sign-out, expiry or a changed admin token.
+Sign-in attempts are limited per client address (429 with Retry-After). Every POST under
+/admin must come from this site (Origin, else Referer) and, from a session, carry its CSRF
+token (form field `csrf` or header X-CSRF-Token); a bearer request needs neither. Every admin
+action is written to the audit log. Without a configured token everything here is refused.
+The pages are in the admin's language (DOSEWISE_LANGUAGE); the API's JSON and CSV keep
+canonical keys and add display names.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Callable
+import math
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from html import escape
 from typing import Annotated, Any
@@ -47,7 +52,16 @@ from reports.render import (
     svg_trend,
 )
 from schemas.dates import checked_date
-from tracker.auth import is_admin_token, presented_bearer, require_admin
+from services.admin_sessions import (
+    SESSION_LIMIT,
+    AdminStore,
+    Refused,
+    current_session,
+    record_action,
+    sign_in,
+    sign_out,
+)
+from tracker.auth import is_admin_token, presented_bearer, require_admin, same_origin
 
 Clock = Callable[[], datetime]
 COOKIE = "dosewise_admin"
@@ -68,20 +82,66 @@ SORTS: dict[str, Callable[[PersonLine], Any]] = {
 }
 
 
-def session_value(admin_token: str) -> str:
-    """What the cookie holds: proof of the token, useless as a bearer token."""
-    return hmac.new(admin_token.encode(), b"dosewise admin session", hashlib.sha256).hexdigest()
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _signed_in(request: Request, token: str | None) -> bool:
-    """The session cookie, or the bearer token itself (scripts, the contract's header)."""
+class Admin:
+    """Who is asking: "bearer" for the token itself, else a session's audit name and the
+    CSRF token its forms carry."""
+
+    def __init__(self, who: str, csrf: str = "") -> None:
+        self.who, self.csrf = who, csrf
+
+
+async def _admin(
+    request: Request, token: str | None, store: AdminStore, clock: Clock
+) -> Admin | None:
+    """The bearer token (scripts, the contract's header) or a valid session cookie; None
+    for neither."""
     if not token:
-        return False
+        return None
     bearer = presented_bearer(request)
     if bearer is not None and is_admin_token(bearer, token):
-        return True
-    presented = request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(presented.encode(), session_value(token).encode())
+        return Admin("bearer")
+    session_id = request.cookies.get(COOKIE, "")
+    if not session_id:
+        return None
+    session = await run_in_threadpool(current_session, store, session_id, token, clock())
+    return None if session is None else Admin(session.who, session.csrf)
+
+
+def _from_this_site(
+    settings: Settings, store: AdminStore, clock: Clock
+) -> Callable[[Request], Awaitable[None]]:
+    """The router's guard of state-changing requests (a FastAPI dependency)."""
+    token = settings.admin_token
+
+    async def from_this_site(request: Request) -> None:
+        """403 for a state-changing request another site's page sent, or a session's without
+        its CSRF token."""
+        if request.method in SAFE_METHODS:
+            return
+        bearer_token = presented_bearer(request)
+        if token and bearer_token is not None and is_admin_token(bearer_token, token):
+            return
+        if not same_origin(request, settings.public_url):
+            raise HTTPException(403, "cross-site request refused")
+        if request.url.path == "/admin/login":
+            return  # no session yet: the origin is what is checked
+        admin = await _admin(request, token, store, clock)
+        if admin is None:
+            return  # nothing signed in to act for: the route refuses or does nothing
+        presented = request.headers.get(CSRF_HEADER)
+        if presented is None:
+            form = await request.form()
+            field = form.get(CSRF_FIELD)
+            presented = field if isinstance(field, str) else ""
+        if not hmac.compare_digest(presented.encode(), admin.csrf.encode()):
+            raise HTTPException(403, "the form's CSRF token is missing or wrong")
+
+    return from_this_site
 
 
 def given_once(request: Request) -> None:
@@ -93,13 +153,24 @@ def given_once(request: Request) -> None:
         raise HTTPException(400, f"give each query parameter once: {', '.join(repeated)}")
 
 
-def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) -> APIRouter:
-    """The admin routes, reading the report through `queries`."""
+def admin_router(
+    settings: Settings, clock: Clock, queries: AdherenceQueries, store: AdminStore
+) -> APIRouter:
+    """The admin routes, reading the report through `queries`; sessions, sign-in limits and
+    the audit log in `store`."""
     token = settings.admin_token
     language = settings.language
     t = translator(language)
-    router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(given_once)])
+
+    router = APIRouter(
+        prefix="/admin",
+        tags=["admin"],
+        dependencies=[Depends(given_once), Depends(_from_this_site(settings, store, clock))],
+    )
     bearer = Depends(require_admin(token))
+
+    async def audit(who: str, action: str, person_id: int | None) -> None:
+        await run_in_threadpool(record_action, store, who, action, person_id, clock())
 
     def window(start: str | None, end: str | None) -> tuple[date, date]:
         try:
@@ -123,27 +194,10 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
         except UnknownPerson as unknown:
             raise HTTPException(404, str(unknown)) from None
 
-    @router.get("/api/adherence", dependencies=[bearer])
-    async def adherence_json(
-        start: From = None, end: To = None, person: str | None = None
-    ) -> JSONResponse:
-        report = await build(start, end, person)
-        return JSONResponse(report_json(report, language))
+    _add_api_routes(router, build, audit, bearer, language)
 
-    @router.get("/api/adherence.csv", dependencies=[bearer])
-    async def adherence_csv(
-        start: From = None, end: To = None, person: str | None = None
-    ) -> Response:
-        report = await build(start, end, person)
-        name = f"adherence-{report.start.isoformat()}-{report.end.isoformat()}.csv"
-        return Response(
-            render_csv(report, language),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-
-    def signed_in(request: Request) -> bool:
-        return _signed_in(request, token)
+    async def signed_in(request: Request) -> Admin | None:
+        return await _admin(request, token, store, clock)
 
     @router.get("/", response_class=HTMLResponse)
     async def overview(
@@ -152,15 +206,17 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
         end: To = None,
         sort: str = "attention",
     ) -> Response:
-        if not signed_in(request):
+        admin = await signed_in(request)
+        if admin is None:
             return _sign_in_page(t, configured=bool(token))
         report = await build(start, end, None)
+        await audit(admin.who, "view overview", None)
         order = SORTS.get(sort, SORTS["attention"])
         people = sorted(report.people, key=order)
         dates = {"from": report.start.isoformat(), "to": report.end.isoformat()}
         sort_link = "?" + urlencode(dates) + "&sort={key}"
         body = [
-            _header(report, escape(t.gettext("Everyone")), t),
+            _header(report, escape(t.gettext("Everyone")), t, admin.csrf),
             summary(report, language),
             cards(report, language=language),
             heading(t.gettext("Needs attention")),
@@ -184,11 +240,13 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
     async def person_page(
         request: Request, person_id: int, start: From = None, end: To = None
     ) -> Response:
-        if not signed_in(request):
+        admin = await signed_in(request)
+        if admin is None:
             return RedirectResponse("/admin/", status_code=303)
         report = await build(start, end, str(person_id))
         if not report.people:
             raise HTTPException(404, "no such person")
+        await audit(admin.who, "view person", report.people[0].id)
         person = report.people[0]
         streak = (
             f'<span data-measure="streak">{person.streaks.current}/{person.streaks.longest}</span>'
@@ -206,26 +264,8 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
             ).replace("{streak}", streak),
             escape(t.ngettext("opted out {n} day", "opted out {n} days", person.opted_out_days)),
         ]
-        deliveries, colds = person.deliveries, person.cold_courses
-        summary = " ".join(
-            (
-                t.gettext(
-                    "Deliveries: {delivered} delivered, {failed} failed, {fallback} fell back "
-                    "to e-mail.",
-                    delivered=deliveries.delivered,
-                    failed=deliveries.failed,
-                    fallback=deliveries.email_fallback,
-                ),
-                t.gettext(
-                    "Cold courses: {started} started, {completed} completed, {early} ended early.",
-                    started=colds.started,
-                    completed=colds.completed,
-                    early=colds.ended_early,
-                ),
-            )
-        )
         body = [
-            _header(report, escape(person.name), t),
+            _header(report, escape(person.name), t, admin.csrf),
             f"<p>{' · '.join(about)}</p>",
             cards(report, language=language),
             heading(t.gettext("Doses")),
@@ -235,24 +275,89 @@ def admin_router(settings: Settings, clock: Clock, queries: AdherenceQueries) ->
             heading(t.gettext("Iron timing")),
             svg_iron(person.iron_timing, language),
             supplements_table(person.supplements, language),
-            f"<p>{escape(summary)}</p>",
+            f"<p>{escape(_deliveries_and_colds(person, t))}</p>",
         ]
         title = t.gettext("dosewise admin: {name}", name=person.name)
         return HTMLResponse(page(title, "".join(body), language))
 
-    _add_session_routes(router, token, t)
+    _add_session_routes(router, token, t, store, clock)
     return router
 
 
-def _add_session_routes(router: APIRouter, token: str | None, t: Translator) -> None:
+def _add_api_routes(
+    router: APIRouter,
+    build: Callable[[str | None, str | None, str | None], Awaitable[AdherenceReport]],
+    audit: Callable[[str, str, int | None], Awaitable[None]],
+    bearer: Any,
+    language: str,
+) -> None:
+    @router.get("/api/adherence", dependencies=[bearer])
+    async def adherence_json(
+        start: From = None, end: To = None, person: str | None = None
+    ) -> JSONResponse:
+        report = await build(start, end, person)
+        await audit("bearer", "read adherence JSON", _person_id(report, person))
+        return JSONResponse(report_json(report, language))
+
+    @router.get("/api/adherence.csv", dependencies=[bearer])
+    async def adherence_csv(
+        start: From = None, end: To = None, person: str | None = None
+    ) -> Response:
+        report = await build(start, end, person)
+        await audit("bearer", "read adherence CSV", _person_id(report, person))
+        name = f"adherence-{report.start.isoformat()}-{report.end.isoformat()}.csv"
+        return Response(
+            render_csv(report, language),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+
+def _deliveries_and_colds(person: PersonLine, t: Translator) -> str:
+    """The person page's line on deliveries and cold courses."""
+    deliveries, colds = person.deliveries, person.cold_courses
+    return " ".join(
+        (
+            t.gettext(
+                "Deliveries: {delivered} delivered, {failed} failed, {fallback} fell back "
+                "to e-mail.",
+                delivered=deliveries.delivered,
+                failed=deliveries.failed,
+                fallback=deliveries.email_fallback,
+            ),
+            t.gettext(
+                "Cold courses: {started} started, {completed} completed, {early} ended early.",
+                started=colds.started,
+                completed=colds.completed,
+                early=colds.ended_early,
+            ),
+        )
+    )
+
+
+def _person_id(report: AdherenceReport, person: str | None) -> int | None:
+    return report.people[0].id if person is not None and report.people else None
+
+
+def _add_session_routes(
+    router: APIRouter, token: str | None, t: Translator, store: AdminStore, clock: Clock
+) -> None:
     @router.post("/login")
     async def login(request: Request, token_field: Annotated[str, Form(alias="token")]) -> Response:
-        if not token or not hmac.compare_digest(token_field.encode(), token.encode()):
-            return _sign_in_page(t, configured=bool(token), failed=True)
+        client = request.client.host if request.client else "unknown"
+        result = await run_in_threadpool(sign_in, store, token_field, token, client, clock())
+        if isinstance(result, Refused):
+            if result.retry_after is None:
+                return _sign_in_page(t, configured=bool(token), failed=True)
+            seconds = math.ceil(result.retry_after.total_seconds())
+            return _sign_in_page(
+                t, configured=True, wait_minutes=math.ceil(seconds / 60), retry_after=seconds
+            )
         response = RedirectResponse("/admin/", status_code=303)
         response.set_cookie(
             COOKIE,
-            session_value(token),
+            result.session_id,
+            max_age=int(SESSION_LIMIT.total_seconds()),
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -261,9 +366,12 @@ def _add_session_routes(router: APIRouter, token: str | None, t: Translator) -> 
         return response
 
     @router.post("/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        session_id = request.cookies.get(COOKIE, "")
+        if session_id:
+            await run_in_threadpool(sign_out, store, session_id, clock())
         response = RedirectResponse("/admin/", status_code=303)
-        response.delete_cookie(COOKIE, path="/admin")
+        response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="strict")
         return response
 
 
@@ -288,15 +396,16 @@ def _needs_attention(report: AdherenceReport, dates: str, t: Translator) -> str:
     return f"<ol class=attention>{items}</ol>"
 
 
-def _header(report: AdherenceReport, title: str, t: Translator) -> str:
-    """The bar (overview, sign out), the page's title (HTML, escaped by the caller) and the
-    dates form."""
+def _header(report: AdherenceReport, title: str, t: Translator, csrf: str) -> str:
+    """The bar (overview, sign out with the session's CSRF token), the page's title (HTML,
+    escaped by the caller) and the dates form."""
     overview, sign_out, show = t.gettext("overview"), t.gettext("sign out"), t.gettext("show")
     first, last = t.gettext("from"), t.gettext("to")
     return (
         # a <form> may not sit inside a <p>: the bar is a <nav>
         f'<nav><a href="/admin/">{escape(overview)}</a> · <form method="post" '
-        'action="/admin/logout" style="display:inline">'
+        'action="/admin/logout">'
+        f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf)}">'
         f"<button>{escape(sign_out)}</button></form></nav>"
         f"<h1>{title}</h1>"
         f'<form method="get"><label>{escape(first)} <input type="date" name="from" '
@@ -306,10 +415,25 @@ def _header(report: AdherenceReport, title: str, t: Translator) -> str:
     )
 
 
-def _sign_in_page(t: Translator, *, configured: bool, failed: bool = False) -> HTMLResponse:
+def _sign_in_page(
+    t: Translator,
+    *,
+    configured: bool,
+    failed: bool = False,
+    wait_minutes: int = 0,
+    retry_after: int | None = None,
+) -> HTMLResponse:
+    """The sign-in form: 401, or 429 with Retry-After (seconds) past the attempts' limit."""
     if not configured:
         off = t.gettext("Admin is off: DOSEWISE_ADMIN_TOKEN is not set.")
         note = f"<p>{escape(off)}</p>"
+    elif retry_after is not None:
+        wait = t.ngettext(
+            "Too many wrong tokens from here. Try again in {n} minute.",
+            "Too many wrong tokens from here. Try again in {n} minutes.",
+            wait_minutes,
+        )
+        note = f'<p class="error">{escape(wait)}</p>'
     elif failed:
         wrong = t.gettext("That is not the admin token.")
         note = f'<p class="error">{escape(wrong)}</p>'
@@ -323,5 +447,7 @@ def _sign_in_page(t: Translator, *, configured: bool, failed: bool = False) -> H
     )
     title, name = t.gettext("dosewise admin: sign in"), t.gettext("dosewise admin")
     return HTMLResponse(
-        page(title, f"<h1>{escape(name)}</h1>{note}{form}", t.language), status_code=401
+        page(title, f"<h1>{escape(name)}</h1>{note}{form}", t.language),
+        status_code=401 if retry_after is None else 429,
+        headers=None if retry_after is None else {"Retry-After": str(retry_after)},
     )

@@ -52,6 +52,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dosewise.settings import Settings
 from reports.ports import AdherenceQueries
+from services.admin_sessions import AdminStore
 from services.health import DatabaseProbe, Health, check_database, check_health
 from services.logs import error_line
 from services.ports import StoreConflict, UnitOfWork
@@ -274,8 +275,11 @@ def create_app(
     spool: InboundSpool | None = None,
     probe: DatabaseProbe | None = None,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    admin_store: AdminStore,
 ) -> FastAPI:
-    """`sms_lanes`: transactions of inbound SMS at once at most (tracker.group_commit), fewer
+    """`admin_store`: the dashboard's sessions, sign-in limits and audit log.
+
+    `sms_lanes`: transactions of inbound SMS at once at most (tracker.group_commit), fewer
     than the threads and pooled connections the store has, so that the other routes find one;
     past the first, only while the running ones are slow (SLOW_BATCH_S).
 
@@ -335,7 +339,7 @@ def create_app(
     _document_webhooks(app, webhooks)
     _add_confirm_link(app, uow_factory, clock)
     _add_operations(app, probe or _ReadProbe(uow_factory), replayer, clock, metrics)
-    app.include_router(admin_router(settings, clock, queries))
+    app.include_router(admin_router(settings, clock, queries, admin_store))
     return app
 
 

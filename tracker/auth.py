@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 
@@ -36,3 +37,39 @@ def require_admin(admin_token: str | None) -> Callable[[Request], None]:
             raise HTTPException(401, "wrong admin token", UNAUTHORIZED)
 
     return check
+
+
+def _origin(url: str) -> str | None:
+    """scheme://host[:port] of a URL, lower-case; None for one without both."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    suffix = "" if port is None or port == default else f":{port}"
+    return f"{parts.scheme.lower()}://{host}{suffix}"
+
+
+def same_origin(request: Request, public_url: str) -> bool:
+    """Whether a state-changing request comes from a page of this site: its Origin (or, when
+    a browser sent none, its Referer) is DOSEWISE_PUBLIC_URL's origin or the request's own.
+    A request with neither header is not a browser's (browsers send Origin on every POST)
+    and passes; the session's CSRF token still has to match."""
+    own = {
+        _origin(public_url),
+        _origin(f"{request.url.scheme}://{request.headers.get('host', '')}"),
+    }
+    own.discard(None)
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return _origin(origin) in own
+    referer = request.headers.get("referer")
+    if referer is not None:
+        return _origin(referer) in own
+    return True

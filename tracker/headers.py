@@ -2,8 +2,10 @@
 
 Each gets a Content-Security-Policy that allows only what the page uses (its one inline
 stylesheet, by hash; no script anywhere; forms posting to this site), is never framed
-(frame-ancestors 'none', X-Frame-Options DENY), sends no Referer (a confirm link's address
-is its secret) and is not content-sniffed. The webhooks, health and metrics are not pages
+(frame-ancestors 'none', X-Frame-Options DENY) and is not content-sniffed. A confirm page
+sends no Referer (its address is its secret); the admin's pages send it to this site only,
+since with no-referrer a browser's form POST says `Origin: null`, which the cross-site check
+(tracker.auth.same_origin) has to refuse. The webhooks, health and metrics are not pages
 and pass untouched.
 """
 
@@ -28,12 +30,12 @@ ADMIN_POLICY = (
     f"default-src 'none'; style-src 'self' {style_hash(ADMIN_STYLE)}; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-COMMON = {
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
+COMMON = {"x-frame-options": "DENY", "x-content-type-options": "nosniff"}
+# path prefix: (Content-Security-Policy, Referrer-Policy)
+POLICIES = {
+    "/confirm": (CONFIRM_POLICY, "no-referrer"),
+    "/admin": (ADMIN_POLICY, "same-origin"),
 }
-POLICIES = {"/confirm": CONFIRM_POLICY, "/admin": ADMIN_POLICY}
 
 
 class SecurityHeaders:
@@ -44,15 +46,15 @@ class SecurityHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        policy = _policy(scope)
-        if policy is None:
+        policies = _policies(scope)
+        if policies is None:
             await self.app(scope, receive, send)
             return
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["content-security-policy"] = policy
+                headers["content-security-policy"], headers["referrer-policy"] = policies
                 for name, value in COMMON.items():
                     headers[name] = value
             await send(message)
@@ -60,11 +62,11 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def _policy(scope: Scope) -> str | None:
+def _policies(scope: Scope) -> tuple[str, str] | None:
     if scope["type"] != "http":
         return None
     path: str = scope["path"]
-    for prefix, policy in POLICIES.items():
+    for prefix, policies in POLICIES.items():
         if path == prefix or path.startswith(prefix + "/"):
-            return policy
+            return policies
     return None
