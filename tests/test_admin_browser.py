@@ -108,3 +108,36 @@ def test_sign_in_overview_and_person(served: str, tmp_path: Path) -> None:
             browser.close()
     assert (artifacts / "overview.png").stat().st_size > 10_000
     assert (artifacts / "person.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
+def test_a_cross_site_sign_out_is_refused_and_the_own_sign_out_ends_the_session(
+    served: str,
+) -> None:
+    other_site = served.replace("127.0.0.1", "localhost")  # another origin and site
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/admin/?{QUERY}")
+            page.fill("input[name=token]", TOKEN)
+            page.click("button:has-text('Sign in')")
+            page.wait_for_selector("table.people")
+            forged = browser.new_page()
+            forged.goto(f"{other_site}/nowhere")
+            with forged.expect_navigation():
+                forged.evaluate(
+                    """action => { const f = document.createElement('form');
+                    f.method = 'post'; f.action = action; document.body.append(f);
+                    f.submit(); }""",
+                    f"{served}/admin/logout",
+                )
+            assert "cross-site request refused" in forged.content()
+            page.goto(f"{served}/admin/?{QUERY}")
+            assert page.locator("table.people").count() == 1  # still signed in
+            page.click("button:has-text('sign out')")
+            page.wait_for_selector("input[name=token]")
+            page.goto(f"{served}/admin/?{QUERY}")
+            assert page.locator("input[name=token]").count() == 1
+        finally:
+            browser.close()
