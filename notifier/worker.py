@@ -370,7 +370,7 @@ class Worker:
             for _ in range(self.config.concurrency)
         ]
         recorder = asyncio.create_task(self._recorder(outcomes, clock))
-        renewer = asyncio.create_task(self._renewer(clock, stop))
+        renewer = asyncio.create_task(self._renewer(clock))
         try:
             await asyncio.gather(self._sweeper(clock, stop), self._claimer(queue, clock, stop))
             await queue.join()
@@ -379,7 +379,11 @@ class Worker:
                 sender.cancel()
             outcomes.close()
             await recorder
-            await renewer
+            # nothing more is sent: the leases still held (results the database did not
+            # take) run out, and the sweeper settles those messages with the provider
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
 
     async def _claimer(
         self, queue: asyncio.Queue[_Queued], clock: Callable[[], datetime], stop: asyncio.Event
@@ -461,14 +465,13 @@ class Worker:
             else:
                 outcomes.put_back(taken)
 
-    async def _renewer(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
+    async def _renewer(self, clock: Callable[[], datetime]) -> None:
+        """Every third of a lease, until cancelled (after the last send and recording)."""
         every = max(self.config.lease.total_seconds() / 3, 0.05)
-        while not stop.is_set() or self._held:
+        while True:
             await asyncio.sleep(every)
             if self._held and not self.outage.away:
                 await self._attempt("renewing leases", self.renew, clock(), 0)
-            if stop.is_set() and self.outage.away:
-                return  # nothing more can be renewed; the sweeper settles what is held
 
     async def _sweeper(self, clock: Callable[[], datetime], stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -491,12 +494,15 @@ class Worker:
         sweeper settles it later). A failure is one log line and starts (or lengthens) the
         backoff; the first success after failures ends it, and claims resume only after
         `resume_after_outage_s`."""
+        failures_before = self.outage.failures
         try:
             result = await work(now)
         except Exception as error:
             self._wait_s = self.outage.failed(what, error, now)
             return failed
-        if self.outage.away:
+        # only a success that began after the last failure says the database is back (a
+        # read that began before a loop's write failed proves nothing)
+        if self.outage.away and self.outage.failures == failures_before:
             self.outage.recovered(now)
             self._resume_at = time.monotonic() + self.config.resume_after_outage_s
         return result

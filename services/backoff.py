@@ -46,6 +46,8 @@ class Outage:
     rng: random.Random = field(default_factory=random.Random)
     failures: int = 0
     since: datetime | None = None
+    # what the line at the end of a stretch of failures says came back
+    back: str = "the database answers again"
 
     @property
     def away(self) -> bool:
@@ -74,8 +76,9 @@ class Outage:
             return
         lasted = (now - self.since).total_seconds() if self.since is not None else 0.0
         self.log.info(
-            "%s: the database answers again after %.1f s and %d failed attempt%s",
+            "%s: %s after %.1f s and %d failed attempt%s",
             self.service,
+            self.back,
             lasted,
             self.failures,
             "" if self.failures == 1 else "s",

@@ -16,6 +16,7 @@ import glob
 import os
 import pwd
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -158,8 +159,13 @@ class SmallDisk:
             self.path.rmdir()
             pytest.skip("a small disk (tmpfs) cannot be mounted here (needs root)")
 
-    def fill(self) -> None:
-        """Write until the disk refuses: nothing is left for a database to grow into."""
+    def fill(self, database: Path | None = None) -> None:
+        """Write until the disk refuses: nothing is left for a database to grow into. With
+        the SQLite `database` on it, its write-ahead log is emptied first (a checkpoint),
+        so that the next write must grow it, as on a disk that has long been full."""
+        if database is not None:
+            with contextlib.closing(sqlite3.connect(database)) as connection:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         chunk = b"\0" * 65536
         descriptor = os.open(self.path / FILLER, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
@@ -213,8 +219,9 @@ def switchable(request: pytest.FixtureRequest) -> Iterator[Switchable]:
         template: Path = request.getfixturevalue("sqlite_template")
         with sqlite_on_small_disk(template) as (url, disk):
             engine = create_engine(url)
+            path = Path(make_url(url).database or "")
             try:
-                yield Switchable("sqlite", url, engine, disk.fill, disk.free)
+                yield Switchable("sqlite", url, engine, lambda: disk.fill(path), disk.free)
             finally:
                 engine.dispose()
         return

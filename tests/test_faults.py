@@ -84,7 +84,7 @@ def backend(
         url = f"sqlite:///{path}"
         engine = create_engine(url)
         try:
-            yield Backend("sqlite", url, engine, disk.fill, disk.free)
+            yield Backend("sqlite", url, engine, lambda: disk.fill(path), disk.free)
         finally:
             engine.dispose()
     finally:

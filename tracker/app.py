@@ -774,10 +774,6 @@ def _add_operations(
             # the probe writes but replays were failing: a replay now says which is current
             await replayer.try_now()
             found = Health(None, replayer.state(clock()))
-        if replayer is not None and found.database_error is None and not found.database_up:
-            # the probe writes but replays were failing: a replay now says which is current
-            await replayer.try_now()
-            found = Health(None, replayer.state(clock()))
         if found.reason is not None:
             log.warning("health check: the database is down: %s", found.reason)
         metrics.spool.show(found)

@@ -78,20 +78,28 @@ class SpoolReplayer:
                 self.failing = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set. A failure of the spool's own disk (or a bug) is one line and
+        a pause, never the end of the loop: what is kept must still be replayed."""
         loop = asyncio.get_running_loop()
         last_scan = float("-inf")
+        disk = Outage(log, "tracker spool", REPLAY_BACKOFF, back="its files can be used again")
         while not stop.is_set():
-            if loop.time() - last_scan >= ORPHAN_SCAN_S:
-                last_scan = loop.time()
-                await self._on_disk(self.spool.adopt_orphans)
-            waiting = await self._on_disk(self.spool.waiting)
-            if not waiting:
-                self.spool.database_away = False
-                self.failing = None
-                await self._pause(stop, ORPHAN_SCAN_S)
-                continue
-            async with self._lock():
-                pause = await self.replay_round(waiting)
+            try:
+                if loop.time() - last_scan >= ORPHAN_SCAN_S:
+                    last_scan = loop.time()
+                    await self._on_disk(self.spool.adopt_orphans)
+                waiting = await self._on_disk(self.spool.waiting)
+                if not waiting:
+                    self.spool.database_away = False
+                    self.failing = None
+                    disk.recovered(self.clock())
+                    await self._pause(stop, ORPHAN_SCAN_S)
+                    continue
+                async with self._lock():
+                    pause = await self.replay_round(waiting)
+                disk.recovered(self.clock())
+            except Exception as error:
+                pause = disk.failed("reading or marking the spool's files", error, self.clock())
             if pause:
                 # a backoff: entries kept meanwhile wait for it, they do not cut it short
                 await self._pause(stop, pause, wakeable=False)

@@ -51,7 +51,7 @@ SET_ASIDE_SUFFIX = ".rejected"
 ROOM_FOR_ONE = 8 * 1024
 
 
-class SpoolUnusable(Exception):
+class SpoolUnusable(OSError):
     """The spool directory cannot be created, written or locked: one line naming it."""
 
 
