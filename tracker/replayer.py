@@ -88,16 +88,15 @@ class SpoolReplayer:
                 if loop.time() - last_scan >= ORPHAN_SCAN_S:
                     last_scan = loop.time()
                     await self._on_disk(self.spool.adopt_orphans)
-                waiting = await self._on_disk(self.spool.waiting)
+                async with self._lock():  # what waits is read in the round that replays it
+                    waiting = await self._on_disk(self.spool.waiting)
+                    pause = await self.replay_round(waiting) if waiting else 0.0
+                disk.recovered(self.clock())
                 if not waiting:
                     self.spool.database_away = False
                     self.failing = None
-                    disk.recovered(self.clock())
                     await self._pause(stop, ORPHAN_SCAN_S)
                     continue
-                async with self._lock():
-                    pause = await self.replay_round(waiting)
-                disk.recovered(self.clock())
             except Exception as error:
                 pause = disk.failed("reading or marking the spool's files", error, self.clock())
             if pause:
